@@ -1,0 +1,88 @@
+"""Shared options and the one place that turns OrchestratorError into output and an exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import click
+
+from codex_orchestrator import output
+from codex_orchestrator.errors import ExitCode, OrchestratorError
+from codex_orchestrator.paths import Roots
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def repo_option(f: F) -> F:
+    return click.option(
+        "--repo",
+        type=click.Path(file_okay=False, path_type=str),
+        default=None,
+        help="Repository root (default: $CODEX_ORCHESTRATOR_ROOT, else the current folder).",
+    )(f)
+
+
+def format_options(f: F) -> F:
+    f = click.option(
+        "--json", "json_flag", is_flag=True, default=False, help="Same as --format json."
+    )(f)
+    f = click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["text", "json"]),
+        default="text",
+        show_default=True,
+        help="Output format; json prints exactly one JSON document on stdout.",
+    )(f)
+    return f
+
+
+def wants_json(fmt: str, json_flag: bool) -> bool:
+    return json_flag or fmt == "json"
+
+
+@contextlib.contextmanager
+def handle_errors(as_json: bool) -> Iterator[None]:
+    """Render a foreseeable error as one sentence plus a fix, and exit with its code."""
+    try:
+        yield
+    except OrchestratorError as exc:
+        if as_json:
+            output.emit_json({"error": exc.to_dict()})
+        else:
+            output.diag(f"Error: {exc.message}")
+            if exc.hint:
+                output.diag(f"Fix: {exc.hint}")
+        raise SystemExit(int(exc.exit_code)) from None
+    except KeyboardInterrupt:
+        output.diag("Interrupted.")
+        raise SystemExit(130) from None
+
+
+def guarded(f: F) -> F:
+    """Decorator: wrap a command body in handle_errors using its fmt/json_flag arguments."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        as_json = wants_json(kwargs.get("fmt", "text"), kwargs.get("json_flag", False))
+        with handle_errors(as_json):
+            return f(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def roots(repo: str | None) -> Roots:
+    return Roots.resolve(repo)
+
+
+def exit_with(code: int | ExitCode) -> None:
+    if int(code) != 0:
+        raise SystemExit(int(code))
+
+
+def env_task_id() -> str | None:
+    return os.environ.get("MCP_RUNNER_TASK_ID") or None

@@ -1,0 +1,140 @@
+"""runs list / prune / migrate, and metrics summarize."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from codex_orchestrator import housekeeping, output, service
+from codex_orchestrator.cli._common import format_options, guarded, repo_option, roots, wants_json
+from codex_orchestrator.paths import Roots
+
+STATUSES = ["queued", "in_progress", "succeeded", "failed", "cancelled"]
+
+
+@click.group()
+def runs() -> None:
+    """List, prune and migrate runs."""
+
+
+@runs.command("list")
+@click.option("--task", "task_id", default=None, help="Only this task's runs.")
+@click.option("--status", type=click.Choice(STATUSES), default=None, help="Only runs with this status.")
+@click.option("--pipeline", "pipeline_id", default=None, help="Only runs of this pipeline.")
+@click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True)
+@repo_option
+@format_options
+@guarded
+def list_(
+    task_id: str | None, status: str | None, pipeline_id: str | None, limit: int, repo: str | None, fmt: str,
+    json_flag: bool,
+) -> None:
+    """List runs, newest first."""
+    items = service.list_runs(roots(repo), task_id=task_id, status=status, pipeline_id=pipeline_id, limit=limit)
+    if wants_json(fmt, json_flag):
+        output.emit_json({"runs": items})
+        return
+    if not items:
+        output.diag("no runs yet; start one with `codex-orchestrator start`")
+        return
+    rows = [
+        [v["run_id"], str(v["task_id"]), str(v["pipeline_id"]), str(v["status"]) + (" (stale)" if v["stale"] else ""),
+         str(v.get("created_at") or "")]
+        for v in items
+    ]
+    output.emit(output.table(rows, ["RUN", "TASK", "PIPELINE", "STATUS", "CREATED"]))
+
+
+@runs.command()
+@click.option("--task", "task_id", default=None, help="Only this task's runs.")
+@click.option("--keep", "keep_last", type=click.IntRange(0), default=None, help="Keep the newest N runs per task.")
+@click.option("--older-than", "older_than_days", type=click.FloatRange(0), default=None, metavar="DAYS",
+              help="Remove runs older than DAYS.")
+@click.option("--dry-run", is_flag=True, help="Show what would be removed.")
+@repo_option
+@format_options
+@guarded
+def prune(
+    task_id: str | None, keep_last: int | None, older_than_days: float | None, dry_run: bool, repo: str | None,
+    fmt: str, json_flag: bool,
+) -> None:
+    """Delete old runs by count and/or age. A live or unfinished run is never removed.
+
+    With both --keep and --older-than, a run is removed only when it is beyond the newest N and older.
+    """
+    r = roots(repo)
+    if keep_last is None and older_than_days is None:
+        from codex_orchestrator.config import load
+
+        retention = load(r.repo).retention
+        keep_last = retention.get("keep_last")
+        older_than_days = retention.get("max_age_days")
+    result = housekeeping.prune_runs(
+        r, task_id=task_id, keep_last=keep_last, older_than_days=older_than_days, dry_run=dry_run
+    )
+    if wants_json(fmt, json_flag):
+        output.emit_json(result)
+        return
+    verb = "would remove" if dry_run else "removed"
+    for entry in result["removed"]:
+        output.emit(f"{verb} {entry['task_id']}/{entry['run_id']} ({entry['status']})")
+    output.diag(f"{verb} {len(result['removed'])} run(s); kept {result['kept']}")
+
+
+@runs.command()
+@click.option("--dry-run", is_flag=True, help="Show what would move.")
+@repo_option
+@format_options
+@guarded
+def migrate(dry_run: bool, repo: str | None, fmt: str, json_flag: bool) -> None:
+    """Move legacy run folders (.runs/<task>/mcp/<id>, .runs/local-mcp/<id>) to .runs/<task>/cli/<id>,
+    leaving a compatibility symlink at the old path."""
+    result = housekeeping.migrate_runs(roots(repo), dry_run=dry_run)
+    if wants_json(fmt, json_flag):
+        output.emit_json(result)
+        return
+    verb = "would move" if dry_run else "moved"
+    for m in result["migrated"]:
+        output.emit(f"{verb} {m['from']} -> {m['to']}")
+    for m in result["skipped"]:
+        output.diag(f"skipped {m['from']}: {m['skipped']}")
+    output.diag(f"{verb} {len(result['migrated'])} run(s)")
+
+
+@click.group()
+def metrics() -> None:
+    """Run metrics."""
+
+
+@metrics.command()
+@click.option("--task", "task_id", default=None, help="Only this task.")
+@click.option("--from", "sources", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A runs root to merge (repeatable); default: this repo's.")
+@repo_option
+@format_options
+@guarded
+def summarize(task_id: str | None, sources: tuple[Path, ...], repo: str | None, fmt: str, json_flag: bool) -> None:
+    """Success rate, guardrail coverage, mean/p95 durations and reviewer readiness."""
+    if sources:
+        roots_list = [Roots(repo=p.resolve(), runs=p.resolve(), out=p.resolve()) for p in sources]
+    else:
+        roots_list = [roots(repo)]
+    result = housekeeping.summarize_metrics(roots_list, task_id=task_id)
+    if wants_json(fmt, json_flag):
+        output.emit_json(result)
+        return
+    if not result["runs"]:
+        output.emit("no finished runs recorded yet")
+        return
+
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{v * 100:.1f}%"
+
+    output.emit(f"runs                {result['runs']} ({result['succeeded']} succeeded, {result['failed']} failed, "
+                f"{result['cancelled']} cancelled)")
+    output.emit(f"success rate        {pct(result['success_rate'])}")
+    output.emit(f"guardrail coverage  {pct(result['guardrail_coverage'])}")
+    output.emit(f"duration mean/p95   {result['duration_mean_seconds']}s / {result['duration_p95_seconds']}s")
+    output.emit(f"reviewer readiness  {pct(result['reviewer_readiness'])} "
+                f"({'ready' if result['reviewer_ready'] else 'below 95%'})")

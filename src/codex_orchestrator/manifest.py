@@ -1,0 +1,212 @@
+"""The run manifest: build, validate, write atomically, read, and derive the status view.
+
+Manifests are plain dicts shaped by `schemas/manifest.schema.json` (schema_version 1); every write is
+validated first and then made atomic, so a reader never sees a half-written or invalid manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from codex_orchestrator import __version__, schemacheck
+from codex_orchestrator.clock import iso, parse_iso
+from codex_orchestrator.errors import ManifestError
+from codex_orchestrator.fsutil import atomic_write_json
+from codex_orchestrator.model import Pipeline
+
+SCHEMA = "manifest.schema.json"
+SCHEMA_VERSION = 1
+TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+MANIFEST = "manifest.json"
+
+
+def new_manifest(
+    *,
+    task_id: str,
+    run_id: str,
+    pipeline: Pipeline,
+    repo_root: Path,
+    run_dir: Path,
+    now: datetime,
+    token_sha256: str,
+    parent_run_id: str | None = None,
+    target_stage: str | None = None,
+    project: str | None = None,
+    heartbeat_interval: float = 5.0,
+    stale_after: float = 30.0,
+) -> dict[str, Any]:
+    stamp = iso(now)
+    target_index = pipeline.stage_index(target_stage) if target_stage else len(pipeline.stages) - 1
+    commands = []
+    for i, stage in enumerate(pipeline.stages):
+        commands.append(
+            {
+                "index": i + 1,
+                "id": stage.id,
+                "title": stage.title,
+                "command": list(stage.command),
+                "status": "pending" if i <= target_index else "skipped",
+                "exit_code": None,
+                "signal": None,
+                "started_at": None,
+                "completed_at": None,
+                "duration_seconds": None,
+                "log_path": None,
+                "error_file": None,
+                "summary": None if i <= target_index else f"after target stage {target_stage!r}",
+                "allow_failure": stage.allow_failure,
+                "attempts": 0,
+            }
+        )
+    snapshot = pipeline.snapshot()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "codex-orchestrator", "version": __version__, "python": platform.python_version()},
+        "task_id": task_id,
+        "run_id": run_id,
+        "parent_run_id": parent_run_id,
+        "project": project,
+        "pipeline_id": pipeline.id,
+        "pipeline_title": pipeline.title,
+        "pipeline": snapshot,
+        "pipeline_sha256": pipeline.sha256(),
+        "target_stage": target_stage,
+        "status": "queued",
+        "status_detail": None,
+        "created_at": stamp,
+        "started_at": None,
+        "updated_at": stamp,
+        "completed_at": None,
+        "heartbeat_at": None,
+        "heartbeat_interval_seconds": heartbeat_interval,
+        "heartbeat_stale_after_seconds": stale_after,
+        "runner": {"pid": None, "pgid": None, "host": socket.gethostname(), "stage_pgid": None},
+        "repo_root": str(repo_root),
+        "run_dir": str(run_dir),
+        "commands": commands,
+        "resume_token_sha256": token_sha256,
+        "resume_events": [],
+        "guardrail_status": guardrail_status(pipeline, commands, final=False),
+        "summary": None,
+        "exit_code": None,
+    }
+
+
+def guardrail_status(pipeline: Pipeline, commands: list[dict[str, Any]], *, final: bool) -> dict[str, Any]:
+    guarded = [s.id for s in pipeline.stages if s.guardrail]
+    by_id = {c["id"]: c for c in commands}
+    succeeded = [sid for sid in guarded if by_id.get(sid, {}).get("status") == "succeeded"]
+    failed = [sid for sid in guarded if by_id.get(sid, {}).get("status") in ("failed", "cancelled")]
+    if not guarded:
+        status = "missing" if pipeline.guardrails_required else "not_required"
+    elif failed:
+        status = "failed"
+    elif len(succeeded) == len(guarded):
+        status = "passed"
+    else:
+        status = "failed" if final and pipeline.guardrails_required else "pending"
+        if final and not pipeline.guardrails_required:
+            status = "not_required" if not succeeded else "pending"
+    return {
+        "required": pipeline.guardrails_required,
+        "status": status,
+        "guardrail_stages": guarded,
+        "succeeded": succeeded,
+    }
+
+
+def validate(manifest: dict[str, Any]) -> list[schemacheck.Violation]:
+    return schemacheck.validate(manifest, SCHEMA)
+
+
+def write(path: Path, manifest: dict[str, Any]) -> None:
+    """Validate, then write atomically. An invalid manifest is a bug: it is never written."""
+    errors = validate(manifest)
+    if errors:
+        raise ManifestError(f"refusing to write an invalid manifest: {errors[0]}")
+    atomic_write_json(path, manifest)
+
+
+def read(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise ManifestError(f"manifest {path} is missing", hint="the run folder is incomplete; start a new run") from None
+    except (OSError, ValueError) as exc:
+        raise ManifestError(f"manifest {path} cannot be read: {exc}", hint="start a new run") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"manifest {path} is not a JSON object")
+    return data
+
+
+def heartbeat_age(manifest: dict[str, Any], now: datetime) -> float | None:
+    stamp = manifest.get("heartbeat_at") or manifest.get("updated_at")
+    if not stamp:
+        return None
+    try:
+        return max(0.0, (now - parse_iso(stamp)).total_seconds())
+    except ValueError:
+        return None
+
+
+def is_stale(manifest: dict[str, Any], now: datetime) -> bool:
+    """A non-terminal run whose heartbeat is older than its stale threshold."""
+    if manifest.get("status") in TERMINAL:
+        return False
+    age = heartbeat_age(manifest, now)
+    limit = float(manifest.get("heartbeat_stale_after_seconds") or 30.0)
+    return age is not None and age > limit
+
+
+def status_view(manifest: dict[str, Any], manifest_path: Path, now: datetime) -> dict[str, Any]:
+    """The JSON contract of `status` (SPEC §3), derived from a manifest."""
+    age = heartbeat_age(manifest, now)
+    return {
+        "run_id": manifest.get("run_id"),
+        "task_id": manifest.get("task_id"),
+        "pipeline_id": manifest.get("pipeline_id"),
+        "pipeline_title": manifest.get("pipeline_title"),
+        "status": manifest.get("status"),
+        "status_detail": manifest.get("status_detail"),
+        "summary": manifest.get("summary"),
+        "stale": is_stale(manifest, now),
+        "heartbeat_at": manifest.get("heartbeat_at"),
+        "heartbeat_age_seconds": round(age, 3) if age is not None else None,
+        "created_at": manifest.get("created_at"),
+        "started_at": manifest.get("started_at"),
+        "completed_at": manifest.get("completed_at"),
+        "parent_run_id": manifest.get("parent_run_id"),
+        "guardrail_status": (manifest.get("guardrail_status") or {}).get("status"),
+        "manifest": str(manifest_path),
+        "run_dir": str(manifest_path.parent),
+        "commands": [
+            {
+                "id": c.get("id"),
+                "title": c.get("title"),
+                "status": c.get("status"),
+                "exit_code": c.get("exit_code"),
+                "signal": c.get("signal"),
+                "duration_seconds": c.get("duration_seconds"),
+                "log_path": c.get("log_path"),
+                "error_file": c.get("error_file"),
+                "summary": c.get("summary"),
+            }
+            for c in manifest.get("commands", [])
+        ],
+    }
+
+
+def tool_info() -> dict[str, Any]:
+    return {"name": "codex-orchestrator", "version": __version__, "python": platform.python_version()}
+
+
+def host_facts() -> dict[str, Any]:
+    return {"pid": os.getpid(), "pgid": os.getpgid(0), "host": socket.gethostname(), "python": sys.executable}

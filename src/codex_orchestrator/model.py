@@ -1,0 +1,129 @@
+"""Pipelines and stages as resolved, frozen data (no I/O)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+GUARDRAIL_STAGE_IDS = frozenset({"lint", "test", "tests", "typecheck", "spec-guard", "spec_guard", "review"})
+SELF = "@self"  # argv[0] placeholder: this same codex-orchestrator
+
+
+@dataclass(frozen=True)
+class Stage:
+    id: str
+    title: str
+    command: tuple[str, ...]  # argv, or a single shell command line when shell is True
+    shell: bool = False
+    cwd: str = "."  # relative to the repository (or project) root, posix separators
+    env: tuple[tuple[str, str], ...] = ()
+    timeout_seconds: float | None = None
+    allow_failure: bool = False
+    guardrail: bool = False
+    source: str = "config"
+
+    def display(self) -> str:
+        if self.shell:
+            return self.command[0]
+        return " ".join(_quote(a) for a in self.command)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "command": list(self.command),
+            "shell": self.shell,
+            "cwd": self.cwd,
+            "env": dict(self.env),
+            "timeout_seconds": self.timeout_seconds,
+            "allow_failure": self.allow_failure,
+            "guardrail": self.guardrail,
+            "source": self.source,
+        }
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> Stage:
+        return cls(
+            id=data["id"],
+            title=data.get("title", data["id"]),
+            command=tuple(data["command"]),
+            shell=bool(data.get("shell", False)),
+            cwd=data.get("cwd", "."),
+            env=tuple(sorted(data.get("env", {}).items())),
+            timeout_seconds=data.get("timeout_seconds"),
+            allow_failure=bool(data.get("allow_failure", False)),
+            guardrail=bool(data.get("guardrail", False)),
+            source=data.get("source", "config"),
+        )
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    id: str
+    title: str
+    stages: tuple[Stage, ...]
+    guardrails_required: bool = False
+    source: str = "config"
+    description: str = ""
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "guardrails_required": self.guardrails_required,
+            "source": self.source,
+            "stages": [s.snapshot() for s in self.stages],
+        }
+
+    def sha256(self) -> str:
+        return snapshot_sha256(self.snapshot())
+
+    @classmethod
+    def from_snapshot(cls, data: dict[str, Any]) -> Pipeline:
+        return cls(
+            id=data["id"],
+            title=data.get("title", data["id"]),
+            stages=tuple(Stage.from_snapshot(s) for s in data["stages"]),
+            guardrails_required=bool(data.get("guardrails_required", False)),
+            source=data.get("source", "config"),
+        )
+
+    def stage_index(self, stage_id: str) -> int:
+        for i, stage in enumerate(self.stages):
+            if stage.id == stage_id:
+                return i
+        raise KeyError(stage_id)
+
+
+def snapshot_sha256(snapshot: dict[str, Any]) -> str:
+    canonical = json.dumps(snapshot, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+@dataclass
+class PipelineSet:
+    """All pipelines available in a repository: built-ins merged under repo configuration."""
+
+    pipelines: dict[str, Pipeline] = field(default_factory=dict)
+    default_pipeline: str = "diagnostics"
+    adapters: tuple[str, ...] = ()
+
+    def get(self, pipeline_id: str) -> Pipeline:
+        from codex_orchestrator.errors import PipelineNotFoundError
+
+        try:
+            return self.pipelines[pipeline_id]
+        except KeyError:
+            available = ", ".join(sorted(self.pipelines)) or "none"
+            raise PipelineNotFoundError(
+                f"unknown pipeline {pipeline_id!r}; available: {available}",
+                hint="pick one of the listed pipelines, or define it in codex.orchestrator.json",
+            ) from None

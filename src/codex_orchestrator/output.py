@@ -1,0 +1,48 @@
+"""The only module that prints. Data goes to stdout, diagnostics to stderr.
+
+Under `--format json` exactly one JSON document is written to stdout. Nothing here is used on the
+MCP path, where stdout belongs to the protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def dumps(data: Any, *, indent: int | None = 2) -> str:
+    return json.dumps(data, indent=indent, sort_keys=False, ensure_ascii=False)
+
+
+def emit_json(data: Any) -> None:
+    """Write one JSON document to stdout."""
+    sys.stdout.write(dumps(data) + "\n")
+    sys.stdout.flush()
+
+
+def emit(text: str = "") -> None:
+    """Write a line of data to stdout."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def diag(text: str) -> None:
+    """Write a diagnostic line to stderr."""
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def table(rows: list[list[str]], headers: list[str]) -> str:
+    """Render a plain, left-aligned text table."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = ["  ".join(h.ljust(widths[i]) for i, h in enumerate(headers)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip())
+    return "\n".join(lines)

@@ -1,0 +1,85 @@
+"""The only caller of subprocess for stages: argv/shell policy, cwd, env, own process group, output
+streamed straight to a log file (never through our memory, never to our stdout)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Protocol
+
+
+class StageProcess(Protocol):
+    pid: int
+    pgid: int
+
+    def wait(self, timeout: float | None) -> int | None:
+        """The return code (negative: killed by that signal), or None if still running after `timeout`."""
+        ...
+
+    def signal_group(self, sig: int) -> None: ...
+
+
+class ProcessRunner(Protocol):
+    def start(self, argv: list[str], *, cwd: Path, env: dict[str, str], log_path: Path) -> StageProcess: ...
+
+
+class PosixStageProcess:
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self.pid = proc.pid
+        self.pgid = proc.pid  # start_new_session: the child leads its own group
+
+    def wait(self, timeout: float | None) -> int | None:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def signal_group(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pgid, sig)
+
+
+class PosixProcessRunner:
+    """Runs a stage in a new session (its own process group) with stdin closed and output to a file."""
+
+    def start(self, argv: list[str], *, cwd: Path, env: dict[str, str], log_path: Path) -> StageProcess:
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        return PosixStageProcess(proc)
+
+
+def signal_name(returncode: int | None) -> str | None:
+    if returncode is None or returncode >= 0:
+        return None
+    try:
+        return signal.Signals(-returncode).name
+    except ValueError:
+        return f"SIG{-returncode}"
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

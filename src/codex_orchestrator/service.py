@@ -1,0 +1,598 @@
+"""The core operations behind the CLI and the MCP server: one function per operation, returning
+plain data (the JSON contract of SPEC §3). Neither renderer holds business logic."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codex_orchestrator import config as cfg
+from codex_orchestrator import manifest as mf
+from codex_orchestrator.clock import SYSTEM_CLOCK, Clock, iso
+from codex_orchestrator.errors import (
+    OrchestratorError,
+    RunStateError,
+    StorageError,
+    TokenError,
+    UsageError,
+)
+from codex_orchestrator.fsutil import FileLock, atomic_write_bytes, is_locked
+from codex_orchestrator.model import Pipeline
+from codex_orchestrator.paths import DEFAULT_TASK_ID, Roots, new_run_id, validate_id, validate_run_id
+from codex_orchestrator.process import ProcessRunner, group_alive, kill_group
+from codex_orchestrator.runner import Reporter, RunEngine, read_tail, stage_file_stem
+from codex_orchestrator.runtime import self_command
+
+LOCK_FILE = ".lock"
+TOKEN_FILE = ".resume-token"
+
+
+@dataclass
+class Resolved:
+    config: cfg.RepoConfig
+    stage_root: Path
+    task_id: str
+    project: str | None
+    pipeline: Pipeline
+
+
+def resolve(
+    roots: Roots,
+    pipeline_id: str | None = None,
+    *,
+    task_id: str | None = None,
+    project: str | None = None,
+) -> Resolved:
+    """Load configuration (of the project folder when `project` is given) and pick the pipeline."""
+    repo_config = cfg.load(roots.repo)
+    stage_root = roots.repo
+    config = repo_config
+    project_task = None
+    project_default = None
+    if project is not None:
+        stage_root, proj = cfg.project_root(roots.repo, repo_config, project)
+        config = cfg.load(stage_root) if stage_root != roots.repo else repo_config
+        project_task, project_default = proj.task_id, proj.default_pipeline
+    chosen = pipeline_id or project_default or config.pipelines.default_pipeline
+    pipeline = config.pipelines.get(chosen)
+    task = validate_id("task", task_id or project_task or os.environ.get("MCP_RUNNER_TASK_ID") or DEFAULT_TASK_ID)
+    return Resolved(repo_config, stage_root, task, project, pipeline)
+
+
+def list_pipelines(roots: Roots, project: str | None = None) -> dict[str, Any]:
+    res = resolve(roots, project=project)
+    config = cfg.load(res.stage_root) if project else res.config
+    return {
+        "repo": str(roots.repo),
+        "config": str(config.path) if config.path else None,
+        "default_pipeline": config.pipelines.default_pipeline,
+        "adapters": list(config.pipelines.adapters),
+        "pipelines": [
+            {
+                "id": p.id,
+                "title": p.title,
+                "source": p.source,
+                "stages": [s.id for s in p.stages],
+                "guardrails_required": p.guardrails_required,
+            }
+            for p in sorted(config.pipelines.pipelines.values(), key=lambda p: p.id)
+        ],
+    }
+
+
+def plan(
+    roots: Roots, pipeline_id: str | None = None, *, project: str | None = None, target_stage: str | None = None
+) -> dict[str, Any]:
+    res = resolve(roots, pipeline_id, project=project)
+    p = res.pipeline
+    last = _target_index(p, target_stage)
+    return {
+        "pipeline_id": p.id,
+        "title": p.title,
+        "source": p.source,
+        "task_id": res.task_id,
+        "stage_root": str(res.stage_root),
+        "guardrails_required": p.guardrails_required,
+        "stages": [
+            {
+                **s.snapshot(),
+                "display": s.display(),
+                "will_run": i <= last,
+            }
+            for i, s in enumerate(p.stages)
+        ],
+    }
+
+
+def _target_index(pipeline: Pipeline, target_stage: str | None) -> int:
+    if target_stage is None:
+        return len(pipeline.stages) - 1
+    try:
+        return pipeline.stage_index(target_stage)
+    except KeyError:
+        known = ", ".join(s.id for s in pipeline.stages)
+        raise UsageError(
+            f"pipeline {pipeline.id!r} has no stage {target_stage!r}; stages: {known}",
+            hint="pass one of the listed stage ids to --target",
+        ) from None
+
+
+def _make_run_dir(roots: Roots, task_id: str, clock: Clock) -> tuple[str, Path]:
+    for _ in range(10):
+        run_id = new_run_id(clock.now())
+        run_dir = roots.run_dir(task_id, run_id)
+        try:
+            run_dir.parent.mkdir(parents=True, exist_ok=True)
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create a run folder under {roots.runs}: {exc.strerror}",
+                hint="make the runs root writable or set CODEX_ORCHESTRATOR_RUNS_DIR to a writable folder",
+            ) from None
+        return run_id, run_dir
+    raise StorageError("could not allocate a unique run id", hint="try again")
+
+
+def create_run(
+    roots: Roots,
+    pipeline_id: str | None = None,
+    *,
+    task_id: str | None = None,
+    target_stage: str | None = None,
+    parent_run_id: str | None = None,
+    project: str | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> tuple[Path, dict[str, Any], cfg.RepoConfig]:
+    """Resolve the pipeline and write a queued run: folder, resume token, first manifest."""
+    res = resolve(roots, pipeline_id, task_id=task_id, project=project)
+    _target_index(res.pipeline, target_stage)
+    if parent_run_id is not None:
+        validate_run_id(parent_run_id)
+    run_id, run_dir = _make_run_dir(roots, res.task_id, clock)
+    token = secrets.token_urlsafe(32)
+    atomic_write_bytes(run_dir / TOKEN_FILE, (token + "\n").encode(), mode=0o600)
+    (run_dir / "commands").mkdir()
+    (run_dir / "errors").mkdir()
+    manifest = mf.new_manifest(
+        task_id=res.task_id,
+        run_id=run_id,
+        pipeline=res.pipeline,
+        repo_root=roots.repo,
+        run_dir=run_dir,
+        now=clock.now(),
+        token_sha256=hashlib.sha256(token.encode()).hexdigest(),
+        parent_run_id=parent_run_id,
+        target_stage=target_stage,
+        project=project,
+        heartbeat_interval=res.config.heartbeat_interval_seconds,
+        stale_after=res.config.heartbeat_stale_after_seconds,
+    )
+    manifest["stage_root"] = str(res.stage_root)
+    mf.write(run_dir / mf.MANIFEST, manifest)
+    return run_dir, manifest, res.config
+
+
+def _engine(
+    roots: Roots,
+    run_dir: Path,
+    manifest: dict[str, Any],
+    *,
+    clock: Clock,
+    process_runner: ProcessRunner | None,
+    reporter: Reporter | None,
+    kill_grace: float,
+    mode: str,
+) -> RunEngine:
+    return RunEngine(
+        run_dir,
+        manifest,
+        runs_root=roots.runs,
+        out_root=roots.out,
+        clock=clock,
+        process_runner=process_runner,
+        reporter=reporter,
+        kill_grace_seconds=kill_grace,
+        mode=mode,
+    )
+
+
+def _hold_lock(run_dir: Path) -> FileLock:
+    lock = FileLock(run_dir / LOCK_FILE)
+    if not lock.try_acquire():
+        raise RunStateError(
+            f"run {run_dir.name} is being driven by another process",
+            hint=f"wait for it (`codex-orchestrator status --run {run_dir.name} --watch`) or cancel it",
+        )
+    return lock
+
+
+def _spawn_driver(run_dir: Path, lock: FileLock, roots: Roots) -> int:
+    """Start a detached driver that inherits the run lock; it lives in its own session."""
+    assert lock.fd is not None
+    argv = [*self_command(), "_drive", "--run-dir", str(run_dir), "--lock-fd", str(lock.fd)]
+    env = dict(os.environ)
+    env["CODEX_ORCHESTRATOR_RUNS_DIR"] = str(roots.runs)
+    env["CODEX_ORCHESTRATOR_OUT_DIR"] = str(roots.out)
+    with open(run_dir / "runner.log", "ab") as log:
+        proc = subprocess.Popen(
+            argv,
+            cwd=str(roots.repo),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            pass_fds=(lock.fd,),
+            close_fds=True,
+        )
+    lock.release_keep_inherited()
+    return proc.pid
+
+
+def start_run(
+    roots: Roots,
+    pipeline_id: str | None = None,
+    *,
+    task_id: str | None = None,
+    target_stage: str | None = None,
+    parent_run_id: str | None = None,
+    project: str | None = None,
+    detach: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
+    process_runner: ProcessRunner | None = None,
+    reporter: Reporter | None = None,
+    on_engine: Callable[[RunEngine], None] | None = None,
+) -> dict[str, Any]:
+    """Create a run and drive it (foreground) or hand it to a detached driver. Returns the status view."""
+    run_dir, manifest, config = create_run(
+        roots,
+        pipeline_id,
+        task_id=task_id,
+        target_stage=target_stage,
+        parent_run_id=parent_run_id,
+        project=project,
+        clock=clock,
+    )
+    lock = _hold_lock(run_dir)
+    if detach:
+        pid = _spawn_driver(run_dir, lock, roots)
+        view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
+        view["driver_pid"] = pid
+        return view
+    try:
+        engine = _engine(
+            roots,
+            run_dir,
+            manifest,
+            clock=clock,
+            process_runner=process_runner,
+            reporter=reporter,
+            kill_grace=config.kill_grace_seconds,
+            mode="foreground",
+        )
+        if reporter is not None:
+            reporter(f"run {manifest['run_id']} ({manifest['pipeline_id']}): {run_dir / mf.MANIFEST}")
+        if on_engine is not None:
+            on_engine(engine)
+        final = engine.run()
+    finally:
+        lock.release()
+    return mf.status_view(final, run_dir / mf.MANIFEST, clock.now())
+
+
+def drive(run_dir: Path, lock_fd: int, *, clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
+    """Body of the detached driver process (`_drive`)."""
+    lock = FileLock(run_dir / LOCK_FILE)
+    lock.fd = lock_fd
+    try:
+        manifest = mf.read(run_dir / mf.MANIFEST)
+        roots = Roots.resolve(manifest["repo_root"])
+        config = cfg.load(Path(manifest["repo_root"])) if Path(manifest["repo_root"]).is_dir() else None
+        grace = config.kill_grace_seconds if config else cfg.DEFAULT_KILL_GRACE
+        engine = _engine(
+            roots, run_dir, manifest, clock=clock, process_runner=None, reporter=None, kill_grace=grace, mode="detached"
+        )
+        engine.install_signal_handlers()
+        return engine.run()
+    finally:
+        lock.release()
+
+
+def _load_run(roots: Roots, run_id: str) -> tuple[Path, dict[str, Any]]:
+    run_dir = roots.find_run(run_id)
+    return run_dir, mf.read(run_dir / mf.MANIFEST)
+
+
+def get_status(roots: Roots, run_id: str, *, clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
+    run_dir, manifest = _load_run(roots, run_id)
+    view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
+    view["alive"] = is_locked(run_dir / LOCK_FILE)
+    return view
+
+
+def wait_for_run(
+    roots: Roots,
+    run_id: str,
+    *,
+    timeout_seconds: float = 25.0,
+    poll_seconds: float = 0.2,
+    clock: Clock = SYSTEM_CLOCK,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Wait until the run is terminal or `timeout_seconds` pass; says which (`timed_out`)."""
+    run_dir = roots.find_run(run_id)
+    deadline = clock.monotonic() + max(0.0, timeout_seconds)
+    while True:
+        manifest = mf.read(run_dir / mf.MANIFEST)
+        terminal = manifest.get("status") in mf.TERMINAL
+        if terminal or clock.monotonic() >= deadline:
+            view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
+            view["terminal"] = terminal
+            view["timed_out"] = not terminal
+            return view
+        sleep(min(poll_seconds, max(0.0, deadline - clock.monotonic())))
+
+
+def list_runs(
+    roots: Roots,
+    *,
+    task_id: str | None = None,
+    status: str | None = None,
+    pipeline_id: str | None = None,
+    limit: int | None = 20,
+    clock: Clock = SYSTEM_CLOCK,
+) -> list[dict[str, Any]]:
+    """Status views, newest first; reads only as many manifests as the filters need."""
+    if task_id is not None:
+        validate_id("task", task_id)
+    now = clock.now()
+    found = []
+    for _run_id, run_dir in roots.iter_run_dirs(task_id):
+        try:
+            manifest = mf.read(run_dir / mf.MANIFEST)
+        except OrchestratorError:
+            continue
+        if status and manifest.get("status") != status:
+            continue
+        if pipeline_id and manifest.get("pipeline_id") != pipeline_id:
+            continue
+        found.append(mf.status_view(manifest, run_dir / mf.MANIFEST, now))
+        if limit is not None and len(found) >= limit:
+            break
+    return found
+
+
+def read_log(roots: Roots, run_id: str, stage: str, *, max_bytes: int = 16384) -> dict[str, Any]:
+    """The tail of one stage's output (bounded)."""
+    validate_id("stage", stage)
+    if max_bytes <= 0 or max_bytes > 1_048_576:
+        raise UsageError("max_bytes must be between 1 and 1048576", hint="ask for a smaller tail")
+    run_dir, manifest = _load_run(roots, run_id)
+    for cmd in manifest.get("commands", []):
+        if cmd.get("id") == stage:
+            path = run_dir / "commands" / f"{stage_file_stem(int(cmd['index']), stage)}.log"
+            path = roots.contain(path) if path.exists() else path
+            text, truncated = read_tail(path, max_bytes)
+            return {
+                "run_id": run_id,
+                "stage": stage,
+                "status": cmd.get("status"),
+                "log_path": str(path),
+                "exists": path.exists(),
+                "truncated": truncated,
+                "size_bytes": path.stat().st_size if path.exists() else 0,
+                "text": text,
+            }
+    known = ", ".join(c.get("id", "?") for c in manifest.get("commands", []))
+    raise UsageError(f"run {run_id!r} has no stage {stage!r}; stages: {known}", hint="pass one of the listed stages")
+
+
+def check_token(run_dir: Path, manifest: dict[str, Any], token: str) -> None:
+    digest = hashlib.sha256(token.strip().encode()).hexdigest()
+    if not hmac.compare_digest(digest, str(manifest.get("resume_token_sha256", ""))):
+        raise TokenError(
+            f"the resume token does not match run {manifest.get('run_id')}",
+            hint=f"use the token in {run_dir / TOKEN_FILE}, or resume without --token",
+        )
+
+
+def prepare_resume(
+    roots: Roots, run_id: str, *, token: str | None = None, clock: Clock = SYSTEM_CLOCK
+) -> tuple[Path, dict[str, Any], FileLock, cfg.RepoConfig | None]:
+    """Check and claim a run for resumption; resets unfinished stages and records a resume event."""
+    run_dir, manifest = _load_run(roots, run_id)
+    status = manifest.get("status")
+    if status == "succeeded":
+        raise RunStateError(f"run {run_id} already succeeded; there is nothing to resume", hint="start a new run")
+    lock = FileLock(run_dir / LOCK_FILE)
+    if not lock.try_acquire():
+        raise RunStateError(
+            f"run {run_id} is still alive (its runner holds the lock); a live run is never resumed",
+            hint=f"wait for it, or `codex-orchestrator cancel --run {run_id}` first",
+        )
+    try:
+        manifest = mf.read(run_dir / mf.MANIFEST)  # re-read under the lock
+        if token is not None:
+            check_token(run_dir, manifest, token)
+        now = clock.now()
+        stale = mf.is_stale(manifest, now)
+        config: cfg.RepoConfig | None = None
+        changed = False
+        try:
+            config = cfg.load(Path(manifest.get("stage_root") or manifest["repo_root"]))
+            current = config.pipelines.pipelines.get(manifest["pipeline_id"])
+            changed = current is None or current.sha256() != manifest["pipeline_sha256"]
+        except OrchestratorError:
+            changed = True
+        skipped, rerun = [], []
+        for cmd in manifest["commands"]:
+            if cmd["status"] in ("succeeded", "skipped"):
+                skipped.append(cmd["id"])
+            else:
+                rerun.append(cmd["id"])
+                cmd.update(status="pending", summary=None)
+        manifest["resume_events"].append(
+            {
+                "at": iso(now),
+                "from_status": status,
+                "stale": stale,
+                "skipped": skipped,
+                "rerun": rerun,
+                "config_changed": changed,
+                "token_checked": token is not None,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+            }
+        )
+        manifest["status"] = "queued"
+        manifest["completed_at"] = None
+        manifest["exit_code"] = None
+        manifest["status_detail"] = (
+            "resumed; the configuration changed since this run started: the run's own snapshot is used"
+            if changed
+            else "resumed"
+        )
+        manifest["updated_at"] = iso(now)
+        mf.write(run_dir / mf.MANIFEST, manifest)
+    except BaseException:
+        lock.release()
+        raise
+    return run_dir, manifest, lock, config
+
+
+def resume_run(
+    roots: Roots,
+    run_id: str,
+    *,
+    token: str | None = None,
+    detach: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
+    process_runner: ProcessRunner | None = None,
+    reporter: Reporter | None = None,
+    on_engine: Callable[[RunEngine], None] | None = None,
+) -> dict[str, Any]:
+    run_dir, manifest, lock, config = prepare_resume(roots, run_id, token=token, clock=clock)
+    event = manifest["resume_events"][-1]
+    if detach:
+        pid = _spawn_driver(run_dir, lock, roots)
+        view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
+        view.update(driver_pid=pid, resume_event=event)
+        return view
+    try:
+        if reporter is not None:
+            reporter(f"resuming run {run_id}: skipping {', '.join(event['skipped']) or 'nothing'}")
+            if event["config_changed"]:
+                reporter("note: the configuration changed since this run started; using the run's snapshot")
+        engine = _engine(
+            roots,
+            run_dir,
+            manifest,
+            clock=clock,
+            process_runner=process_runner,
+            reporter=reporter,
+            kill_grace=config.kill_grace_seconds if config else cfg.DEFAULT_KILL_GRACE,
+            mode="foreground",
+        )
+        if on_engine is not None:
+            on_engine(engine)
+        final = engine.run()
+    finally:
+        lock.release()
+    view = mf.status_view(final, run_dir / mf.MANIFEST, clock.now())
+    view["resume_event"] = event
+    return view
+
+
+def cancel_run(
+    roots: Roots,
+    run_id: str,
+    *,
+    grace_seconds: float = 5.0,
+    clock: Clock = SYSTEM_CLOCK,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Stop a live run: SIGTERM its runner (which stops its stage group), SIGKILL after the grace."""
+    run_dir, manifest = _load_run(roots, run_id)
+    if manifest.get("status") in mf.TERMINAL:
+        view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
+        view["already_terminal"] = True
+        return view
+    runner = manifest.get("runner") or {}
+    if runner.get("host") not in (None, socket.gethostname()):
+        raise RunStateError(
+            f"run {run_id} runs on host {runner.get('host')!r}, not this one", hint="cancel it on that host"
+        )
+    lock_path = run_dir / LOCK_FILE
+    pid = runner.get("pid")
+    if is_locked(lock_path) and isinstance(pid, int) and pid > 0:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        deadline = clock.monotonic() + grace_seconds
+        while is_locked(lock_path) and clock.monotonic() < deadline:
+            sleep(0.05)
+        if is_locked(lock_path):  # the runner did not stop in time: kill it and its stage
+            if runner.get("mode") == "detached" and runner.get("pgid") == pid:
+                kill_group(pid)
+            else:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            stage_pgid = mf.read(run_dir / mf.MANIFEST).get("runner", {}).get("stage_pgid")
+            if isinstance(stage_pgid, int):
+                kill_group(stage_pgid)
+            deadline = clock.monotonic() + 5.0
+            while is_locked(lock_path) and clock.monotonic() < deadline:
+                sleep(0.05)
+    manifest = mf.read(run_dir / mf.MANIFEST)
+    if manifest.get("status") not in mf.TERMINAL:
+        # The runner is gone without finishing (killed, crashed, or never started): record it ourselves.
+        lock = FileLock(lock_path)
+        if not lock.try_acquire():
+            raise RunStateError(f"run {run_id} did not stop", hint="try `cancel` again")
+        try:
+            manifest = mf.read(run_dir / mf.MANIFEST)
+            stage_pgid = (manifest.get("runner") or {}).get("stage_pgid")
+            if isinstance(stage_pgid, int) and group_alive(stage_pgid):
+                kill_group(stage_pgid)
+            _mark_cancelled(manifest, clock, "cancelled by `cancel` (the runner was not running)")
+            mf.write(run_dir / mf.MANIFEST, manifest)
+        finally:
+            lock.release()
+    view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
+    view["already_terminal"] = False
+    return view
+
+
+def _mark_cancelled(manifest: dict[str, Any], clock: Clock, detail: str) -> None:
+    now = iso(clock.now())
+    for cmd in manifest["commands"]:
+        if cmd["status"] == "running":
+            cmd["status"] = "cancelled"
+            cmd["completed_at"] = now
+    pipeline = Pipeline.from_snapshot(manifest["pipeline"])
+    manifest.update(
+        status="cancelled",
+        status_detail=detail,
+        completed_at=now,
+        updated_at=now,
+        exit_code=1,
+        summary=f"cancelled: {detail}",
+        guardrail_status=mf.guardrail_status(pipeline, manifest["commands"], final=True),
+    )
+    manifest["runner"]["stage_pgid"] = None
+

@@ -45,21 +45,39 @@ def _python_stages(root: Path) -> list[Stage]:
             "python",
             "build",
             "Byte-compile the sources",
-            ["python3", "-m", "compileall", "-q", "-x", r"(^|/)(\.[^/]+|node_modules|build|dist)(/|$)", target],
+            [
+                "python3",
+                "-m",
+                "compileall",
+                "-q",
+                "-x",
+                r"(^|/)(\.[^/]+|node_modules|build|dist)(/|$)",
+                target,
+            ],
         )
     ]
     if "ruff" in tool or (root / "ruff.toml").exists() or (root / ".ruff.toml").exists():
         stages.append(_stage("python", "lint", "Lint with ruff", ["ruff", "check", "."], guardrail=True))
     elif (root / ".flake8").exists():
-        stages.append(_stage("python", "lint", "Lint with flake8", ["python3", "-m", "flake8"], guardrail=True))
+        stages.append(
+            _stage("python", "lint", "Lint with flake8", ["python3", "-m", "flake8"], guardrail=True)
+        )
     has_pytest = "pytest" in tool or any(
         (root / name).exists() for name in ("pytest.ini", "conftest.py", "tests/conftest.py")
     )
     if has_pytest:
-        stages.append(_stage("python", "test", "Run the tests (pytest)", ["python3", "-m", "pytest", "-q"], True))
+        stages.append(
+            _stage("python", "test", "Run the tests (pytest)", ["python3", "-m", "pytest", "-q"], True)
+        )
     elif (root / "tests").is_dir() or (root / "test").is_dir():
         stages.append(
-            _stage("python", "test", "Run the tests (unittest)", ["python3", "-m", "unittest", "discover", "-q"], True)
+            _stage(
+                "python",
+                "test",
+                "Run the tests (unittest)",
+                ["python3", "-m", "unittest", "discover", "-q"],
+                True,
+            )
         )
     return stages
 
@@ -94,7 +112,13 @@ def _go_stages(root: Path) -> list[Stage]:
 def _rust_stages(root: Path) -> list[Stage]:
     return [
         _stage("rust", "build", "cargo build", ["cargo", "build", "--quiet"]),
-        _stage("rust", "lint", "cargo clippy", ["cargo", "clippy", "--quiet", "--", "-D", "warnings"], guardrail=True),
+        _stage(
+            "rust",
+            "lint",
+            "cargo clippy",
+            ["cargo", "clippy", "--quiet", "--", "-D", "warnings"],
+            guardrail=True,
+        ),
         _stage("rust", "test", "cargo test", ["cargo", "test", "--quiet"], guardrail=True),
     ]
 

@@ -111,7 +111,9 @@ def _pipelines(config_path: Path, raw: dict[str, Any]) -> list[Pipeline]:
                 name = item["stage_set"]
                 if name not in stage_sets:
                     known = ", ".join(sorted(stage_sets)) or "none"
-                    raise _fail(config_path, f"{s_where}.stage_set: unknown stage set {name!r} (defined: {known})")
+                    raise _fail(
+                        config_path, f"{s_where}.stage_set: unknown stage set {name!r} (defined: {known})"
+                    )
                 for k, sub in enumerate(stage_sets[name]):
                     stages.append(_stage(config_path, f"$.stage_sets.{name}[{k}]", sub))
             else:
@@ -149,8 +151,12 @@ def load(root: Path) -> RepoConfig:
             f"$.default_pipeline: unknown pipeline {default!r} (available: {', '.join(sorted(pipelines))})",
         )
     projects = {
-        name: Project(name, _check_cwd(path, f"$.projects.{name}.path", spec["path"]), spec.get("task_id"),
-                      spec.get("default_pipeline"))
+        name: Project(
+            name,
+            _check_cwd(path, f"$.projects.{name}.path", spec["path"]),
+            spec.get("task_id"),
+            spec.get("default_pipeline"),
+        )
         for name, spec in raw.get("projects", {}).items()
     }
     return RepoConfig(
@@ -173,11 +179,16 @@ def project_root(repo: Path, config: RepoConfig, name: str) -> tuple[Path, Proje
     except KeyError:
         known = ", ".join(sorted(config.projects)) or "none"
         raise ConfigError(
-            f"unknown project {name!r}; defined: {known}", hint=f"declare it under \"projects\" in {CONFIG_FILE}"
+            f"unknown project {name!r}; defined: {known}",
+            hint=f'declare it under "projects" in {CONFIG_FILE}',
         ) from None
     folder = (repo / project.path).resolve()
     if folder != repo and repo not in folder.parents:
-        raise ConfigError(f"project {name!r} path {project.path!r} leaves the repository", hint="fix its path")
+        raise ConfigError(
+            f"project {name!r} path {project.path!r} leaves the repository", hint="fix its path"
+        )
     if not folder.is_dir():
-        raise ConfigError(f"project {name!r} folder {project.path!r} does not exist", hint="create it or fix its path")
+        raise ConfigError(
+            f"project {name!r} folder {project.path!r} does not exist", hint="create it or fix its path"
+        )
     return folder, project

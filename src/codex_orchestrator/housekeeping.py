@@ -31,7 +31,7 @@ def prune_runs(
     """Delete old runs by count (per task) and/or age; never a live or unfinished-and-fresh run."""
     if keep_last is None and older_than_days is None:
         raise UsageError("say what to prune", hint="pass --keep N and/or --older-than DAYS")
-    if keep_last is not None and keep_last < 0 or older_than_days is not None and older_than_days < 0:
+    if (keep_last is not None and keep_last < 0) or (older_than_days is not None and older_than_days < 0):
         raise UsageError("--keep and --older-than take non-negative numbers")
     now = clock.now()
     cutoff = now - timedelta(days=older_than_days) if older_than_days is not None else None
@@ -62,8 +62,12 @@ def prune_runs(
             if selected:
                 entry["reason_kept"] = "live" if alive else "unfinished"
             kept.append(entry)
-    return {"dry_run": dry_run, "removed": removed, "kept": len(kept), "kept_unfinished": [
-        k for k in kept if "reason_kept" in k]}
+    return {
+        "dry_run": dry_run,
+        "removed": removed,
+        "kept": len(kept),
+        "kept_unfinished": [k for k in kept if "reason_kept" in k],
+    }
 
 
 def _created(manifest: dict[str, Any], run_dir: Path) -> datetime | None:
@@ -133,10 +137,15 @@ def migrate_runs(roots: Roots, *, dry_run: bool = False, clock: Clock = SYSTEM_C
                 log.parent.mkdir(parents=True, exist_ok=True)
                 append_line(log, json.dumps({"at": iso(clock.now()), **entry}))
             except OSError as exc:
-                raise StorageError(f"cannot migrate {old}: {exc.strerror}", hint="check permissions") from None
+                raise StorageError(
+                    f"cannot migrate {old}: {exc.strerror}", hint="check permissions"
+                ) from None
         moves.append(entry)
-    return {"dry_run": dry_run, "migrated": [m for m in moves if "skipped" not in m],
-            "skipped": [m for m in moves if "skipped" in m]}
+    return {
+        "dry_run": dry_run,
+        "migrated": [m for m in moves if "skipped" not in m],
+        "skipped": [m for m in moves if "skipped" in m],
+    }
 
 
 def _percentile(values: list[float], pct: float) -> float | None:
@@ -198,7 +207,9 @@ def summarize_metrics(roots_list: list[Roots], *, task_id: str | None = None) ->
     succeeded = sum(1 for e in unique if e.get("status") == "succeeded")
     with_guardrails = sum(1 for e in unique if e.get("guardrail_status") == "passed")
     ready = sum(1 for e in unique if e.get("manifest_complete") and e.get("guardrail_status") == "passed")
-    durations = [float(e["duration_seconds"]) for e in unique if isinstance(e.get("duration_seconds"), int | float)]
+    durations = [
+        float(e["duration_seconds"]) for e in unique if isinstance(e.get("duration_seconds"), int | float)
+    ]
     by_pipeline: dict[str, dict[str, int]] = {}
     for e in unique:
         slot = by_pipeline.setdefault(str(e.get("pipeline_id")), {"runs": 0, "succeeded": 0})

@@ -139,7 +139,9 @@ def read(path: Path) -> dict[str, Any]:
         with open(path, encoding="utf-8") as fh:
             data = json.load(fh)
     except FileNotFoundError:
-        raise ManifestError(f"manifest {path} is missing", hint="the run folder is incomplete; start a new run") from None
+        raise ManifestError(
+            f"manifest {path} is missing", hint="the run folder is incomplete; start a new run"
+        ) from None
     except (OSError, ValueError) as exc:
         raise ManifestError(f"manifest {path} cannot be read: {exc}", hint="start a new run") from None
     if not isinstance(data, dict):

@@ -22,13 +22,18 @@ def validate_id(kind: str, value: str) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidIdError(f"{kind} id must not be empty", hint=f"pass a {kind} id such as 'default'")
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise InvalidIdError(f"{kind} id {value!r} contains control characters", hint="use letters, digits, . _ -")
+        raise InvalidIdError(
+            f"{kind} id {value!r} contains control characters", hint="use letters, digits, . _ -"
+        )
     if value in (".", "..") or ".." in value or "/" in value or "\\" in value:
         raise InvalidIdError(
-            f"{kind} id {value!r} could escape the runs folder", hint="use one path segment: letters, digits, . _ -"
+            f"{kind} id {value!r} could escape the runs folder",
+            hint="use one path segment: letters, digits, . _ -",
         )
     if value.startswith("."):
-        raise InvalidIdError(f"{kind} id {value!r} must not start with a dot", hint="use letters, digits, . _ -")
+        raise InvalidIdError(
+            f"{kind} id {value!r} must not start with a dot", hint="use letters, digits, . _ -"
+        )
     if not _ID_RE.match(value):
         raise InvalidIdError(
             f"{kind} id {value!r} is not allowed",
@@ -60,7 +65,9 @@ class Roots:
         raw = repo if repo is not None else (os.environ.get("CODEX_ORCHESTRATOR_ROOT") or os.getcwd())
         path = Path(raw).expanduser()
         if not path.exists():
-            raise RepoError(f"repository {str(path)!r} does not exist", hint="pass --repo with an existing folder")
+            raise RepoError(
+                f"repository {str(path)!r} does not exist", hint="pass --repo with an existing folder"
+            )
         if not path.is_dir():
             raise RepoError(f"repository {str(path)!r} is not a folder", hint="pass --repo with a folder")
         path = path.resolve()
@@ -100,7 +107,9 @@ class Roots:
                 candidate = task / "cli" / run_id
                 if (candidate / "manifest.json").is_file():
                     return self.contain(candidate)
-        raise RunNotFoundError(f"no run {run_id!r} under {self.runs}", hint="`codex-orchestrator runs list` shows the runs")
+        raise RunNotFoundError(
+            f"no run {run_id!r} under {self.runs}", hint="`codex-orchestrator runs list` shows the runs"
+        )
 
     def iter_run_dirs(self, task_id: str | None = None) -> list[tuple[str, Path]]:
         """(run_id, dir) for every run, newest first (run ids sort by time)."""

@@ -58,7 +58,9 @@ def templates_root() -> Traversable:
     return assets_root().joinpath("templates")
 
 
-def iter_template_files(base: Traversable | None = None, prefix: str = "") -> Iterator[tuple[str, Traversable]]:
+def iter_template_files(
+    base: Traversable | None = None, prefix: str = ""
+) -> Iterator[tuple[str, Traversable]]:
     """Yield (relative posix path, node) for every bundled template file, sorted."""
     node = base if base is not None else templates_root()
     if not node.is_dir():

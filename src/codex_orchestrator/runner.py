@@ -21,7 +21,12 @@ from codex_orchestrator.clock import SYSTEM_CLOCK, Clock, iso
 from codex_orchestrator.errors import StorageError
 from codex_orchestrator.fsutil import append_line, append_line_locked, atomic_write_json
 from codex_orchestrator.model import SELF, Pipeline, Stage
-from codex_orchestrator.process import PosixProcessRunner, ProcessRunner, StageProcess, kill_group, signal_name
+from codex_orchestrator.process import (
+    PosixProcessRunner,
+    ProcessRunner,
+    StageProcess,
+    signal_name,
+)
 from codex_orchestrator.runtime import self_command
 
 Reporter = Callable[[str], None]
@@ -123,15 +128,21 @@ class RunEngine:
         if current is not None:
             current.signal_group(signal.SIGTERM)
 
-    def install_signal_handlers(self) -> None:
+    def install_signal_handlers(self) -> Callable[[], None]:
+        """Turn SIGINT/SIGTERM into a cancellation; returns a function restoring the old handlers."""
         if threading.current_thread() is not threading.main_thread():
-            return
+            return lambda: None
 
         def handler(signum: int, _frame: object) -> None:
             self.request_cancel(f"received {signal.Signals(signum).name}")
 
-        signal.signal(signal.SIGINT, handler)
-        signal.signal(signal.SIGTERM, handler)
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
 
     # -- stages -----------------------------------------------------------------------------
     def _argv(self, stage: Stage) -> list[str]:
@@ -194,7 +205,7 @@ class RunEngine:
         return rc
 
     def _run_stage(self, i: int, stage: Stage) -> dict[str, Any]:
-        cmd = self.manifest["commands"][i]
+        cmd: dict[str, Any] = self.manifest["commands"][i]
         stem = stage_file_stem(i + 1, stage.id)
         log_path = self.run_dir / "commands" / f"{stem}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -221,10 +232,14 @@ class RunEngine:
         timed_out = False
         try:
             argv = self._argv(stage)
-            proc = self.processes.start(argv, cwd=self._stage_cwd(stage), env=self._env(stage), log_path=log_path)
+            proc = self.processes.start(
+                argv, cwd=self._stage_cwd(stage), env=self._env(stage), log_path=log_path
+            )
         except (OSError, ValueError) as exc:
-            rc, note = (127 if isinstance(exc, FileNotFoundError) else 126), _start_error(exc, stage)
-            log_path.write_text(note + "\n", encoding="utf-8")
+            rc = 127 if isinstance(exc, FileNotFoundError) else 126
+            start_error = _start_error(exc, stage)
+            note: str | None = start_error
+            log_path.write_text(start_error + "\n", encoding="utf-8")
         else:
             note = None
             self._current = proc
@@ -265,22 +280,28 @@ class RunEngine:
                 cmd["error_file"] = str(self._write_error(i, stage, cmd, log_path, timed_out))
             self.manifest["runner"]["stage_pgid"] = None
             self._save()
-        self.event("stage_finished", stage=stage.id, status=status, exit_code=cmd["exit_code"], duration=duration)
+        self.event(
+            "stage_finished", stage=stage.id, status=status, exit_code=cmd["exit_code"], duration=duration
+        )
         verdict = status if not cmd.get("failure_allowed") else "failed (allowed)"
         self.report(f"      {stage.id}: {verdict} in {duration:.2f}s" + (f" - {summary}" if summary else ""))
         return cmd
 
-    def _write_error(self, i: int, stage: Stage, cmd: dict[str, Any], log_path: Path, timed_out: bool) -> Path:
+    def _write_error(
+        self, i: int, stage: Stage, cmd: dict[str, Any], log_path: Path, timed_out: bool
+    ) -> Path:
         path = self.run_dir / "errors" / f"{stage_file_stem(i + 1, stage.id)}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         tail, truncated = read_tail(log_path, LOG_TAIL_BYTES)
         if timed_out:
-            hint = f"the stage ran longer than timeout_seconds={stage.timeout_seconds:g}; raise it or speed the stage up"
+            hint = f"the stage passed its {stage.timeout_seconds:g}s timeout: raise it, or speed the stage up"
         elif cmd["exit_code"] == 127:
             hint = "the command was not found; install it or fix the stage's command"
         else:
-            hint = f"read {log_path} for the full output, fix the problem, then `codex-orchestrator resume --run "
-            hint += f"{self.manifest['run_id']}`"
+            hint = (
+                f"read {log_path} for the full output, fix the problem, then "
+                f"`codex-orchestrator resume --run {self.manifest['run_id']}`"
+            )
         atomic_write_json(
             path,
             {
@@ -348,7 +369,7 @@ class RunEngine:
             commands = m["commands"]
             if self._cancel.is_set():
                 status = "cancelled"
-                detail = self._cancel_reason or "cancelled"
+                detail: str | None = self._cancel_reason or "cancelled"
                 for cmd in commands:
                     if cmd["status"] == "running":
                         cmd["status"] = "cancelled"
@@ -365,7 +386,9 @@ class RunEngine:
             m["completed_at"] = iso(now)
             m["heartbeat_at"] = iso(now)
             m["exit_code"] = 0 if status == "succeeded" else 1
-            m["summary"] = f"{status}: {done}/{len(commands)} stages succeeded" + (f"; {detail}" if detail else "")
+            m["summary"] = f"{status}: {done}/{len(commands)} stages succeeded" + (
+                f"; {detail}" if detail else ""
+            )
             m["guardrail_status"] = mf.guardrail_status(self.pipeline, commands, final=True)
             m["runner"]["stage_pgid"] = None
             self._save()
@@ -373,7 +396,8 @@ class RunEngine:
         self._record_metrics()
         self._write_state()
         self.report(f"run {m['run_id']} {status}: {m['summary']}")
-        return copy.deepcopy(self.manifest)
+        final: dict[str, Any] = copy.deepcopy(self.manifest)
+        return final
 
     def _record_metrics(self) -> None:
         m = self.manifest

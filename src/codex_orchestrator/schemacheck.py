@@ -120,7 +120,7 @@ class Validator:
         self._check(instance, self.root, "$", out)
         return out
 
-    def _check(self, value: Any, schema: Any, path: str, out: list[Violation]) -> None:  # noqa: C901
+    def _check(self, value: Any, schema: Any, path: str, out: list[Violation]) -> None:
         if schema is True:
             return
         if schema is False:
@@ -144,7 +144,9 @@ class Validator:
             if "maxLength" in schema and len(value) > schema["maxLength"]:
                 out.append(Violation(path, f"expected at most {schema['maxLength']} characters"))
             if "pattern" in schema and not _regex(schema["pattern"]).search(value):
-                out.append(Violation(path, f"expected a string matching {schema['pattern']!r}, got {value!r}"))
+                out.append(
+                    Violation(path, f"expected a string matching {schema['pattern']!r}, got {value!r}")
+                )
         if isinstance(value, int | float) and not isinstance(value, bool):
             if "minimum" in schema and value < schema["minimum"]:
                 out.append(Violation(path, f"expected a number >= {schema['minimum']}, got {value}"))
@@ -173,7 +175,9 @@ class Validator:
             if key in schema:
                 self._check_alternatives(value, schema, key, path, out)
 
-    def _check_object(self, value: dict[str, Any], schema: dict[str, Any], path: str, out: list[Violation]) -> None:
+    def _check_object(
+        self, value: dict[str, Any], schema: dict[str, Any], path: str, out: list[Violation]
+    ) -> None:
         for name in schema.get("required", []):
             if name not in value:
                 out.append(Violation(path, f"missing required property {name!r}"))
@@ -199,14 +203,16 @@ class Validator:
                 elif isinstance(extra, dict):
                     self._check(item, extra, sub, out)
 
-    def _check_alternatives(self, value: Any, schema: dict[str, Any], key: str, path: str, out: list[Violation]) -> None:
+    def _check_alternatives(
+        self, value: Any, schema: dict[str, Any], key: str, path: str, out: list[Violation]
+    ) -> None:
         results = []
         for alt in schema[key]:
             errs: list[Violation] = []
             self._check(value, alt, path, errs)
             results.append(errs)
         passing = sum(1 for errs in results if not errs)
-        if key == "anyOf" and passing == 0 or key == "oneOf" and passing != 1:
+        if (key == "anyOf" and passing == 0) or (key == "oneOf" and passing != 1):
             if passing > 1:
                 out.append(Violation(path, "matches more than one allowed form"))
                 return

@@ -65,7 +65,9 @@ def resolve(
         project_task, project_default = proj.task_id, proj.default_pipeline
     chosen = pipeline_id or project_default or config.pipelines.default_pipeline
     pipeline = config.pipelines.get(chosen)
-    task = validate_id("task", task_id or project_task or os.environ.get("MCP_RUNNER_TASK_ID") or DEFAULT_TASK_ID)
+    task = validate_id(
+        "task", task_id or project_task or os.environ.get("MCP_RUNNER_TASK_ID") or DEFAULT_TASK_ID
+    )
     return Resolved(repo_config, stage_root, task, project, pipeline)
 
 
@@ -91,7 +93,11 @@ def list_pipelines(roots: Roots, project: str | None = None) -> dict[str, Any]:
 
 
 def plan(
-    roots: Roots, pipeline_id: str | None = None, *, project: str | None = None, target_stage: str | None = None
+    roots: Roots,
+    pipeline_id: str | None = None,
+    *,
+    project: str | None = None,
+    target_stage: str | None = None,
 ) -> dict[str, Any]:
     res = resolve(roots, pipeline_id, project=project)
     p = res.pipeline
@@ -286,7 +292,11 @@ def start_run(
             reporter(f"run {manifest['run_id']} ({manifest['pipeline_id']}): {run_dir / mf.MANIFEST}")
         if on_engine is not None:
             on_engine(engine)
-        final = engine.run()
+        restore = engine.install_signal_handlers()
+        try:
+            final = engine.run()
+        finally:
+            restore()
     finally:
         lock.release()
     return mf.status_view(final, run_dir / mf.MANIFEST, clock.now())
@@ -302,7 +312,14 @@ def drive(run_dir: Path, lock_fd: int, *, clock: Clock = SYSTEM_CLOCK) -> dict[s
         config = cfg.load(Path(manifest["repo_root"])) if Path(manifest["repo_root"]).is_dir() else None
         grace = config.kill_grace_seconds if config else cfg.DEFAULT_KILL_GRACE
         engine = _engine(
-            roots, run_dir, manifest, clock=clock, process_runner=None, reporter=None, kill_grace=grace, mode="detached"
+            roots,
+            run_dir,
+            manifest,
+            clock=clock,
+            process_runner=None,
+            reporter=None,
+            kill_grace=grace,
+            mode="detached",
         )
         engine.install_signal_handlers()
         return engine.run()
@@ -396,7 +413,9 @@ def read_log(roots: Roots, run_id: str, stage: str, *, max_bytes: int = 16384) -
                 "text": text,
             }
     known = ", ".join(c.get("id", "?") for c in manifest.get("commands", []))
-    raise UsageError(f"run {run_id!r} has no stage {stage!r}; stages: {known}", hint="pass one of the listed stages")
+    raise UsageError(
+        f"run {run_id!r} has no stage {stage!r}; stages: {known}", hint="pass one of the listed stages"
+    )
 
 
 def check_token(run_dir: Path, manifest: dict[str, Any], token: str) -> None:
@@ -415,7 +434,9 @@ def prepare_resume(
     run_dir, manifest = _load_run(roots, run_id)
     status = manifest.get("status")
     if status == "succeeded":
-        raise RunStateError(f"run {run_id} already succeeded; there is nothing to resume", hint="start a new run")
+        raise RunStateError(
+            f"run {run_id} already succeeded; there is nothing to resume", hint="start a new run"
+        )
     lock = FileLock(run_dir / LOCK_FILE)
     if not lock.try_acquire():
         raise RunStateError(
@@ -507,7 +528,11 @@ def resume_run(
         )
         if on_engine is not None:
             on_engine(engine)
-        final = engine.run()
+        restore = engine.install_signal_handlers()
+        try:
+            final = engine.run()
+        finally:
+            restore()
     finally:
         lock.release()
     view = mf.status_view(final, run_dir / mf.MANIFEST, clock.now())
@@ -595,4 +620,3 @@ def _mark_cancelled(manifest: dict[str, Any], clock: Clock, detail: str) -> None
         guardrail_status=mf.guardrail_status(pipeline, manifest["commands"], final=True),
     )
     manifest["runner"]["stage_pgid"] = None
-

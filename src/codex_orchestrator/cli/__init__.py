@@ -19,7 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "start": ("run_cmds:start", "Run a pipeline and record a manifest."),
     "plan": ("run_cmds:plan", "Show a pipeline's resolved stages without running anything."),
     "status": ("run_cmds:status", "Show one run's state (stages, heartbeat, stale flag)."),
-    "resume": ("run_cmds:resume", "Continue a failed, cancelled or stale run from its first unfinished stage."),
+    "resume": (
+        "run_cmds:resume",
+        "Continue a failed, cancelled or stale run from its first unfinished stage.",
+    ),
     "cancel": ("run_cmds:cancel", "Stop a live run and its whole process group."),
     "runs": ("runs_cmds:runs", "List, prune and migrate runs."),
     "metrics": ("runs_cmds:metrics", "Summarize run metrics."),

@@ -27,9 +27,7 @@ def repo_option(f: F) -> F:
 
 
 def format_options(f: F) -> F:
-    f = click.option(
-        "--json", "json_flag", is_flag=True, default=False, help="Same as --format json."
-    )(f)
+    f = click.option("--json", "json_flag", is_flag=True, default=False, help="Same as --format json.")(f)
     f = click.option(
         "--format",
         "fmt",

@@ -51,11 +51,21 @@ def render_status(view: dict[str, Any]) -> str:
 
 @click.command()
 @click.argument("pipeline", required=False)
-@click.option("--task", "task_id", default=None, help="Task id (default: $MCP_RUNNER_TASK_ID, else 'default').")
-@click.option("--detach", is_flag=True, help="Return at once with the run id; the run continues in its own session.")
-@click.option("--target", "target_stage", default=None, metavar="STAGE", help="Run up to and including STAGE.")
-@click.option("--parent-run", "parent_run_id", default=None, metavar="ID", help="Record ID as this run's parent.")
-@click.option("--project", default=None, help="Run in a project folder declared under \"projects\" in the config.")
+@click.option(
+    "--task", "task_id", default=None, help="Task id (default: $MCP_RUNNER_TASK_ID, else 'default')."
+)
+@click.option(
+    "--detach", is_flag=True, help="Return at once with the run id; the run continues in its own session."
+)
+@click.option(
+    "--target", "target_stage", default=None, metavar="STAGE", help="Run up to and including STAGE."
+)
+@click.option(
+    "--parent-run", "parent_run_id", default=None, metavar="ID", help="Record ID as this run's parent."
+)
+@click.option(
+    "--project", default=None, help='Run in a project folder declared under "projects" in the config.'
+)
 @repo_option
 @format_options
 @guarded
@@ -98,13 +108,20 @@ def start(
 
 @click.command()
 @click.argument("pipeline", required=False)
-@click.option("--target", "target_stage", default=None, metavar="STAGE", help="Plan up to and including STAGE.")
+@click.option(
+    "--target", "target_stage", default=None, metavar="STAGE", help="Plan up to and including STAGE."
+)
 @click.option("--project", default=None, help="Plan in a project folder declared in the config.")
 @repo_option
 @format_options
 @guarded
 def plan(
-    pipeline: str | None, target_stage: str | None, project: str | None, repo: str | None, fmt: str, json_flag: bool
+    pipeline: str | None,
+    target_stage: str | None,
+    project: str | None,
+    repo: str | None,
+    fmt: str,
+    json_flag: bool,
 ) -> None:
     """Show PIPELINE's resolved stages and commands without running anything."""
     result = service.plan(roots(repo), pipeline, project=project, target_stage=target_stage)
@@ -130,7 +147,13 @@ def plan(
 @click.command()
 @click.option("--run", "run_id", required=True, help="The run id.")
 @click.option("--watch", is_flag=True, help="Refresh until the run is finished.")
-@click.option("--interval", type=click.FloatRange(0.1, 3600), default=2.0, show_default=True, help="Seconds between refreshes.")
+@click.option(
+    "--interval",
+    type=click.FloatRange(0.1, 3600),
+    default=2.0,
+    show_default=True,
+    help="Seconds between refreshes.",
+)
 @repo_option
 @format_options
 @guarded
@@ -163,7 +186,9 @@ def status(run_id: str, watch: bool, interval: float, repo: str | None, fmt: str
 
 @click.command()
 @click.option("--run", "run_id", required=True, help="The run id.")
-@click.option("--token", default=None, help="The run's resume token (from its .resume-token file); checked if given.")
+@click.option(
+    "--token", default=None, help="The run's resume token (from its .resume-token file); checked if given."
+)
 @click.option("--detach", is_flag=True, help="Resume in the background and return at once.")
 @repo_option
 @format_options
@@ -174,7 +199,9 @@ def resume(run_id: str, token: str | None, detach: bool, repo: str | None, fmt: 
     Stages that succeeded are skipped (matched by id). A live run is never resumed. Exits 1 if the run fails.
     """
     as_json = wants_json(fmt, json_flag)
-    view = service.resume_run(roots(repo), run_id, token=token, detach=detach, reporter=None if as_json else output.diag)
+    view = service.resume_run(
+        roots(repo), run_id, token=token, detach=detach, reporter=None if as_json else output.diag
+    )
     if as_json:
         output.emit_json(view)
     elif detach:
@@ -187,7 +214,9 @@ def resume(run_id: str, token: str | None, detach: bool, repo: str | None, fmt: 
 
 @click.command()
 @click.option("--run", "run_id", required=True, help="The run id.")
-@click.option("--grace", type=click.FloatRange(0, 300), default=5.0, show_default=True, help="Seconds before SIGKILL.")
+@click.option(
+    "--grace", type=click.FloatRange(0, 300), default=5.0, show_default=True, help="Seconds before SIGKILL."
+)
 @repo_option
 @format_options
 @guarded
@@ -215,7 +244,11 @@ def pipelines(project: str | None, repo: str | None, fmt: str, json_flag: bool) 
         output.emit_json(result)
         return
     rows = [
-        [p["id"] + (" (default)" if p["id"] == result["default_pipeline"] else ""), p["source"], ", ".join(p["stages"])]
+        [
+            p["id"] + (" (default)" if p["id"] == result["default_pipeline"] else ""),
+            p["source"],
+            ", ".join(p["stages"]),
+        ]
         for p in result["pipelines"]
     ]
     output.emit(output.table(rows, ["PIPELINE", "FROM", "STAGES"]))

@@ -27,11 +27,18 @@ def runs() -> None:
 @format_options
 @guarded
 def list_(
-    task_id: str | None, status: str | None, pipeline_id: str | None, limit: int, repo: str | None, fmt: str,
+    task_id: str | None,
+    status: str | None,
+    pipeline_id: str | None,
+    limit: int,
+    repo: str | None,
+    fmt: str,
     json_flag: bool,
 ) -> None:
     """List runs, newest first."""
-    items = service.list_runs(roots(repo), task_id=task_id, status=status, pipeline_id=pipeline_id, limit=limit)
+    items = service.list_runs(
+        roots(repo), task_id=task_id, status=status, pipeline_id=pipeline_id, limit=limit
+    )
     if wants_json(fmt, json_flag):
         output.emit_json({"runs": items})
         return
@@ -39,8 +46,13 @@ def list_(
         output.diag("no runs yet; start one with `codex-orchestrator start`")
         return
     rows = [
-        [v["run_id"], str(v["task_id"]), str(v["pipeline_id"]), str(v["status"]) + (" (stale)" if v["stale"] else ""),
-         str(v.get("created_at") or "")]
+        [
+            v["run_id"],
+            str(v["task_id"]),
+            str(v["pipeline_id"]),
+            str(v["status"]) + (" (stale)" if v["stale"] else ""),
+            str(v.get("created_at") or ""),
+        ]
         for v in items
     ]
     output.emit(output.table(rows, ["RUN", "TASK", "PIPELINE", "STATUS", "CREATED"]))
@@ -48,16 +60,29 @@ def list_(
 
 @runs.command()
 @click.option("--task", "task_id", default=None, help="Only this task's runs.")
-@click.option("--keep", "keep_last", type=click.IntRange(0), default=None, help="Keep the newest N runs per task.")
-@click.option("--older-than", "older_than_days", type=click.FloatRange(0), default=None, metavar="DAYS",
-              help="Remove runs older than DAYS.")
+@click.option(
+    "--keep", "keep_last", type=click.IntRange(0), default=None, help="Keep the newest N runs per task."
+)
+@click.option(
+    "--older-than",
+    "older_than_days",
+    type=click.FloatRange(0),
+    default=None,
+    metavar="DAYS",
+    help="Remove runs older than DAYS.",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would be removed.")
 @repo_option
 @format_options
 @guarded
 def prune(
-    task_id: str | None, keep_last: int | None, older_than_days: float | None, dry_run: bool, repo: str | None,
-    fmt: str, json_flag: bool,
+    task_id: str | None,
+    keep_last: int | None,
+    older_than_days: float | None,
+    dry_run: bool,
+    repo: str | None,
+    fmt: str,
+    json_flag: bool,
 ) -> None:
     """Delete old runs by count and/or age. A live or unfinished run is never removed.
 
@@ -109,12 +134,19 @@ def metrics() -> None:
 
 @metrics.command()
 @click.option("--task", "task_id", default=None, help="Only this task.")
-@click.option("--from", "sources", multiple=True, type=click.Path(file_okay=False, path_type=Path),
-              help="A runs root to merge (repeatable); default: this repo's.")
+@click.option(
+    "--from",
+    "sources",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="A runs root to merge (repeatable); default: this repo's.",
+)
 @repo_option
 @format_options
 @guarded
-def summarize(task_id: str | None, sources: tuple[Path, ...], repo: str | None, fmt: str, json_flag: bool) -> None:
+def summarize(
+    task_id: str | None, sources: tuple[Path, ...], repo: str | None, fmt: str, json_flag: bool
+) -> None:
     """Success rate, guardrail coverage, mean/p95 durations and reviewer readiness."""
     if sources:
         roots_list = [Roots(repo=p.resolve(), runs=p.resolve(), out=p.resolve()) for p in sources]
@@ -131,10 +163,14 @@ def summarize(task_id: str | None, sources: tuple[Path, ...], repo: str | None, 
     def pct(v: float | None) -> str:
         return "n/a" if v is None else f"{v * 100:.1f}%"
 
-    output.emit(f"runs                {result['runs']} ({result['succeeded']} succeeded, {result['failed']} failed, "
-                f"{result['cancelled']} cancelled)")
+    output.emit(
+        f"runs                {result['runs']} ({result['succeeded']} succeeded, {result['failed']} failed, "
+        f"{result['cancelled']} cancelled)"
+    )
     output.emit(f"success rate        {pct(result['success_rate'])}")
     output.emit(f"guardrail coverage  {pct(result['guardrail_coverage'])}")
     output.emit(f"duration mean/p95   {result['duration_mean_seconds']}s / {result['duration_p95_seconds']}s")
-    output.emit(f"reviewer readiness  {pct(result['reviewer_readiness'])} "
-                f"({'ready' if result['reviewer_ready'] else 'below 95%'})")
+    output.emit(
+        f"reviewer readiness  {pct(result['reviewer_readiness'])} "
+        f"({'ready' if result['reviewer_ready'] else 'below 95%'})"
+    )

@@ -9,17 +9,19 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from codex_orchestrator import __version__, schemacheck
+from codex_orchestrator import __version__
 from codex_orchestrator.clock import iso, parse_iso
 from codex_orchestrator.errors import ManifestError
 from codex_orchestrator.fsutil import atomic_write_json
-from codex_orchestrator.model import Pipeline
+
+if TYPE_CHECKING:
+    from codex_orchestrator.model import Pipeline
+    from codex_orchestrator.schemacheck import Violation
 
 SCHEMA = "manifest.schema.json"
 SCHEMA_VERSION = 1
@@ -87,7 +89,7 @@ def new_manifest(
         "heartbeat_at": None,
         "heartbeat_interval_seconds": heartbeat_interval,
         "heartbeat_stale_after_seconds": stale_after,
-        "runner": {"pid": None, "pgid": None, "host": socket.gethostname(), "stage_pgid": None},
+        "runner": {"pid": None, "pgid": None, "host": hostname(), "stage_pgid": None},
         "repo_root": str(repo_root),
         "run_dir": str(run_dir),
         "commands": commands,
@@ -122,7 +124,9 @@ def guardrail_status(pipeline: Pipeline, commands: list[dict[str, Any]], *, fina
     }
 
 
-def validate(manifest: dict[str, Any]) -> list[schemacheck.Violation]:
+def validate(manifest: dict[str, Any]) -> list[Violation]:
+    from codex_orchestrator import schemacheck  # only writers and checkers need it
+
     return schemacheck.validate(manifest, SCHEMA)
 
 
@@ -206,9 +210,13 @@ def status_view(manifest: dict[str, Any], manifest_path: Path, now: datetime) ->
     }
 
 
+def hostname() -> str:
+    return os.uname().nodename
+
+
 def tool_info() -> dict[str, Any]:
     return {"name": "codex-orchestrator", "version": __version__, "python": platform.python_version()}
 
 
 def host_facts() -> dict[str, Any]:
-    return {"pid": os.getpid(), "pgid": os.getpgid(0), "host": socket.gethostname(), "python": sys.executable}
+    return {"pid": os.getpid(), "pgid": os.getpgid(0), "host": hostname(), "python": sys.executable}

@@ -395,7 +395,7 @@ class RunEngine:
         self.event("run_finished", status=status, detail=detail)
         self._record_metrics()
         self._write_state()
-        self.report(f"run {m['run_id']} {status}: {m['summary']}")
+        self.report(f"run {m['run_id']}: {m['summary']}")
         final: dict[str, Any] = copy.deepcopy(self.manifest)
         return final
 

@@ -8,15 +8,13 @@ import hmac
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from codex_orchestrator import config as cfg
 from codex_orchestrator import manifest as mf
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock, iso
 from codex_orchestrator.errors import (
@@ -30,8 +28,11 @@ from codex_orchestrator.fsutil import FileLock, atomic_write_bytes, is_locked
 from codex_orchestrator.model import Pipeline
 from codex_orchestrator.paths import DEFAULT_TASK_ID, Roots, new_run_id, validate_id, validate_run_id
 from codex_orchestrator.process import ProcessRunner, group_alive, kill_group
-from codex_orchestrator.runner import Reporter, RunEngine, read_tail, stage_file_stem
 from codex_orchestrator.runtime import self_command
+
+if TYPE_CHECKING:  # config and the engine load only when a command needs them (start-up cost)
+    from codex_orchestrator import config as cfg
+    from codex_orchestrator.runner import Reporter, RunEngine
 
 LOCK_FILE = ".lock"
 TOKEN_FILE = ".resume-token"
@@ -54,6 +55,8 @@ def resolve(
     project: str | None = None,
 ) -> Resolved:
     """Load configuration (of the project folder when `project` is given) and pick the pipeline."""
+    from codex_orchestrator import config as cfg
+
     repo_config = cfg.load(roots.repo)
     stage_root = roots.repo
     config = repo_config
@@ -72,6 +75,8 @@ def resolve(
 
 
 def list_pipelines(roots: Roots, project: str | None = None) -> dict[str, Any]:
+    from codex_orchestrator import config as cfg
+
     res = resolve(roots, project=project)
     config = cfg.load(res.stage_root) if project else res.config
     return {
@@ -201,6 +206,8 @@ def _engine(
     kill_grace: float,
     mode: str,
 ) -> RunEngine:
+    from codex_orchestrator.runner import RunEngine
+
     return RunEngine(
         run_dir,
         manifest,
@@ -304,6 +311,8 @@ def start_run(
 
 def drive(run_dir: Path, lock_fd: int, *, clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
     """Body of the detached driver process (`_drive`)."""
+    from codex_orchestrator import config as cfg
+
     lock = FileLock(run_dir / LOCK_FILE)
     lock.fd = lock_fd
     try:
@@ -393,6 +402,8 @@ def list_runs(
 
 def read_log(roots: Roots, run_id: str, stage: str, *, max_bytes: int = 16384) -> dict[str, Any]:
     """The tail of one stage's output (bounded)."""
+    from codex_orchestrator.runner import read_tail, stage_file_stem
+
     validate_id("stage", stage)
     if max_bytes <= 0 or max_bytes > 1_048_576:
         raise UsageError("max_bytes must be between 1 and 1048576", hint="ask for a smaller tail")
@@ -431,6 +442,8 @@ def prepare_resume(
     roots: Roots, run_id: str, *, token: str | None = None, clock: Clock = SYSTEM_CLOCK
 ) -> tuple[Path, dict[str, Any], FileLock, cfg.RepoConfig | None]:
     """Check and claim a run for resumption; resets unfinished stages and records a resume event."""
+    from codex_orchestrator import config as cfg
+
     run_dir, manifest = _load_run(roots, run_id)
     status = manifest.get("status")
     if status == "succeeded":
@@ -474,7 +487,7 @@ def prepare_resume(
                 "config_changed": changed,
                 "token_checked": token is not None,
                 "pid": os.getpid(),
-                "host": socket.gethostname(),
+                "host": mf.hostname(),
             }
         )
         manifest["status"] = "queued"
@@ -504,6 +517,8 @@ def resume_run(
     reporter: Reporter | None = None,
     on_engine: Callable[[RunEngine], None] | None = None,
 ) -> dict[str, Any]:
+    from codex_orchestrator import config as cfg
+
     run_dir, manifest, lock, config = prepare_resume(roots, run_id, token=token, clock=clock)
     event = manifest["resume_events"][-1]
     if detach:
@@ -555,7 +570,7 @@ def cancel_run(
         view["already_terminal"] = True
         return view
     runner = manifest.get("runner") or {}
-    if runner.get("host") not in (None, socket.gethostname()):
+    if runner.get("host") not in (None, mf.hostname()):
         raise RunStateError(
             f"run {run_id} runs on host {runner.get('host')!r}, not this one", hint="cancel it on that host"
         )

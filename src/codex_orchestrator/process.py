@@ -83,3 +83,25 @@ def group_alive(pgid: int) -> bool:
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def group_runs_stage_of(pgid: int, run_id: str) -> bool:
+    """True when a live process of group `pgid` carries CODEX_ORCHESTRATOR_RUN_ID=run_id in its
+    environment: guards against signalling a recycled process-group id. Without /proc, trust the id."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return group_alive(pgid)
+    marker = f"CODEX_ORCHESTRATOR_RUN_ID={run_id}".encode()
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if int(fields[2]) != pgid or fields[0] == "Z":
+                continue
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                return True
+        except (OSError, ValueError, IndexError):
+            continue
+    return False

@@ -343,8 +343,8 @@ class RunEngine:
         self.event("run_started", pipeline=self.pipeline.id, pid=os.getpid())
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
+        failed_stage: dict[str, Any] | None = None
         try:
-            failed_stage: dict[str, Any] | None = None
             for i, stage in enumerate(self.pipeline.stages):
                 cmd = self.manifest["commands"][i]
                 if cmd["status"] in ("succeeded", "skipped"):
@@ -357,10 +357,46 @@ class RunEngine:
                 if cmd["status"] == "failed" and not stage.allow_failure:
                     failed_stage = cmd
                     break
+        except StorageError as exc:
+            return self._storage_failure(exc)
         finally:
             self._stop_heartbeat.set()
             beat.join(timeout=5)
-        return self._finish(failed_stage)
+        try:
+            return self._finish(failed_stage)
+        except StorageError as exc:
+            return self._storage_failure(exc)
+
+    def _storage_failure(self, exc: StorageError) -> dict[str, Any]:
+        """The runs root stopped taking writes (disk full, read-only): stop the stage, end `failed`
+        where we still can write, and otherwise leave the last good manifest in place."""
+        current = self._current
+        if current is not None:
+            current.signal_group(signal.SIGKILL)
+            current.wait(self.kill_grace + 5)
+            self._current = None
+        self.report(f"error: {exc.message}")
+        with self._lock:
+            m = self.manifest
+            now = iso(self.clock.now())
+            for cmd in m["commands"]:
+                if cmd["status"] == "running":
+                    cmd.update(status="failed", completed_at=now, summary=f"storage error: {exc.message}")
+            m.update(
+                status="failed",
+                status_detail=f"storage error: {exc.message}",
+                completed_at=now,
+                exit_code=1,
+                summary=f"failed: storage error: {exc.message}",
+                guardrail_status=mf.guardrail_status(self.pipeline, m["commands"], final=True),
+            )
+            m["runner"]["stage_pgid"] = None
+            try:
+                self._save()
+            except StorageError:
+                pass  # the previous valid manifest stays; the run will read as stale and can be resumed
+        final: dict[str, Any] = copy.deepcopy(self.manifest)
+        return final
 
     def _finish(self, failed_stage: dict[str, Any] | None) -> dict[str, Any]:
         now = self.clock.now()

@@ -27,7 +27,7 @@ from codex_orchestrator.errors import (
 from codex_orchestrator.fsutil import FileLock, atomic_write_bytes, is_locked
 from codex_orchestrator.model import Pipeline
 from codex_orchestrator.paths import DEFAULT_TASK_ID, Roots, new_run_id, validate_id, validate_run_id
-from codex_orchestrator.process import ProcessRunner, group_alive, kill_group
+from codex_orchestrator.process import ProcessRunner, group_runs_stage_of, kill_group
 from codex_orchestrator.runtime import self_command
 
 if TYPE_CHECKING:  # config and the engine load only when a command needs them (start-up cost)
@@ -231,27 +231,40 @@ def _hold_lock(run_dir: Path) -> FileLock:
     return lock
 
 
+# `sh` starts the driver in the background and exits at once: the driver is re-parented to init, so a
+# long-lived parent (the MCP server) never collects zombies, and the driver survives our exit.
+_DETACH_SH = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 & echo $!'
+
+
 def _spawn_driver(run_dir: Path, lock: FileLock, roots: Roots) -> int:
-    """Start a detached driver that inherits the run lock; it lives in its own session."""
+    """Start a detached driver that inherits the run lock; it makes itself a new session."""
     assert lock.fd is not None
     argv = [*self_command(), "_drive", "--run-dir", str(run_dir), "--lock-fd", str(lock.fd)]
     env = dict(os.environ)
     env["CODEX_ORCHESTRATOR_RUNS_DIR"] = str(roots.runs)
     env["CODEX_ORCHESTRATOR_OUT_DIR"] = str(roots.out)
-    with open(run_dir / "runner.log", "ab") as log:
-        proc = subprocess.Popen(
-            argv,
+    try:
+        proc = subprocess.run(
+            ["/bin/sh", "-c", _DETACH_SH, "sh", str(run_dir / "runner.log"), *argv],
             cwd=str(roots.repo),
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
             pass_fds=(lock.fd,),
-            close_fds=True,
+            timeout=30,
+            check=True,
         )
+        pid = int(proc.stdout.strip())
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        lock.release()
+        raise StorageError(
+            f"could not start the background runner for {run_dir.name}: {exc}",
+            hint=f"run it in the foreground, or resume it: codex-orchestrator resume --run {run_dir.name}",
+        ) from None
     lock.release_keep_inherited()
-    return proc.pid
+    return pid
 
 
 def start_run(
@@ -315,6 +328,10 @@ def drive(run_dir: Path, lock_fd: int, *, clock: Clock = SYSTEM_CLOCK) -> dict[s
 
     lock = FileLock(run_dir / LOCK_FILE)
     lock.fd = lock_fd
+    try:
+        os.setsid()  # our own session: a terminal's Ctrl-C or hang-up does not reach a detached run
+    except OSError:
+        pass
     try:
         manifest = mf.read(run_dir / mf.MANIFEST)
         roots = Roots.resolve(manifest["repo_root"])
@@ -429,6 +446,38 @@ def read_log(roots: Roots, run_id: str, stage: str, *, max_bytes: int = 16384) -
     )
 
 
+def _process_alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True
+
+
+def _acquire_after_runner(lock: FileLock, manifest: dict[str, Any], wait_seconds: float = 2.0) -> bool:
+    """Take the run lock. If the recorded runner is dead but the lock is still held (a stage forked by
+    the runner the instant it was killed holds a copy until its exec), wait briefly for it to go."""
+    if lock.try_acquire():
+        return True
+    runner = manifest.get("runner") or {}
+    if runner.get("host") == mf.hostname() and _process_alive(runner.get("pid")):
+        return False
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.02)
+        if lock.try_acquire():
+            return True
+    return False
+
+
 def check_token(run_dir: Path, manifest: dict[str, Any], token: str) -> None:
     digest = hashlib.sha256(token.strip().encode()).hexdigest()
     if not hmac.compare_digest(digest, str(manifest.get("resume_token_sha256", ""))):
@@ -451,7 +500,7 @@ def prepare_resume(
             f"run {run_id} already succeeded; there is nothing to resume", hint="start a new run"
         )
     lock = FileLock(run_dir / LOCK_FILE)
-    if not lock.try_acquire():
+    if not _acquire_after_runner(lock, manifest):
         raise RunStateError(
             f"run {run_id} is still alive (its runner holds the lock); a live run is never resumed",
             hint=f"wait for it, or `codex-orchestrator cancel --run {run_id}` first",
@@ -460,6 +509,7 @@ def prepare_resume(
         manifest = mf.read(run_dir / mf.MANIFEST)  # re-read under the lock
         if token is not None:
             check_token(run_dir, manifest, token)
+        _reap_orphan_stage(manifest)
         now = clock.now()
         stale = mf.is_stale(manifest, now)
         config: cfg.RepoConfig | None = None
@@ -593,7 +643,7 @@ def cancel_run(
                 except ProcessLookupError:
                     pass
             stage_pgid = mf.read(run_dir / mf.MANIFEST).get("runner", {}).get("stage_pgid")
-            if isinstance(stage_pgid, int):
+            if isinstance(stage_pgid, int) and group_runs_stage_of(stage_pgid, run_id):
                 kill_group(stage_pgid)
             deadline = clock.monotonic() + 5.0
             while is_locked(lock_path) and clock.monotonic() < deadline:
@@ -606,9 +656,7 @@ def cancel_run(
             raise RunStateError(f"run {run_id} did not stop", hint="try `cancel` again")
         try:
             manifest = mf.read(run_dir / mf.MANIFEST)
-            stage_pgid = (manifest.get("runner") or {}).get("stage_pgid")
-            if isinstance(stage_pgid, int) and group_alive(stage_pgid):
-                kill_group(stage_pgid)
+            _reap_orphan_stage(manifest)
             _mark_cancelled(manifest, clock, "cancelled by `cancel` (the runner was not running)")
             mf.write(run_dir / mf.MANIFEST, manifest)
         finally:
@@ -616,6 +664,17 @@ def cancel_run(
     view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
     view["already_terminal"] = False
     return view
+
+
+def _reap_orphan_stage(manifest: dict[str, Any]) -> None:
+    """A runner killed outright leaves its stage's process group running (it has its own session):
+    stop it before anything re-runs that stage."""
+    runner = manifest.get("runner") or {}
+    stage_pgid = runner.get("stage_pgid")
+    if isinstance(stage_pgid, int) and stage_pgid > 1 and runner.get("host") == mf.hostname():
+        if group_runs_stage_of(stage_pgid, str(manifest.get("run_id"))):
+            kill_group(stage_pgid)
+        runner["stage_pgid"] = None
 
 
 def _mark_cancelled(manifest: dict[str, Any], clock: Clock, detail: str) -> None:

@@ -38,22 +38,41 @@ def test_unsupported_keywords_are_refused() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 5) | st.floats(-5, 5, allow_nan=False) | st.text(max_size=6),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=8,
 )
 
-CONFIG_KEYS = ["id", "stages", "command", "cwd", "env", "timeout_seconds", "allow_failure", "title", "stage_set"]
+CONFIG_KEYS = [
+    "id",
+    "stages",
+    "command",
+    "cwd",
+    "env",
+    "timeout_seconds",
+    "allow_failure",
+    "title",
+    "stage_set",
+]
 
 
 @st.composite
 def configs(draw: st.DrawFn) -> Any:
     stage = st.fixed_dictionaries(
-        {"id": st.sampled_from(["build", "te st", "", "a" * 3, ".x"]), "command": st.one_of(
-            st.text(max_size=5), st.lists(st.text(max_size=4), max_size=3), json_values)},
-        optional={k: json_values for k in ("cwd", "env", "timeout_seconds", "allow_failure", "title", "extra")},
+        {
+            "id": st.sampled_from(["build", "te st", "", "a" * 3, ".x"]),
+            "command": st.one_of(st.text(max_size=5), st.lists(st.text(max_size=4), max_size=3), json_values),
+        },
+        optional={
+            k: json_values for k in ("cwd", "env", "timeout_seconds", "allow_failure", "title", "extra")
+        },
     )
     pipeline = st.fixed_dictionaries(
-        {"id": st.sampled_from(["p", "q", "../x"]), "stages": st.lists(stage | st.just({"stage_set": "s"}), max_size=3)},
+        {
+            "id": st.sampled_from(["p", "q", "../x"]),
+            "stages": st.lists(stage | st.just({"stage_set": "s"}), max_size=3),
+        },
         optional={"title": json_values, "guardrails_required": json_values},
     )
     return draw(
@@ -62,7 +81,9 @@ def configs(draw: st.DrawFn) -> Any:
             optional={
                 "pipelines": st.lists(pipeline, max_size=2) | json_values,
                 "default_pipeline": st.sampled_from(["p", "", "a/b"]) | json_values,
-                "stage_sets": st.dictionaries(st.sampled_from(["s", "t", ".u"]), st.lists(stage, max_size=2), max_size=2),
+                "stage_sets": st.dictionaries(
+                    st.sampled_from(["s", "t", ".u"]), st.lists(stage, max_size=2), max_size=2
+                ),
                 "heartbeat_interval_seconds": json_values | st.floats(0, 20),
                 "unknown": json_values,
             },
@@ -84,22 +105,41 @@ def _sample_manifest() -> dict[str, Any]:
     from codex_orchestrator import manifest as mf
     from codex_orchestrator.model import Pipeline, Stage
 
-    pipeline = Pipeline("p", "P", (Stage("build", "Build", ("true",)), Stage("test", "Test", ("true",), guardrail=True)))
+    pipeline = Pipeline(
+        "p", "P", (Stage("build", "Build", ("true",)), Stage("test", "Test", ("true",), guardrail=True))
+    )
     return mf.new_manifest(
-        task_id="t", run_id="20261123T120000000Z-0123abcd", pipeline=pipeline, repo_root=Path("/r"),
-        run_dir=Path("/r/.runs/t/cli/x"), now=datetime(2026, 11, 23, tzinfo=UTC), token_sha256="0" * 64,
+        task_id="t",
+        run_id="20261123T120000000Z-0123abcd",
+        pipeline=pipeline,
+        repo_root=Path("/r"),
+        run_dir=Path("/r/.runs/t/cli/x"),
+        now=datetime(2026, 11, 23, tzinfo=UTC),
+        token_sha256="0" * 64,
     )
 
 
 PATHS = [
-    ("status",), ("run_id",), ("commands", 0, "status"), ("commands", 0, "exit_code"), ("heartbeat_at",),
-    ("runner", "pid"), ("guardrail_status", "status"), ("pipeline", "stages", 0, "command"), ("tool", "name"),
-    ("resume_token_sha256",), ("schema_version",), ("created_at",), ("commands", 1, "duration_seconds"),
+    ("status",),
+    ("run_id",),
+    ("commands", 0, "status"),
+    ("commands", 0, "exit_code"),
+    ("heartbeat_at",),
+    ("runner", "pid"),
+    ("guardrail_status", "status"),
+    ("pipeline", "stages", 0, "command"),
+    ("tool", "name"),
+    ("resume_token_sha256",),
+    ("schema_version",),
+    ("created_at",),
+    ("commands", 1, "duration_seconds"),
 ]
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(PATHS), json_values | st.sampled_from(["succeeded", "2026-11-23T12:00:00.000Z", 1, None]))
+@given(
+    st.sampled_from(PATHS), json_values | st.sampled_from(["succeeded", "2026-11-23T12:00:00.000Z", 1, None])
+)
 def test_manifest_validation_agrees_with_jsonschema(path: tuple[Any, ...], value: Any) -> None:
     data = copy.deepcopy(_sample_manifest())
     node: Any = data

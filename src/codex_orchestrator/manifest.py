@@ -150,12 +150,16 @@ def read(path: Path) -> dict[str, Any]:
         raise ManifestError(f"manifest {path} cannot be read: {exc}", hint="start a new run") from None
     if not isinstance(data, dict):
         raise ManifestError(f"manifest {path} is not a JSON object")
+    shapes = {"status": str, "commands": list, "runner": dict, "resume_events": list, "pipeline": dict}
+    for key, kind in shapes.items():
+        if key in data and not isinstance(data[key], kind):
+            raise ManifestError(f"manifest {path} has a malformed {key!r} field", hint="start a new run")
     return data
 
 
 def heartbeat_age(manifest: dict[str, Any], now: datetime) -> float | None:
     stamp = manifest.get("heartbeat_at") or manifest.get("updated_at")
-    if not stamp:
+    if not isinstance(stamp, str) or not stamp:
         return None
     try:
         return max(0.0, (now - parse_iso(stamp)).total_seconds())
@@ -168,7 +172,8 @@ def is_stale(manifest: dict[str, Any], now: datetime) -> bool:
     if manifest.get("status") in TERMINAL:
         return False
     age = heartbeat_age(manifest, now)
-    limit = float(manifest.get("heartbeat_stale_after_seconds") or 30.0)
+    raw_limit = manifest.get("heartbeat_stale_after_seconds")
+    limit = float(raw_limit) if isinstance(raw_limit, int | float) and raw_limit > 0 else 30.0
     return age is not None and age > limit
 
 
@@ -190,7 +195,9 @@ def status_view(manifest: dict[str, Any], manifest_path: Path, now: datetime) ->
         "started_at": manifest.get("started_at"),
         "completed_at": manifest.get("completed_at"),
         "parent_run_id": manifest.get("parent_run_id"),
-        "guardrail_status": (manifest.get("guardrail_status") or {}).get("status"),
+        "guardrail_status": g.get("status")
+        if isinstance(g := manifest.get("guardrail_status"), dict)
+        else None,
         "manifest": str(manifest_path),
         "run_dir": str(manifest_path.parent),
         "commands": [
@@ -205,13 +212,18 @@ def status_view(manifest: dict[str, Any], manifest_path: Path, now: datetime) ->
                 "error_file": c.get("error_file"),
                 "summary": c.get("summary"),
             }
-            for c in manifest.get("commands", [])
+            for c in _commands(manifest)
         ],
     }
 
 
 def hostname() -> str:
     return os.uname().nodename
+
+
+def _commands(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    commands = manifest.get("commands")
+    return [c for c in commands if isinstance(c, dict)] if isinstance(commands, list) else []
 
 
 def tool_info() -> dict[str, Any]:

@@ -1,0 +1,131 @@
+"""Property-based tests: ids, config parsing and manifest reading never escape or crash."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from codex_orchestrator import config as cfg
+from codex_orchestrator import manifest as mf
+from codex_orchestrator.errors import ConfigError, InvalidIdError, ManifestError
+from codex_orchestrator.paths import Roots, validate_id
+
+ids = st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
+    ["..", ".", "a/..", "a\\b", "../x", "x/../../y", "-rf", "ok-id", "a.b_c-1", "\x00", "a\nb", "é", " "]
+)
+
+
+@settings(max_examples=500)
+@given(ids)
+def test_an_accepted_id_is_one_safe_segment(value: str) -> None:
+    try:
+        validate_id("task", value)
+    except InvalidIdError as exc:
+        assert exc.message and exc.hint  # a sentence and a fix, never a bare exception
+        return
+    root = Path("/runs/root")
+    assert (root / value).parent == root
+    assert os.path.normpath(root / value) == str(root / value)
+    assert not value.startswith((".", "-")) and len(value) <= 128
+    assert all(c.isascii() and (c.isalnum() or c in "._-") for c in value)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@st.composite
+def config_documents(draw: st.DrawFn) -> str:
+    doc = draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "default_pipeline": json_values,
+                "pipelines": st.lists(
+                    st.fixed_dictionaries(
+                        {
+                            "id": st.sampled_from(["p", "q"]) | json_values,
+                            "stages": st.lists(
+                                st.fixed_dictionaries(
+                                    {"id": st.sampled_from(["a", "b"]) | json_values, "command": json_values},
+                                    optional={
+                                        "cwd": st.sampled_from(["..", "/", "sub", "a/../.."]) | json_values,
+                                        "stage_set": json_values,
+                                    },
+                                ),
+                                max_size=3,
+                            ),
+                        }
+                    ),
+                    max_size=3,
+                )
+                | json_values,
+                "stage_sets": json_values,
+                "projects": json_values,
+            },
+        )
+    )
+    text = json.dumps(doc)
+    cut = draw(st.integers(0, len(text)))
+    return text if draw(st.booleans()) else text[:cut]  # sometimes truncated: invalid JSON
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(config_documents())
+def test_config_loading_fails_only_with_config_errors(tmp_path: Path, text: str) -> None:
+    (tmp_path / "codex.orchestrator.json").write_text(text)
+    try:
+        loaded = cfg.load(tmp_path)
+    except ConfigError as exc:
+        assert exc.message.startswith("codex.orchestrator.json: ")
+        return
+    for pipeline in loaded.pipelines.pipelines.values():
+        for stage in pipeline.stages:
+            target = (tmp_path / stage.cwd).resolve()
+            assert target == tmp_path.resolve() or tmp_path.resolve() in target.parents
+
+
+odd_manifests = st.fixed_dictionaries(
+    {},
+    optional={
+        k: json_values
+        for k in (
+            "commands",
+            "heartbeat_at",
+            "updated_at",
+            "status",
+            "guardrail_status",
+            "heartbeat_stale_after_seconds",
+        )
+    },
+).map(lambda v: json.dumps(v).encode())
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()) | odd_manifests)
+def test_reading_a_garbage_manifest_gives_a_clear_error(tmp_path: Path, blob: bytes) -> None:
+    path = tmp_path / "manifest.json"
+    path.write_bytes(blob)
+    try:
+        data = mf.read(path)
+    except ManifestError as exc:
+        assert "manifest" in exc.message
+        return
+    assert isinstance(data, dict)
+    mf.status_view(data, path, mf.parse_iso("2026-11-23T00:00:00Z"))  # never raises on odd content
+
+
+@pytest.mark.parametrize("run_id", ["..", "../x", "a/b", ".lock", "x\x00"])
+def test_find_run_never_leaves_the_runs_root(tmp_path: Path, run_id: str) -> None:
+    with pytest.raises(InvalidIdError):
+        Roots.resolve(tmp_path).find_run(run_id)

@@ -58,8 +58,9 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             os.close(dfd)
 
 
-def atomic_write_json(path: Path, data: Any, *, mode: int = 0o644) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode(), mode=mode)
+def atomic_write_json(path: Path, data: Any, *, mode: int = 0o644, indent: int | None = 2) -> None:
+    """indent=None uses the C encoder (several times faster): for files written on a hot path."""
+    atomic_write_bytes(path, (json.dumps(data, indent=indent, ensure_ascii=False) + "\n").encode(), mode=mode)
 
 
 def append_line_locked(path: Path, line: str) -> None:

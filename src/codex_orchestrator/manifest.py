@@ -12,6 +12,7 @@ import platform
 import sys
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from codex_orchestrator import __version__
@@ -130,12 +131,23 @@ def validate(manifest: dict[str, Any]) -> list[Violation]:
     return schemacheck.validate(manifest, SCHEMA)
 
 
-def write(path: Path, manifest: dict[str, Any]) -> None:
-    """Validate, then write atomically. An invalid manifest is a bug: it is never written."""
-    errors = validate(manifest)
+def write(path: Path, manifest: dict[str, Any], *, changed: Collection[int] | None = None) -> None:
+    """Validate, then write atomically. An invalid manifest is a bug: it is never written.
+
+    `changed` names the only command entries modified since the last full write: the rest of the
+    commands and the (immutable) pipeline snapshot were validated then, so each write during a run
+    costs the same however many stages the pipeline has.
+    """
+    if changed is None:
+        subject = manifest
+    else:
+        subject = dict(manifest)
+        subject["commands"] = [manifest["commands"][i] for i in changed]
+        subject["pipeline"] = {**manifest["pipeline"], "stages": []}
+    errors = validate(subject)
     if errors:
         raise ManifestError(f"refusing to write an invalid manifest: {errors[0]}")
-    atomic_write_json(path, manifest)
+    atomic_write_json(path, manifest, indent=None)
 
 
 def read(path: Path) -> dict[str, Any]:

@@ -90,10 +90,11 @@ class RunEngine:
         self._stop_heartbeat = threading.Event()
 
     # -- manifest ---------------------------------------------------------------------------
-    def _save(self) -> None:
-        """Write the manifest (caller holds self._lock)."""
+    def _save(self, changed: tuple[int, ...] | None = None) -> None:
+        """Write the manifest (caller holds self._lock); `changed`: the command entries touched, if
+        that is all that changed since the last full write."""
         self.manifest["updated_at"] = iso(self.clock.now())
-        mf.write(self.manifest_path, self.manifest)
+        mf.write(self.manifest_path, self.manifest, changed=changed)
 
     def beat(self) -> None:
         """One heartbeat: refresh heartbeat_at in the manifest."""
@@ -101,7 +102,7 @@ class RunEngine:
             if self.manifest["status"] in mf.TERMINAL:
                 return
             self.manifest["heartbeat_at"] = iso(self.clock.now())
-            self._save()
+            self._save(changed=())
 
     def _heartbeat_loop(self) -> None:
         interval = float(self.manifest["heartbeat_interval_seconds"])
@@ -226,7 +227,7 @@ class RunEngine:
             )
             cmd.pop("timed_out", None)
             cmd.pop("failure_allowed", None)
-            self._save()
+            self._save(changed=(i,))
         self.event("stage_started", stage=stage.id, index=i + 1)
         self.report(f"[{i + 1}/{len(self.pipeline.stages)}] {stage.id}: {stage.display()}")
         timed_out = False
@@ -245,7 +246,7 @@ class RunEngine:
             self._current = proc
             with self._lock:
                 self.manifest["runner"]["stage_pgid"] = proc.pgid
-                self._save()
+                self._save(changed=(i,))
             if self._cancel.is_set():  # cancelled while we were starting it
                 proc.signal_group(signal.SIGTERM)
             rc, timed_out = self._wait(proc, stage, started)
@@ -279,7 +280,7 @@ class RunEngine:
                     cmd["failure_allowed"] = True
                 cmd["error_file"] = str(self._write_error(i, stage, cmd, log_path, timed_out))
             self.manifest["runner"]["stage_pgid"] = None
-            self._save()
+            self._save(changed=(i,))
         self.event(
             "stage_finished", stage=stage.id, status=status, exit_code=cmd["exit_code"], duration=duration
         )

@@ -226,8 +226,11 @@ def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
 def _child(path: str, name: str) -> str:
-    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+    if _IDENT.fullmatch(name):
         return f"{path}.{name}"
     return f"{path}[{name!r}]"
 

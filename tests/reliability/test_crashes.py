@@ -107,14 +107,14 @@ class _FailingWrites:
         self.recover_after = recover_after
         self.real = mf.write
 
-    def __call__(self, path: Path, manifest: dict) -> None:
+    def __call__(self, path: Path, manifest: dict, **kw: object) -> None:
         self.calls += 1
         failing = self.calls > self.ok and (
             self.recover_after is None or self.calls <= self.ok + self.recover_after
         )
         if failing:
             raise StorageError(f"cannot write {path}: the disk is full", hint="free space")
-        self.real(path, manifest)
+        self.real(path, manifest, **kw)  # type: ignore[arg-type]
 
 
 def test_disk_full_mid_run_ends_failed_where_it_can_write(

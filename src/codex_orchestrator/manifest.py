@@ -10,9 +10,9 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
-from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from codex_orchestrator import __version__

@@ -68,6 +68,20 @@ def _is_type(value: Any, name: str) -> bool:
     return isinstance(value, _TYPES[name])
 
 
+def _json_equal(a: Any, b: Any) -> bool:
+    """Equality as JSON Schema defines it: true is not 1, 1.0 is 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_equal(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_equal(a[k], b[k]) for k in a)
+    a_num, b_num = isinstance(a, int | float), isinstance(b, int | float)
+    if a_num or b_num:
+        return a_num and b_num and bool(a == b)
+    return type(a) is type(b) and bool(a == b)
+
+
 def _describe(value: Any) -> str:
     if value is None:
         return "null"
@@ -133,10 +147,10 @@ class Validator:
             if not any(_is_type(value, t) for t in types):
                 out.append(Violation(path, f"expected {' or '.join(types)}, got {_describe(value)}"))
                 return
-        if "enum" in schema and value not in schema["enum"]:
+        if "enum" in schema and not any(_json_equal(value, choice) for choice in schema["enum"]):
             choices = ", ".join(repr(v) for v in schema["enum"])
             out.append(Violation(path, f"expected one of {choices}, got {value!r}"))
-        if "const" in schema and value != schema["const"]:
+        if "const" in schema and not _json_equal(value, schema["const"]):
             out.append(Violation(path, f"expected {schema['const']!r}, got {value!r}"))
         if isinstance(value, str):
             if "minLength" in schema and len(value) < schema["minLength"]:

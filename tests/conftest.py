@@ -176,3 +176,17 @@ class FakeRunner:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+def _hypothesis_profiles() -> None:
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, print_blob=True)
+    settings.register_profile("deep", max_examples=5000)
+    if os.environ.get("HYPOTHESIS_PROFILE"):
+        settings.load_profile(os.environ["HYPOTHESIS_PROFILE"])
+    elif os.environ.get("CI"):
+        settings.load_profile("ci")
+
+
+_hypothesis_profiles()

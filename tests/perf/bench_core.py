@@ -75,7 +75,9 @@ def main() -> None:
         )
         base = [str(BIN), "--repo", str(repo)]
         # warm-up: also creates one run for `status`
-        subprocess.run([str(BIN), "start", "five", "--repo", str(repo), "--json"], check=True, capture_output=True)
+        subprocess.run(
+            [str(BIN), "start", "five", "--repo", str(repo), "--json"], check=True, capture_output=True
+        )
         run_id = next((repo / ".runs" / "default" / "cli").iterdir()).name
 
         n = args.repeat
@@ -127,17 +129,30 @@ def main() -> None:
     def row(name: str, value: float, target: str = "", ratio: str = "") -> None:
         print(f"{name:<34} {value * 1000:9.1f} ms  {ratio:<22} {target}")
 
-    print(f"python {results['python']} ({results['executable']}), {results['platform']}, {results['cpus']} cpus, "
-          f"PYTHONDONTWRITEBYTECODE={results['PYTHONDONTWRITEBYTECODE']}; medians of {args.repeat}")
+    print(
+        f"python {results['python']} ({results['executable']}), {results['platform']}, "
+        f"{results['cpus']} cpus, "
+        f"PYTHONDONTWRITEBYTECODE={results['PYTHONDONTWRITEBYTECODE']}; medians of {args.repeat}"
+    )
     row("python -c pass (floor)", r_python)
-    row("codex-orchestrator --version", r_version, "target <= 100 ms", f"{r_version / r_python:.2f}x python floor")
+    row(
+        "codex-orchestrator --version",
+        r_version,
+        "target <= 100 ms",
+        f"{r_version / r_python:.2f}x python floor",
+    )
     row("codex-orchestrator --help", r_help, "target <= 100 ms")
     row("status --run ID --json", r_status, "target <= 100 ms")
     row("runs list --json", r_list)
     row("shell script, 5 x true", r_shell)
     row("start: 5 trivial stages", r_five, "target <= 250 ms", f"{r_five / r_shell:.1f}x the shell script")
     row(f"{args.gib:g} GiB: sh -c 'cmd > file'", r_redirect)
-    row(f"{args.gib:g} GiB: pipeline stage", r_big, "target <= 1.1x redirect", f"{r_big / r_redirect:.3f}x redirect")
+    row(
+        f"{args.gib:g} GiB: pipeline stage",
+        r_big,
+        "target <= 1.1x redirect",
+        f"{r_big / r_redirect:.3f}x redirect",
+    )
     print(f"{'peak RSS during the 1 GiB run':<34} {results['big_peak_rss_mib']:9.1f} MiB  target <= 64 MiB")
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=2))

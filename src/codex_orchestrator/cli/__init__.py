@@ -27,6 +27,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "runs": ("runs_cmds:runs", "List, prune and migrate runs."),
     "metrics": ("runs_cmds:metrics", "Summarize run metrics."),
     "pipelines": ("run_cmds:pipelines", "List the pipelines available in the repository."),
+    "mcp": ("mcp_cmd:mcp", "The stdio MCP server (mcp serve)."),
+    "init": ("init_cmd:init", "Scaffold AGENTS.md, a starter config and planning templates (init codex)."),
+    "doctor": ("doctor_cmd:doctor", "Check the environment and print the exact fix for each problem."),
+    "self-check": ("selfcheck_cmd:self_check", "Verify this artifact: bundled assets, build, SHA-256."),
+    "spec-guard": ("specguard_cmd:spec_guard", "Fail when specs lack a recent last_review date."),
+    "review": ("review_cmd:review", "Hand a finished run to the Codex CLI for a non-interactive review."),
+    "adapters": ("adapters_cmd:adapters_group", "List the language adapters and what the repo matches."),
+    "goals": ("goals_cmd:goals", "Run several pipelines/tasks in parallel with a bound."),
+    "eval": ("eval_cmd:eval_", "Run pipelines over fixture repositories and compare with expectations."),
+    "patterns": ("patterns_cmd:patterns", "Learning library: list, lint with, and apply codemods."),
     "_drive": ("run_cmds:drive", "Internal: drive a detached run."),
 }
 

@@ -1,0 +1,62 @@
+"""`review`: hand a finished run to the Codex CLI, non-interactively."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from codex_orchestrator import output
+from codex_orchestrator.cli._common import exit_with, format_options, guarded, repo_option, roots, wants_json
+from codex_orchestrator.runner import read_tail
+
+SHOW_BYTES = 256_000
+
+
+@click.command()
+@click.option("--run", "run_id", required=True, metavar="ID", help="The run to review.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=600.0,
+    show_default=True,
+    help="Seconds before Codex's whole process group is killed.",
+)
+@repo_option
+@format_options
+@guarded
+def review(run_id: str, timeout: float, repo: str | None, fmt: str, json_flag: bool) -> None:
+    """Review a finished run with the Codex CLI ($CODEX_CLI_BIN, else `codex` on PATH).
+
+    Runs `codex exec --sandbox read-only -c approval_policy="never"` with stdin closed and a hard
+    timeout; the prompt (run summary + git diff, without .runs/ and out/), Codex's output and
+    result.json are stored in the run's review/ folder. Exits 1 when Codex fails, times out or asks
+    for input; 3 when Codex is not installed or the run cannot be found.
+
+    \b
+    Examples:
+      codex-orchestrator review --run 20261123T120000123Z-1a2b3c4d
+      CODEX_CLI_BIN=/opt/codex/bin/codex codex-orchestrator review --run RUN_ID --timeout 900 --json
+    """
+    from codex_orchestrator import review as core
+
+    as_json = wants_json(fmt, json_flag)
+
+    def started(codex: Path, log: Path) -> None:
+        if not as_json:
+            output.diag(f"review: running {codex} exec (read-only, timeout {timeout:g} s); output: {log}")
+
+    result = core.run_review(roots(repo), run_id, timeout=timeout, on_start=started)
+    if as_json:
+        output.emit_json(result)
+    elif result["status"] == "succeeded":
+        text, cut = read_tail(Path(result["output"]), SHOW_BYTES)
+        output.emit(("[... earlier output in the log ...]\n" if cut else "") + text.rstrip())
+        output.diag(f"review: done in {result['duration_seconds']:.1f} s; saved in {result['review_dir']}")
+    else:
+        output.diag(f"Error: {result['message']}.")
+        tail = result["output_tail"].strip().splitlines()[-5:]
+        for line in tail:
+            output.diag(f"  | {line}")
+        output.diag(f"Fix: {result['hint']}")
+    exit_with(0 if result["status"] == "succeeded" else 1)

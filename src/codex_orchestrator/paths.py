@@ -106,6 +106,7 @@ class Roots:
             for task in sorted(self.runs.iterdir()):
                 candidate = task / "cli" / run_id
                 if (candidate / "manifest.json").is_file():
+                    self.contain(candidate / "manifest.json")  # a symlinked manifest must not lead out
                     return self.contain(candidate)
         raise RunNotFoundError(
             f"no run {run_id!r} under {self.runs}", hint="`codex-orchestrator runs list` shows the runs"

@@ -404,7 +404,7 @@ def list_runs(
     found = []
     for _run_id, run_dir in roots.iter_run_dirs(task_id):
         try:
-            manifest = mf.read(run_dir / mf.MANIFEST)
+            manifest = mf.read(roots.contain(run_dir / mf.MANIFEST))  # no symlink out of the runs root
         except OrchestratorError:
             continue
         if status and manifest.get("status") != status:

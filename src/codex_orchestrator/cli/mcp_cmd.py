@@ -1,0 +1,82 @@
+"""`mcp serve`: the stdio MCP server. Module-level imports stay light (click only): `--help` and
+`--version` never import the MCP SDK, pydantic or jsonschema."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+import click
+
+from codex_orchestrator.errors import ExitCode, OrchestratorError
+
+
+class _StartError(click.ClickException):
+    """Nothing was served: a bad repository or environment (exit 3, message on stderr)."""
+
+    exit_code = int(ExitCode.CONFIG)
+
+
+@click.group()
+def mcp() -> None:
+    """The stdio MCP server for Codex and other agents."""
+
+
+@mcp.command()
+@click.option(
+    "--repo",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="Repository the server is pinned to (default: $CODEX_ORCHESTRATOR_ROOT, else the current folder).",
+)
+@click.option("--read-only", is_flag=True, help="Expose only the tools that change nothing.")
+@click.option(
+    "--idle-timeout",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    help="Exit after this long without a request (0: never). The server always exits when stdin closes.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    show_default=True,
+    help="Logging level; logs go to stderr, never stdout.",
+)
+def serve(repo: str | None, read_only: bool, idle_timeout: float, log_level: str) -> None:
+    """Serve MCP over stdio: newline-delimited JSON-RPC on stdin/stdout, logs on stderr.
+
+    \b
+    Register with Codex:
+      codex mcp add orchestrator -- python3 /abs/codex-orchestrator.pyz mcp serve --repo /abs/repo
+    """
+    from codex_orchestrator.mcp_server import server
+    from codex_orchestrator.paths import Roots
+
+    server.configure_logging(log_level)
+    try:
+        roots = Roots.resolve(repo)
+    except OrchestratorError as exc:
+        raise _StartError(f"{exc.message}" + (f" (fix: {exc.hint})" if exc.hint else "")) from None
+    try:
+        server.serve(roots, read_only=read_only, idle_timeout=idle_timeout or None)
+    except OrchestratorError as exc:
+        raise _StartError(f"{exc.message}" + (f" (fix: {exc.hint})" if exc.hint else "")) from None
+    _finish()
+
+
+def _finish() -> None:
+    """Leave promptly: give worker threads a moment to finish their last write, then exit even if a
+    long read (e.g. an abandoned wait_for_run) is still polling. Detached runs live in their own
+    sessions and are not affected."""
+    deadline = time.monotonic() + 0.5
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or thread.daemon:
+            continue
+        thread.join(max(0.0, deadline - time.monotonic()))
+    logging.shutdown()
+    os._exit(0)

@@ -1,34 +1,64 @@
-"""Facts about the running artifact: are we a .pyz, and how do we run ourselves again."""
+"""Facts about the running artifact: are we a .pyz, and how do we run ourselves again.
+
+Standard library only and cheap: nothing here opens the archive unless the launcher is absent.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-import zipfile
 from functools import cache
 from pathlib import Path
+
+#: Set by the .pyz launcher (build/launcher.py) on the `__main__` module: the archive's absolute path
+#: (resolved before anything could change the working directory), its target and build id, and the
+#: extraction root it chose.
+LAUNCHER_ATTR = "CODEX_ORCHESTRATOR_LAUNCHER"
+PYZ_ENV = "CODEX_ORCHESTRATOR_PYZ"
+
+
+def launcher_info() -> dict[str, str] | None:
+    """What the .pyz launcher recorded (version, python, platform, build_id, archive, root), or None."""
+    info = getattr(sys.modules.get("__main__"), LAUNCHER_ATTR, None)
+    if isinstance(info, dict) and info.get("archive"):
+        return {str(k): str(v) for k, v in info.items()}
+    return None
+
+
+def _is_shiv_archive(path: Path) -> bool:
+    import zipfile  # only reached without the launcher (a plain shiv build, or the env override)
+
+    try:
+        if not path.is_file() or not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as zf:
+            return "environment.json" in zf.namelist() and "_bootstrap/__init__.py" in zf.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 @cache
 def pyz_path() -> Path | None:
-    """The .pyz archive this process runs from, or None (source checkout, venv install)."""
-    explicit = os.environ.get("CODEX_ORCHESTRATOR_PYZ")
-    candidates = [explicit] if explicit else []
-    if sys.argv and sys.argv[0]:
-        candidates.append(sys.argv[0])
-    for cand in candidates:
-        path = Path(cand)
-        try:
-            if path.is_file() and zipfile.is_zipfile(path):
-                with zipfile.ZipFile(path) as zf:
-                    if "environment.json" in zf.namelist():
-                        return path.resolve()
-        except OSError:
-            continue
+    """The .pyz archive this process runs from, or None (source checkout, venv install).
+
+    In order: the launcher's record; `$CODEX_ORCHESTRATOR_PYZ` when it names a shiv archive; `sys.argv[0]`
+    when shiv's bootstrap is loaded and argv[0] is the archive (a build without our launcher).
+    """
+    info = launcher_info()
+    if info is not None:
+        return Path(info["archive"])
+    explicit = os.environ.get(PYZ_ENV)
+    if explicit and _is_shiv_archive(Path(explicit)):
+        return Path(explicit).resolve()
+    if "_bootstrap" in sys.modules and sys.argv and sys.argv[0]:
+        candidate = Path(sys.argv[0])
+        if _is_shiv_archive(candidate):
+            return candidate.resolve()
     return None
 
 
 def interpreter_flags() -> list[str]:
+    """The flags that keep a child interpreter as isolated as this one (-I, -S)."""
     flags = []
     if sys.flags.isolated:
         flags.append("-I")

@@ -1,0 +1,300 @@
+"""Shared pieces of build/pyz, build/verify and release/release: targets, locks, tools, archive rewriting.
+
+Standard library only on the host side; pip, shiv and hatchling run from a pinned tools venv that is
+installed from a local wheelhouse (filled from PyPI only when something is missing and `--offline` is off).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BUILD_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BUILD_DIR.parent
+RUNTIME_LOCK = BUILD_DIR / "requirements.lock"
+TOOLS_LOCK = BUILD_DIR / "tools.lock"
+LAUNCHER_SOURCE = BUILD_DIR / "launcher.py"
+
+DIST_NAME = "codex-orchestrator"
+PACKAGE = "codex_orchestrator"
+CONSOLE_SCRIPT = "codex-orchestrator"
+ENTRY_POINT = "codex_orchestrator.cli:main"
+SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13")
+SUPPORTED_MACHINES = ("x86_64", "aarch64")
+DEFAULT_GLIBC = (2, 17)
+SIZE_BUDGET = 12_000_000  # bytes, per asset
+ELF_MACHINES = {"x86_64": 62, "aarch64": 183}
+LAUNCHER_BUILD_LINE = "BUILD: dict[str, str] = {}  # @BUILD@"
+
+EXIT_FAILED = 1
+EXIT_ENVIRONMENT = 3
+
+
+class BuildError(Exception):
+    """A foreseeable problem: one sentence, a fix, an exit code. Rendered without a traceback."""
+
+    def __init__(self, message: str, hint: str = "", exit_code: int = EXIT_ENVIRONMENT) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.exit_code = exit_code
+
+
+def report_error(exc: BuildError, prog: str) -> int:
+    print(f"{prog}: error: {exc.message}", file=sys.stderr)
+    if exc.hint:
+        print(f"{prog}: fix: {exc.hint}", file=sys.stderr)
+    return exc.exit_code
+
+
+# --------------------------------------------------------------------------------------------- targets
+
+
+_PLATFORM_RE = re.compile(r"^manylinux_(\d+)_(\d+)_(x86_64|aarch64)$")
+_ASSET_RE = re.compile(
+    r"^codex-orchestrator-(?P<version>[^-]+)-cp(?P<major>3)(?P<minor>\d+)-(?P<platform>manylinux_\d+_\d+_\w+)\.pyz$"
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One asset target: a CPython minor plus a manylinux platform tag."""
+
+    python: str  # "3.11"
+    platform: str  # "manylinux_2_17_x86_64"
+
+    @classmethod
+    def parse(cls, python: str, platform: str) -> Target:
+        if python not in SUPPORTED_PYTHONS:
+            raise BuildError(
+                f"unsupported --python {python!r}",
+                hint=f"use one of {', '.join(SUPPORTED_PYTHONS)}",
+                exit_code=2,
+            )
+        if not _PLATFORM_RE.match(platform):
+            raise BuildError(
+                f"unsupported --platform {platform!r}",
+                hint="use manylinux_2_<N>_x86_64 or manylinux_2_<N>_aarch64, e.g. manylinux_2_17_x86_64",
+                exit_code=2,
+            )
+        return cls(python, platform)
+
+    @classmethod
+    def host(cls, python: str | None = None) -> Target:
+        machine = os.uname().machine.lower()
+        machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+        py = python or f"{sys.version_info[0]}.{sys.version_info[1]}"
+        return cls.parse(py, f"manylinux_{DEFAULT_GLIBC[0]}_{DEFAULT_GLIBC[1]}_{machine}")
+
+    @property
+    def pytag(self) -> str:
+        return "cp" + self.python.replace(".", "")
+
+    @property
+    def machine(self) -> str:
+        m = _PLATFORM_RE.match(self.platform)
+        assert m is not None
+        return m.group(3)
+
+    @property
+    def glibc(self) -> tuple[int, int]:
+        m = _PLATFORM_RE.match(self.platform)
+        assert m is not None
+        return int(m.group(1)), int(m.group(2))
+
+    @property
+    def python_tuple(self) -> tuple[int, int]:
+        major, minor = self.python.split(".")
+        return int(major), int(minor)
+
+    def asset_name(self, version: str) -> str:
+        return f"{DIST_NAME}-{version}-{self.pytag}-{self.platform}.pyz"
+
+    def pip_platforms(self) -> list[str]:
+        """Every platform tag a wheel may carry and still run at this glibc floor, newest first."""
+        major, minor = self.glibc
+        tags = [f"manylinux_{major}_{m}_{self.machine}" for m in range(minor, 4, -1)]
+        legacy = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
+        out: list[str] = []
+        for m in range(minor, 4, -1):
+            out.append(f"manylinux_{major}_{m}_{self.machine}")
+            alias = legacy.get((major, m))
+            if alias and (alias == "manylinux2014" or self.machine == "x86_64"):
+                out.append(f"{alias}_{self.machine}")
+        assert set(tags) <= set(out)
+        return out
+
+    def pip_target_args(self) -> list[str]:
+        args = ["--only-binary=:all:", "--python-version", self.python, "--implementation", "cp"]
+        for abi in (self.pytag, "abi3", "none"):
+            args += ["--abi", abi]
+        for plat in self.pip_platforms():
+            args += ["--platform", plat]
+        return args
+
+    def marker_environment(self) -> dict[str, str]:
+        full = f"{self.python}.0"
+        return {
+            "implementation_name": "cpython",
+            "implementation_version": full,
+            "os_name": "posix",
+            "platform_machine": self.machine,
+            "platform_python_implementation": "CPython",
+            "platform_release": "",
+            "platform_system": "Linux",
+            "platform_version": "",
+            "python_full_version": full,
+            "python_version": self.python,
+            "sys_platform": "linux",
+        }
+
+    def extension_ok(self, name: str) -> bool:
+        """Whether a CPython extension file name is loadable by this target's interpreter."""
+        base = name.rsplit("/", 1)[-1]
+        m = re.search(r"\.cpython-(\d+)-([^.]+)\.so$", base)
+        if m:
+            return m.group(1) == self.pytag[2:] and m.group(2) == f"{self.machine}-linux-gnu"
+        return True  # .abi3.so and plain .so: judged by their ELF header
+
+    def launcher_fields(self) -> dict[str, str]:
+        return {
+            "python": self.python,
+            "platform": self.platform,
+            "machine": self.machine,
+            "glibc": f"{self.glibc[0]}.{self.glibc[1]}",
+        }
+
+
+def parse_asset_name(name: str) -> tuple[str, Target] | None:
+    """(version, target) from `codex-orchestrator-<version>-<pytag>-<platform>.pyz`, or None."""
+    m = _ASSET_RE.match(name)
+    if not m:
+        return None
+    python = f"{m.group('major')}.{m.group('minor')}"
+    if python not in SUPPORTED_PYTHONS or not _PLATFORM_RE.match(m.group("platform")):
+        return None
+    return m.group("version"), Target(python, m.group("platform"))
+
+
+# ----------------------------------------------------------------------------------------------- locks
+
+
+def canonical_name(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass(frozen=True)
+class LockEntry:
+    name: str  # canonical
+    version: str
+    marker: str
+    hashes: tuple[str, ...] = field(default_factory=tuple)
+
+    def requirement_line(self) -> str:
+        hashes = " ".join(f"--hash={h}" for h in self.hashes)
+        return f"{self.name}=={self.version} {hashes}"
+
+
+def _logical_lines(text: str) -> Iterator[str]:
+    buf = ""
+    for raw in text.splitlines():
+        line = raw.split(" #", 1)[0].rstrip() if not raw.lstrip().startswith("#") else ""
+        if line.endswith("\\"):
+            buf += line[:-1] + " "
+            continue
+        buf += line
+        if buf.strip():
+            yield buf.strip()
+        buf = ""
+    if buf.strip():
+        yield buf.strip()
+
+
+def parse_lock(path: Path) -> list[LockEntry]:
+    """Read a hash-pinned requirements lock (`name==version ; marker --hash=...`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BuildError(f"the lock file {path} is missing", hint="run build/lock to create it") from None
+    entries: list[LockEntry] = []
+    for line in _logical_lines(text):
+        if line.startswith("-"):
+            continue
+        spec, _, rest = line.partition("--hash=")
+        hashes = tuple(h.strip() for h in ("--hash=" + rest).split("--hash=") if h.strip()) if rest else ()
+        req, _, marker = spec.partition(";")
+        name, sep, version = req.strip().partition("==")
+        if not sep or not hashes:
+            raise BuildError(
+                f"{path.name}: {line[:60]!r} is not pinned with '==' and hashes",
+                hint="regenerate the lock with build/lock",
+            )
+        entries.append(LockEntry(canonical_name(name), version.strip(), marker.strip(), hashes))
+    return entries
+
+
+def _evaluate_marker(marker: str, env: dict[str, str]) -> bool:
+    try:
+        from packaging.markers import Marker
+    except ImportError:  # pip vendors the same library
+        try:
+            from pip._vendor.packaging.markers import Marker  # type: ignore[assignment,unused-ignore]
+        except ImportError:
+            raise BuildError(
+                "neither 'packaging' nor pip is importable, so lock markers cannot be evaluated",
+                hint="run the build with a Python that has pip (python3 -m ensurepip)",
+            ) from None
+    return bool(Marker(marker).evaluate(env))
+
+
+def entries_for_target(entries: Iterable[LockEntry], target: Target) -> list[LockEntry]:
+    env = target.marker_environment()
+    return [e for e in entries if not e.marker or _evaluate_marker(e.marker, env)]
+
+
+def tools_versions() -> dict[str, str]:
+    return {e.name: e.version for e in parse_lock(TOOLS_LOCK)}
+
+
+# ------------------------------------------------------------------------------------------- project
+
+
+def project_version(source: Path) -> str:
+    try:
+        data = tomllib.loads((source / "pyproject.toml").read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise BuildError(f"cannot read {source / 'pyproject.toml'}: {exc}") from None
+    version = data.get("project", {}).get("version")
+    if not isinstance(version, str):
+        raise BuildError("pyproject.toml has no static [project] version", hint="set project.version")
+    return version
+
+
+def source_date_epoch(source: Path) -> int:
+    """SOURCE_DATE_EPOCH if set, else the commit time of HEAD."""
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env:
+        if not env.isdigit():
+            raise BuildError(f"SOURCE_DATE_EPOCH={env!r} is not a Unix time", hint="unset it or use digits")
+        return int(env)
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(source), "log", "-1", "--format=%ct"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        out = None
+    if out is not None and out.returncode == 0 and out.stdout.strip().isdigit():
+        return int(out.stdout.strip())
+    raise BuildError(
+        f"cannot tell the commit time of {source} (not a git checkout, or no commit yet)",
+        hint="commit first, or set SOURCE_DATE_EPOCH explicitly (e.g. SOURCE_DATE_EPOCH=$(date +%s))",
+    )

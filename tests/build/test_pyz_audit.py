@@ -1,0 +1,180 @@
+"""The audit passes a good archive and names the defect in each deliberately broken one."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import _archive as arc
+import _audit
+import pytest
+from pyz_helpers import Built
+
+Info = zipfile.ZipInfo
+Mutation = Callable[[Path, Path], None]
+
+OUR = "site-packages/codex_orchestrator/"
+ELF_AARCH64 = b"\x7fELF\x02\x01\x01" + b"\0" * 11 + (183).to_bytes(2, "little") + b"\0" * 44
+
+
+def _drop(predicate: Callable[[str], bool]) -> Mutation:
+    def mutate(src: Path, dst: Path) -> None:
+        arc.rewrite_archive(src, dst, transform=lambda i, d: None if predicate(i.filename) else (i, d))
+
+    return mutate
+
+
+def _add(name: str, data: bytes, mode: int = 0o100644) -> Mutation:
+    def mutate(src: Path, dst: Path) -> None:
+        with zipfile.ZipFile(src) as zf:
+            like = zf.getinfo("environment.json")
+        arc.rewrite_archive(src, dst, add=[(arc.entry_like(like, name, mode), data)])
+
+    return mutate
+
+
+def _edit(name: str, edit: Callable[[Info, bytes], tuple[Info, bytes]]) -> Mutation:
+    def mutate(src: Path, dst: Path) -> None:
+        arc.rewrite_archive(src, dst, transform=lambda i, d: edit(i, d) if i.filename == name else (i, d))
+
+    return mutate
+
+
+def _first_schema(name: str) -> bool:
+    return name.startswith(OUR + "_assets/schemas/") and name.endswith(".json")
+
+
+def _schema_dropper(src: Path, dst: Path) -> None:
+    with zipfile.ZipFile(src) as zf:
+        victim = sorted(n for n in zf.namelist() if _first_schema(n))[0]
+    _drop(lambda n: n == victim)(src, dst)
+
+
+def _chmod(mode: int) -> Callable[[Info, bytes], tuple[Info, bytes]]:
+    def edit(info: Info, data: bytes) -> tuple[Info, bytes]:
+        info.external_attr = mode << 16
+        return info, data
+
+    return edit
+
+
+def _extra_distribution(src: Path, dst: Path) -> None:
+    dist = "site-packages/requests-2.32.0.dist-info/"
+    metadata = b"Metadata-Version: 2.1\nName: requests\nVersion: 2.32.0\n"
+    wheel = b"Wheel-Version: 1.0\nTag: py3-none-any\n"
+    record = (
+        f"requests-2.32.0.dist-info/METADATA,{arc.record_hash(metadata)},{len(metadata)}\n"
+        f"requests-2.32.0.dist-info/WHEEL,{arc.record_hash(wheel)},{len(wheel)}\n"
+        "requests-2.32.0.dist-info/RECORD,,\n"
+    ).encode()
+    with zipfile.ZipFile(src) as zf:
+        like = zf.getinfo("environment.json")
+    arc.rewrite_archive(
+        src,
+        dst,
+        add=[
+            (arc.entry_like(like, dist + "METADATA"), metadata),
+            (arc.entry_like(like, dist + "WHEEL"), wheel),
+            (arc.entry_like(like, dist + "RECORD"), record),
+        ],
+    )
+
+
+def _symlink(src: Path, dst: Path) -> None:
+    _add(OUR + "_assets/schemas/link.json", b"../../../../../etc/passwd", 0o120777)(src, dst)
+
+
+BROKEN: dict[str, tuple[Mutation, str, str]] = {
+    # name: (mutation, expected finding code, text the finding must name)
+    "missing schema": (_schema_dropper, "missing-asset", "_assets/schemas/"),
+    "planted .env": (_add(OUR + ".env", b"OPENAI_API_KEY=sk-test\n"), "secret", ".env"),
+    "__pycache__": (_add(OUR + "__pycache__/cli.cpython-311.pyc", b"\x00" * 16), "bytecode", "__pycache__"),
+    "our tests/": (
+        _add("site-packages/tests/test_cli.py", b"def test(): pass\n"),
+        "our-tests",
+        "tests/test_cli.py",
+    ),
+    "foreign .so": (
+        _add(OUR + "_speedups.cpython-311-aarch64-linux-gnu.so", ELF_AARCH64),
+        "foreign-extension",
+        "_speedups",
+    ),
+    "extra distribution": (_extra_distribution, "unexpected-distribution", "requests"),
+    "tampered file": (
+        _edit("site-packages/click/core.py", lambda i, d: (i, d + b"\nimport os  # injected\n")),
+        "record-mismatch",
+        "click/core.py",
+    ),
+    "symlink": (_symlink, "symlink", "link.json"),
+    "world-writable": (_edit(OUR + "cli/__init__.py", _chmod(0o100666)), "world-writable", "cli/__init__.py"),
+    "shiv's own __main__": (
+        _edit("__main__.py", lambda i, d: (i, b"import _bootstrap\n_bootstrap.bootstrap()\n")),
+        "launcher",
+        "__main__.py",
+    ),
+    "bin/ left in": (
+        _add("site-packages/bin/codex-orchestrator", b"#!/usr/bin/python3\n"),
+        "bin-dir",
+        "bin/",
+    ),
+    "direct_url.json": (
+        _add("site-packages/codex_orchestrator-0.1.0.dist-info/direct_url.json", b"{}"),
+        "direct-url",
+        "direct_url.json",
+    ),
+    "dev tool": (_add("site-packages/pytest/__init__.py", b""), "dev-tool", "pytest"),
+    "unsafe path": (_add("site-packages/../../evil.py", b""), "unsafe-path", "evil.py"),
+}
+
+
+@pytest.mark.slow
+def test_good_archive_passes(built: Built) -> None:
+    report = _audit.audit(built.pyz, version=built.version, source=built.source)
+    assert report.findings == []
+    assert report.ok
+    assert report.size <= 12_000_000
+    assert f"codex-orchestrator=={built.version}" in report.distributions
+    assert any(d.startswith("mcp==") for d in report.distributions)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_broken_archive_is_named(case: str, built: Built, tmp_path: Path) -> None:
+    mutate, code, needle = BROKEN[case]
+    bad = tmp_path / built.pyz.name
+    mutate(built.pyz, bad)
+    report = _audit.audit(bad, version=built.version, source=built.source)
+    assert not report.ok
+    hits = [f for f in report.findings if f.code == code]
+    assert hits, f"{case}: expected [{code}], got {[str(f) for f in report.findings]}"
+    assert any(needle in f.path or needle in f.message for f in hits), [str(f) for f in hits]
+
+
+@pytest.mark.slow
+def test_oversized_archive_is_named(built: Built) -> None:
+    size = built.pyz.stat().st_size
+    report = _audit.audit(built.pyz, version=built.version, source=built.source, budget=size - 1)
+    assert [f.code for f in report.findings] == ["size"]
+    assert f"{size:,}" in report.findings[0].message
+
+
+@pytest.mark.slow
+def test_wrong_version_is_named(built: Built) -> None:
+    report = _audit.audit(built.pyz, version="9.9.9", source=built.source)
+    codes = report.codes()
+    assert "version-mismatch" in codes
+    assert any("9.9.9" in f.message for f in report.findings if f.code == "version-mismatch")
+
+
+@pytest.mark.slow
+def test_asset_differing_from_source_is_named(built: Built, tmp_path: Path) -> None:
+    import shutil
+
+    source = tmp_path / "source"
+    shutil.copytree(built.source, source, symlinks=True)
+    schema = sorted((source / "schemas").glob("*.json"))[0]
+    schema.write_text(schema.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    report = _audit.audit(built.pyz, version=built.version, source=source)
+    assert {f.code for f in report.findings} == {"asset-mismatch"}
+    assert schema.name in report.findings[0].path

@@ -32,7 +32,10 @@ PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 INVALID_PARAMS = -32602
 _READ_CHUNK = 65536
-EOF_GRACE_SECONDS = 0.5  # at stdin EOF, answers still in flight may take this long; exit stays < 1 s
+# At stdin EOF every request already received is still answered (a client may write a batch and close
+# its end: `printf ... | serve`), then the server exits; an idle server exits at once. The bound is the
+# slowest tool (wait_for_run waits at most WAIT_MAX_SECONDS) plus room.
+EOF_DRAIN_LIMIT_SECONDS = 120.0
 
 
 def claim_stdio() -> tuple[int, int]:
@@ -239,7 +242,7 @@ class Channel:
             if not chunk:
                 if buf and not discarding:
                     self._handle(bytes(buf))
-                self._drain(EOF_GRACE_SECONDS)
+                self._drain(EOF_DRAIN_LIMIT_SECONDS)
                 self._close("stdin closed")
                 return
             self._last_activity = time.monotonic()
@@ -271,13 +274,17 @@ class Channel:
                     )
 
     def _drain(self, seconds: float) -> None:
-        """Give requests already handed to the SDK a moment to be answered (`printf ... | serve`)."""
+        """Wait until every request received so far has been answered (queued ones included: the SDK
+        may still be loading), or the client stopped reading, or `seconds` pass."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             with self._state_lock:
-                if self._deliver is None or not self._pending:
+                if not self._pending or self._broken:
                     return
             time.sleep(0.01)
+        log.warning(
+            "stdin closed with %d request(s) still unanswered after %g s", len(self._pending), seconds
+        )
 
     def _poll_interval(self) -> float:
         if self.idle_timeout is None:

@@ -68,9 +68,9 @@ def resolve(
         project_task, project_default = proj.task_id, proj.default_pipeline
     chosen = pipeline_id or project_default or config.pipelines.default_pipeline
     pipeline = config.pipelines.get(chosen)
-    task = validate_id(
-        "task", task_id or project_task or os.environ.get("MCP_RUNNER_TASK_ID") or DEFAULT_TASK_ID
-    )
+    if task_id is None:
+        task_id = project_task or os.environ.get("MCP_RUNNER_TASK_ID") or DEFAULT_TASK_ID
+    task = validate_id("task", task_id)  # an explicit empty id is an error, not "the default"
     return Resolved(repo_config, stage_root, task, project, pipeline)
 
 

@@ -69,11 +69,12 @@ class RawMcp:
     """A minimal newline-delimited JSON-RPC client over a subprocess's stdio."""
 
     def __init__(self, argv: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.errlog = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the client
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=self.errlog,
             env=env,
             cwd=cwd,
             bufsize=0,
@@ -95,7 +96,9 @@ class RawMcp:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
-            raise SystemExit("the MCP server closed its stdout")
+            self.errlog.seek(0)
+            tail = self.errlog.read()[-2000:].decode(errors="replace")
+            raise SystemExit(f"the MCP server closed its stdout (exit {self.proc.poll()}); stderr:\n{tail}")
         return json.loads(line)
 
     def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -162,6 +165,7 @@ def main() -> None:
     pyz = args.pyz or max((ROOT / "dist").glob("*.pyz"), key=lambda p: p.stat().st_mtime, default=None)
     if pyz is None or not pyz.is_file():
         raise SystemExit("no .pyz found: build one with build/pyz, or pass --pyz")
+    pyz = pyz.resolve()
     n = 5 if args.quick else args.repeat
     gib = 0.25 if args.quick else 1.0
     run_counts = (100, 1000) if args.quick else (100, 1000, 10000)

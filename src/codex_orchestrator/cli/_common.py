@@ -20,7 +20,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def repo_option(f: F) -> F:
     return click.option(
         "--repo",
-        type=click.Path(file_okay=False, path_type=str),
+        type=str,  # checked by Roots.resolve, so a bad path gets our error (and JSON under --format json)
         default=None,
         help="Repository root (default: $CODEX_ORCHESTRATOR_ROOT, else the current folder).",
     )(f)

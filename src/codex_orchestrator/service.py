@@ -297,6 +297,26 @@ def start_run(
         view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
         view["driver_pid"] = pid
         return view
+    if reporter is not None:
+        reporter(f"run {manifest['run_id']} ({manifest['pipeline_id']}): {run_dir / mf.MANIFEST}")
+    final = _run_foreground(
+        roots, run_dir, manifest, lock, config.kill_grace_seconds, clock, process_runner, reporter, on_engine
+    )
+    return mf.status_view(final, run_dir / mf.MANIFEST, clock.now())
+
+
+def _run_foreground(
+    roots: Roots,
+    run_dir: Path,
+    manifest: dict[str, Any],
+    lock: FileLock,
+    kill_grace: float,
+    clock: Clock,
+    process_runner: ProcessRunner | None,
+    reporter: Reporter | None,
+    on_engine: Callable[[RunEngine], None] | None,
+) -> dict[str, Any]:
+    """Drive a claimed run in this process (Ctrl-C/SIGTERM cancel it); always releases the lock."""
     try:
         engine = _engine(
             roots,
@@ -305,21 +325,18 @@ def start_run(
             clock=clock,
             process_runner=process_runner,
             reporter=reporter,
-            kill_grace=config.kill_grace_seconds,
+            kill_grace=kill_grace,
             mode="foreground",
         )
-        if reporter is not None:
-            reporter(f"run {manifest['run_id']} ({manifest['pipeline_id']}): {run_dir / mf.MANIFEST}")
         if on_engine is not None:
             on_engine(engine)
         restore = engine.install_signal_handlers()
         try:
-            final = engine.run()
+            return engine.run()
         finally:
             restore()
     finally:
         lock.release()
-    return mf.status_view(final, run_dir / mf.MANIFEST, clock.now())
 
 
 def drive(run_dir: Path, lock_fd: int, *, clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
@@ -576,30 +593,12 @@ def resume_run(
         view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
         view.update(driver_pid=pid, resume_event=event)
         return view
-    try:
-        if reporter is not None:
-            reporter(f"resuming run {run_id}: skipping {', '.join(event['skipped']) or 'nothing'}")
-            if event["config_changed"]:
-                reporter("note: the configuration changed since this run started; using the run's snapshot")
-        engine = _engine(
-            roots,
-            run_dir,
-            manifest,
-            clock=clock,
-            process_runner=process_runner,
-            reporter=reporter,
-            kill_grace=config.kill_grace_seconds if config else cfg.DEFAULT_KILL_GRACE,
-            mode="foreground",
-        )
-        if on_engine is not None:
-            on_engine(engine)
-        restore = engine.install_signal_handlers()
-        try:
-            final = engine.run()
-        finally:
-            restore()
-    finally:
-        lock.release()
+    if reporter is not None:
+        reporter(f"resuming run {run_id}: skipping {', '.join(event['skipped']) or 'nothing'}")
+        if event["config_changed"]:
+            reporter("note: the configuration changed since this run started; using the run's snapshot")
+    grace = config.kill_grace_seconds if config else cfg.DEFAULT_KILL_GRACE
+    final = _run_foreground(roots, run_dir, manifest, lock, grace, clock, process_runner, reporter, on_engine)
     view = mf.status_view(final, run_dir / mf.MANIFEST, clock.now())
     view["resume_event"] = event
     return view

@@ -428,10 +428,14 @@ class RunEngine:
             )
             m["guardrail_status"] = mf.guardrail_status(self.pipeline, commands, final=True)
             m["runner"]["stage_pgid"] = None
-            self._save()
+        # The side records first, the manifest last: once a reader sees the run terminal, its event,
+        # metrics line and state snapshot already exist (a `metrics_summary` right after `wait_for_run`
+        # counts it). A crash in between leaves an unfinished manifest, which `resume` completes.
         self.event("run_finished", status=status, detail=detail)
         self._record_metrics()
         self._write_state()
+        with self._lock:
+            self._save()
         self.report(f"run {m['run_id']}: {m['summary']}")
         final: dict[str, Any] = copy.deepcopy(self.manifest)
         return final

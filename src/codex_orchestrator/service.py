@@ -397,6 +397,9 @@ def wait_for_run(
     while True:
         manifest = mf.read(run_dir / mf.MANIFEST)
         terminal = manifest.get("status") in mf.TERMINAL
+        if terminal and is_locked(run_dir / LOCK_FILE) and clock.monotonic() < deadline:
+            sleep(min(poll_seconds, 0.02))  # terminal, and its runner is finishing: let it let go
+            continue
         if terminal or clock.monotonic() >= deadline:
             view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
             view["terminal"] = terminal
@@ -480,12 +483,14 @@ def _process_alive(pid: object) -> bool:
 
 
 def _acquire_after_runner(lock: FileLock, manifest: dict[str, Any], wait_seconds: float = 2.0) -> bool:
-    """Take the run lock. If the recorded runner is dead but the lock is still held (a stage forked by
-    the runner the instant it was killed holds a copy until its exec), wait briefly for it to go."""
+    """Take the run lock. If the run is already terminal (its runner is exiting), or the recorded runner
+    is dead but the lock is still held (a stage forked the instant it was killed holds a copy until its
+    exec), wait briefly for the lock to be released."""
     if lock.try_acquire():
         return True
     runner = manifest.get("runner") or {}
-    if runner.get("host") == mf.hostname() and _process_alive(runner.get("pid")):
+    finishing = manifest.get("status") in mf.TERMINAL  # its runner is writing its last records and exiting
+    if not finishing and runner.get("host") == mf.hostname() and _process_alive(runner.get("pid")):
         return False
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:

@@ -178,24 +178,74 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
     return lines, bad
 
 
+def metrics_from_manifest(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any]:
+    """The metrics line a finished run would have written, rebuilt from its manifest."""
+    started, completed = manifest.get("started_at"), manifest.get("completed_at")
+    duration = None
+    if isinstance(started, str) and isinstance(completed, str):
+        duration = round((parse_iso(completed) - parse_iso(started)).total_seconds(), 6)
+    commands = manifest.get("commands") or []
+    guardrail = manifest.get("guardrail_status")
+    return {
+        "run_id": manifest.get("run_id"),
+        "task_id": manifest.get("task_id"),
+        "pipeline_id": manifest.get("pipeline_id"),
+        "status": manifest.get("status"),
+        "started_at": started,
+        "completed_at": completed,
+        "duration_seconds": duration,
+        "stages_total": len(commands),
+        "stages_succeeded": sum(1 for c in commands if c.get("status") == "succeeded"),
+        "stages_failed": sum(1 for c in commands if c.get("status") == "failed"),
+        "guardrail_status": guardrail.get("status") if isinstance(guardrail, dict) else None,
+        "manifest_complete": not mf.validate(manifest) and manifest.get("status") in mf.TERMINAL,
+        "resumed": bool(manifest.get("resume_events")),
+        "manifest": str(manifest_path),
+        "from_manifest": True,
+    }
+
+
+def _manifest_entries(roots: Roots, task_id: str | None, known: set[str]) -> list[dict[str, Any]]:
+    """Finished runs whose manifest is present but whose metrics line is not (a CI job that uploaded
+    only run folders, a metrics file lost or pruned)."""
+    found = []
+    for run_id, run_dir in roots.iter_run_dirs(task_id):
+        if run_id in known:
+            continue
+        try:
+            manifest = mf.read(run_dir / mf.MANIFEST)
+        except Exception:
+            continue
+        if manifest.get("status") in mf.TERMINAL:
+            found.append(metrics_from_manifest(manifest, run_dir / mf.MANIFEST))
+    return found
+
+
 def summarize_metrics(roots_list: list[Roots], *, task_id: str | None = None) -> dict[str, Any]:
-    """Aggregate metrics.jsonl files: success rate, guardrail coverage, durations, reviewer readiness."""
+    """Aggregate the metrics.jsonl files and the finished runs' manifests of one or more runs roots:
+    success rate, guardrail coverage, durations, reviewer readiness."""
     if task_id is not None:
         validate_id("task", task_id)
     entries: list[dict[str, Any]] = []
     bad = 0
     sources = []
+    from_manifests = 0
     for roots in roots_list:
         if not roots.runs.is_dir():
             continue
         tasks = [roots.runs / task_id] if task_id else sorted(p for p in roots.runs.iterdir() if p.is_dir())
+        here: list[dict[str, Any]] = []
         for task in tasks:
             path = task / "metrics.jsonl"
             if path.is_file():
                 got, nbad = read_metrics(path)
-                entries.extend(got)
+                here.extend(got)
                 bad += nbad
                 sources.append(str(path))
+        rebuilt = _manifest_entries(roots, task_id, {str(e.get("run_id")) for e in here})
+        from_manifests += len(rebuilt)
+        entries.extend(here)
+        entries.extend(rebuilt)
     seen: set[tuple[str, str, str]] = set()
     unique = []
     for e in entries:  # a resumed run may finish twice; and merged roots may repeat lines
@@ -230,5 +280,7 @@ def summarize_metrics(roots_list: list[Roots], *, task_id: str | None = None) ->
         "reviewer_readiness": round(readiness, 4) if readiness is not None else None,
         "reviewer_ready": readiness is not None and readiness >= 0.95,
         "unreadable_lines": bad,
+        "runs_from_manifests": from_manifests,
+        "roots": [str(r.runs) for r in roots_list],
         "by_pipeline": by_pipeline,
     }

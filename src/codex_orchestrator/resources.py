@@ -81,3 +81,13 @@ def template_text(rel: str) -> str:
         return node.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise AssetError(f"bundled template {rel!r} is missing", hint="reinstall codex-orchestrator") from exc
+
+
+def package_text(package: str, name: str) -> str:
+    """A text file shipped inside one of our sub-packages (`codex_orchestrator.patterns`, `index.json`)."""
+    try:
+        return resources.files(package).joinpath(name).read_text(encoding="utf-8")
+    except (FileNotFoundError, ModuleNotFoundError) as exc:
+        raise AssetError(
+            f"bundled file {package}/{name} is missing", hint="reinstall codex-orchestrator"
+        ) from exc

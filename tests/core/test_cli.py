@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import write_config
+from testkit import write_config
 
 from codex_orchestrator import __version__
 from codex_orchestrator.cli import cli

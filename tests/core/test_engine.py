@@ -7,7 +7,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import FakeClock, FakeRunner, assert_valid_manifest
+from testkit import FakeClock, FakeRunner, assert_valid_manifest
 
 from codex_orchestrator import manifest as mf
 from codex_orchestrator import service
@@ -186,7 +186,7 @@ def test_resume_of_a_succeeded_run_is_refused(repo: Path, clock: FakeClock) -> N
 
 
 def test_missing_executable_fails_with_127(repo: Path) -> None:
-    from conftest import write_config
+    from testkit import write_config
 
     write_config(
         repo, {"pipelines": [{"id": "p", "stages": [{"id": "x", "command": ["no-such-binary-xyz"]}]}]}

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import CLI, assert_valid_manifest, py, write_config
+from testkit import CLI, assert_valid_manifest, py, write_config
 
 
 def _run(args: list[str], repo: Path, **kw: object) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import write_config
+from testkit import write_config
 
 from codex_orchestrator.cli import cli
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import FakeClock, FakeRunner, assert_valid_manifest, write_config
+from testkit import FakeClock, FakeRunner, assert_valid_manifest, write_config
 
 from codex_orchestrator import manifest as mf
 from codex_orchestrator import service

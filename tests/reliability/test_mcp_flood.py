@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from conftest import write_config
+from testkit import write_config
 
 FRAMES = 10_000
 

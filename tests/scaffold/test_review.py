@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import py, write_config
+from testkit import py, write_config
 
 from .conftest import FakeCodex, calls_of, finished_run, git, invoke
 

@@ -138,8 +138,8 @@ def metrics() -> None:
     "--from",
     "sources",
     multiple=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="A runs root to merge (repeatable); default: this repo's.",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A runs root (or a repo holding .runs/) to merge; repeatable. Default: this repo's.",
 )
 @repo_option
 @format_options
@@ -147,9 +147,14 @@ def metrics() -> None:
 def summarize(
     task_id: str | None, sources: tuple[Path, ...], repo: str | None, fmt: str, json_flag: bool
 ) -> None:
-    """Success rate, guardrail coverage, mean/p95 durations and reviewer readiness."""
+    """Success rate, guardrail coverage, mean/p95 durations and reviewer readiness.
+
+    Merges each runs root's metrics.jsonl files and the manifests of finished runs that have no
+    metrics line (for example run folders uploaded by CI jobs, see `goals run`).
+    """
     if sources:
-        roots_list = [Roots(repo=p.resolve(), runs=p.resolve(), out=p.resolve()) for p in sources]
+        runs_roots = [(p / ".runs" if (p / ".runs").is_dir() else p).resolve() for p in sources]
+        roots_list = [Roots(repo=p, runs=p, out=p) for p in runs_roots]
     else:
         roots_list = [roots(repo)]
     result = housekeeping.summarize_metrics(roots_list, task_id=task_id)

@@ -1,0 +1,95 @@
+"""goals run: several pipelines/tasks in parallel with a bound, one combined summary."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import click
+
+from codex_orchestrator import goals as core
+from codex_orchestrator import output
+from codex_orchestrator.cli._common import exit_with, format_options, guarded, repo_option, roots, wants_json
+from codex_orchestrator.errors import ExitCode
+
+
+@click.group()
+def goals() -> None:
+    """Run several (pipeline, task) goals at once."""
+
+
+def render(result: dict[str, Any]) -> str:
+    rows = []
+    for g in result["goals"]:
+        dur = g["duration_seconds"]
+        note = g.get("failed_stage") and f"stage {g['failed_stage']} failed"
+        if g.get("lost"):
+            note = "its runner stopped without finishing; `resume` it"
+        if g.get("error"):
+            note = g["error"]["message"]
+        rows.append(
+            [
+                g["goal"],
+                g["run_id"] or "-",
+                g["status"],
+                "" if dur is None else f"{dur:.2f}s",
+                str(note or g.get("manifest") or ""),
+            ]
+        )
+    table = output.table(rows, ["GOAL", "RUN", "STATUS", "TIME", "NOTE / MANIFEST"])
+    kinds = ("succeeded", "failed", "cancelled", "not_started", "errors")
+    parts = [f"{result[k]} {k.replace('_', ' ')}" for k in kinds if result[k]]
+    tail = f"{result['total']} goal(s): {', '.join(parts)} (at most {result['max_parallel']} at a time"
+    tail += f", {result['duration_seconds']:.1f}s)"
+    return f"{table}\n\n{tail}"
+
+
+@goals.command("run")
+@click.argument("goal_specs", metavar="GOAL...", nargs=-1, required=True)
+@click.option(
+    "--max-parallel",
+    type=click.IntRange(1, 256),
+    default=None,
+    help="Most runs in flight at once (default: the number of CPUs).",
+)
+@click.option("--dry-run", is_flag=True, help="List the planned jobs; run nothing.")
+@repo_option
+@format_options
+@guarded
+def run(
+    goal_specs: tuple[str, ...],
+    max_parallel: int | None,
+    dry_run: bool,
+    repo: str | None,
+    fmt: str,
+    json_flag: bool,
+) -> None:
+    """Run each GOAL (PIPELINE or PIPELINE@TASK) as its own run, at most --max-parallel at a time.
+
+    Every goal is a normal run with its own manifest. Progress goes to stderr, one combined summary to
+    stdout. Exits 1 if any goal did not succeed. Ctrl-C cancels every run still in flight.
+
+    \b
+    Examples:
+      codex-orchestrator goals run diagnostics@api diagnostics@web test@nightly --max-parallel 2
+      codex-orchestrator goals run lint test --dry-run
+    """
+    as_json = wants_json(fmt, json_flag)
+    r = roots(repo)
+    bound = max_parallel or max(1, min(len(goal_specs), os.cpu_count() or 1))
+    if dry_run:
+        jobs = core.plan_goals(r, list(goal_specs))
+        if as_json:
+            output.emit_json({"dry_run": True, "max_parallel": bound, "jobs": jobs})
+            return
+        rows = [[j["goal"], j["pipeline_id"], j["task_id"], ", ".join(j["stages"])] for j in jobs]
+        output.emit(output.table(rows, ["GOAL", "PIPELINE", "TASK", "STAGES"]))
+        output.diag(f"would run {len(jobs)} goal(s), at most {bound} at a time; nothing was started")
+        return
+    reporter = None if as_json else output.diag
+    result = core.run_goals(r, list(goal_specs), max_parallel=bound, reporter=reporter)
+    if as_json:
+        output.emit_json(result)
+    else:
+        output.emit(render(result))
+    exit_with(ExitCode.OK if result["status"] == "succeeded" else ExitCode.FAILED)

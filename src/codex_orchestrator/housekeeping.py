@@ -180,29 +180,7 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
 
 def metrics_from_manifest(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any]:
     """The metrics line a finished run would have written, rebuilt from its manifest."""
-    started, completed = manifest.get("started_at"), manifest.get("completed_at")
-    duration = None
-    if isinstance(started, str) and isinstance(completed, str):
-        duration = round((parse_iso(completed) - parse_iso(started)).total_seconds(), 6)
-    commands = manifest.get("commands") or []
-    guardrail = manifest.get("guardrail_status")
-    return {
-        "run_id": manifest.get("run_id"),
-        "task_id": manifest.get("task_id"),
-        "pipeline_id": manifest.get("pipeline_id"),
-        "status": manifest.get("status"),
-        "started_at": started,
-        "completed_at": completed,
-        "duration_seconds": duration,
-        "stages_total": len(commands),
-        "stages_succeeded": sum(1 for c in commands if c.get("status") == "succeeded"),
-        "stages_failed": sum(1 for c in commands if c.get("status") == "failed"),
-        "guardrail_status": guardrail.get("status") if isinstance(guardrail, dict) else None,
-        "manifest_complete": not mf.validate(manifest) and manifest.get("status") in mf.TERMINAL,
-        "resumed": bool(manifest.get("resume_events")),
-        "manifest": str(manifest_path),
-        "from_manifest": True,
-    }
+    return {**mf.metrics_line(manifest, manifest_path), "from_manifest": True}
 
 
 def _manifest_entries(roots: Roots, task_id: str | None, known: set[str]) -> list[dict[str, Any]]:

@@ -233,6 +233,32 @@ def hostname() -> str:
     return os.uname().nodename
 
 
+def metrics_line(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any]:
+    """The `metrics.jsonl` line of a finished run (also rebuilt from manifests by `metrics summarize`)."""
+    started, completed = manifest.get("started_at"), manifest.get("completed_at")
+    duration = None
+    if isinstance(started, str) and isinstance(completed, str):
+        duration = round((parse_iso(completed) - parse_iso(started)).total_seconds(), 6)
+    commands = _commands(manifest)
+    guardrail = manifest.get("guardrail_status")
+    return {
+        "run_id": manifest.get("run_id"),
+        "task_id": manifest.get("task_id"),
+        "pipeline_id": manifest.get("pipeline_id"),
+        "status": manifest.get("status"),
+        "started_at": started,
+        "completed_at": completed,
+        "duration_seconds": duration,
+        "stages_total": len(commands),
+        "stages_succeeded": sum(1 for c in commands if c.get("status") == "succeeded"),
+        "stages_failed": sum(1 for c in commands if c.get("status") == "failed"),
+        "guardrail_status": guardrail.get("status") if isinstance(guardrail, dict) else None,
+        "manifest_complete": not validate(manifest) and manifest.get("status") in TERMINAL,
+        "resumed": bool(manifest.get("resume_events")),
+        "manifest": str(manifest_path),
+    }
+
+
 def _commands(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     commands = manifest.get("commands")
     return [c for c in commands if isinstance(c, dict)] if isinstance(commands, list) else []

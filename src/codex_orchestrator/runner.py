@@ -442,29 +442,7 @@ class RunEngine:
 
     def _record_metrics(self) -> None:
         m = self.manifest
-        started = m.get("started_at")
-        duration = None
-        if started and m.get("completed_at"):
-            from codex_orchestrator.clock import parse_iso
-
-            duration = round((parse_iso(m["completed_at"]) - parse_iso(started)).total_seconds(), 6)
-        commands = m["commands"]
-        line = {
-            "run_id": m["run_id"],
-            "task_id": m["task_id"],
-            "pipeline_id": m["pipeline_id"],
-            "status": m["status"],
-            "started_at": started,
-            "completed_at": m["completed_at"],
-            "duration_seconds": duration,
-            "stages_total": len(commands),
-            "stages_succeeded": sum(1 for c in commands if c["status"] == "succeeded"),
-            "stages_failed": sum(1 for c in commands if c["status"] == "failed"),
-            "guardrail_status": m["guardrail_status"]["status"],
-            "manifest_complete": not mf.validate(m) and m["status"] in mf.TERMINAL,
-            "resumed": bool(m["resume_events"]),
-            "manifest": str(self.manifest_path),
-        }
+        line = mf.metrics_line(m, self.manifest_path)
         try:
             path = self.runs_root / m["task_id"] / "metrics.jsonl"
             append_line_locked(path, json.dumps(line, ensure_ascii=False))

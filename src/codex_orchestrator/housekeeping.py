@@ -224,13 +224,16 @@ def summarize_metrics(roots_list: list[Roots], *, task_id: str | None = None) ->
         from_manifests += len(rebuilt)
         entries.extend(here)
         entries.extend(rebuilt)
-    seen: set[tuple[str, str, str]] = set()
-    unique = []
-    for e in entries:  # a resumed run may finish twice; and merged roots may repeat lines
-        key = (str(e.get("run_id")), str(e.get("completed_at")), str(e.get("status")))
-        if key not in seen:
-            seen.add(key)
-            unique.append(e)
+    # One outcome per run: a resumed run finishes more than once (its last finish counts), and merged
+    # roots may repeat lines.
+    latest: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        key = str(e.get("run_id"))
+        if key not in latest or str(e.get("completed_at") or "") >= str(
+            latest[key].get("completed_at") or ""
+        ):
+            latest[key] = e
+    unique = list(latest.values())
     total = len(unique)
     succeeded = sum(1 for e in unique if e.get("status") == "succeeded")
     with_guardrails = sum(1 for e in unique if e.get("guardrail_status") == "passed")

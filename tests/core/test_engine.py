@@ -206,3 +206,16 @@ def test_metrics_and_state_snapshot(repo: Path, clock: FakeClock) -> None:
     assert [json.loads(line)["status"] for line in lines] == ["succeeded", "failed"]
     state = json.loads((repo / "out" / "default" / "state.json").read_text())
     assert state["latest_run"]["status"] == "failed"
+
+
+def test_a_resumed_run_counts_once_in_the_summary(repo: Path, clock: FakeClock) -> None:
+    from codex_orchestrator.housekeeping import summarize_metrics
+
+    roots = Roots.resolve(repo)
+    view = _start(repo, clock, FakeRunner(clock, {"lint": (1, 0.1)}))
+    clock.advance(5)
+    service.resume_run(roots, view["run_id"], clock=clock, process_runner=FakeRunner(clock))
+    lines = (repo / ".runs" / "default" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["status"] for line in lines] == ["failed", "succeeded"]  # one line per finish
+    summary = summarize_metrics([roots])
+    assert (summary["runs"], summary["succeeded"], summary["failed"]) == (1, 1, 0)  # its last outcome

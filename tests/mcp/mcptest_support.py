@@ -19,19 +19,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from testkit import py, write_config
 
 SERVE = [sys.executable, "-m", "codex_orchestrator", "mcp", "serve"]
 PROTOCOL = "2025-11-25"
 
 
-def write_config(repo: Path, config: dict[str, Any]) -> Path:
-    path = repo / "codex.orchestrator.json"
-    path.write_text(json.dumps(config, indent=2))
-    return path
-
-
-def pycmd(code: str) -> list[str]:
-    return [sys.executable, "-c", code]
+pycmd = py  # an argv stage running a Python snippet with this interpreter
 
 
 @pytest.fixture

@@ -28,13 +28,17 @@ from codex_orchestrator.fsutil import FileLock, atomic_write_bytes, is_locked
 from codex_orchestrator.model import Pipeline
 from codex_orchestrator.paths import DEFAULT_TASK_ID, Roots, new_run_id, validate_id, validate_run_id
 from codex_orchestrator.process import ProcessRunner, group_runs_stage_of, kill_group
+from codex_orchestrator.queries import LOCK_FILE, _load_run
+from codex_orchestrator.queries import get_status as get_status  # re-exported for the CLI and MCP
+from codex_orchestrator.queries import list_runs as list_runs
+from codex_orchestrator.queries import read_log as read_log
+from codex_orchestrator.queries import wait_for_run as wait_for_run
 from codex_orchestrator.runtime import self_command
 
 if TYPE_CHECKING:  # config and the engine load only when a command needs them (start-up cost)
     from codex_orchestrator import config as cfg
     from codex_orchestrator.runner import Reporter, RunEngine
 
-LOCK_FILE = ".lock"
 TOKEN_FILE = ".resume-token"
 
 
@@ -368,102 +372,6 @@ def drive(run_dir: Path, lock_fd: int, *, clock: Clock = SYSTEM_CLOCK) -> dict[s
         return engine.run()
     finally:
         lock.release()
-
-
-def _load_run(roots: Roots, run_id: str) -> tuple[Path, dict[str, Any]]:
-    run_dir = roots.find_run(run_id)
-    return run_dir, mf.read(run_dir / mf.MANIFEST)
-
-
-def get_status(roots: Roots, run_id: str, *, clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
-    run_dir, manifest = _load_run(roots, run_id)
-    view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
-    view["alive"] = is_locked(run_dir / LOCK_FILE)
-    return view
-
-
-def wait_for_run(
-    roots: Roots,
-    run_id: str,
-    *,
-    timeout_seconds: float = 25.0,
-    poll_seconds: float = 0.2,
-    clock: Clock = SYSTEM_CLOCK,
-    sleep: Callable[[float], None] = time.sleep,
-) -> dict[str, Any]:
-    """Wait until the run is terminal or `timeout_seconds` pass; says which (`timed_out`)."""
-    run_dir = roots.find_run(run_id)
-    deadline = clock.monotonic() + max(0.0, timeout_seconds)
-    while True:
-        manifest = mf.read(run_dir / mf.MANIFEST)
-        terminal = manifest.get("status") in mf.TERMINAL
-        if terminal and is_locked(run_dir / LOCK_FILE) and clock.monotonic() < deadline:
-            sleep(min(poll_seconds, 0.02))  # terminal, and its runner is finishing: let it let go
-            continue
-        if terminal or clock.monotonic() >= deadline:
-            view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
-            view["terminal"] = terminal
-            view["timed_out"] = not terminal
-            return view
-        sleep(min(poll_seconds, max(0.0, deadline - clock.monotonic())))
-
-
-def list_runs(
-    roots: Roots,
-    *,
-    task_id: str | None = None,
-    status: str | None = None,
-    pipeline_id: str | None = None,
-    limit: int | None = 20,
-    clock: Clock = SYSTEM_CLOCK,
-) -> list[dict[str, Any]]:
-    """Status views, newest first; reads only as many manifests as the filters need."""
-    if task_id is not None:
-        validate_id("task", task_id)
-    now = clock.now()
-    found = []
-    for _run_id, run_dir in roots.iter_run_dirs(task_id):
-        try:
-            manifest = mf.read(roots.contain(run_dir / mf.MANIFEST))  # no symlink out of the runs root
-        except OrchestratorError:
-            continue
-        if status and manifest.get("status") != status:
-            continue
-        if pipeline_id and manifest.get("pipeline_id") != pipeline_id:
-            continue
-        found.append(mf.status_view(manifest, run_dir / mf.MANIFEST, now))
-        if limit is not None and len(found) >= limit:
-            break
-    return found
-
-
-def read_log(roots: Roots, run_id: str, stage: str, *, max_bytes: int = 16384) -> dict[str, Any]:
-    """The tail of one stage's output (bounded)."""
-    from codex_orchestrator.runner import read_tail, stage_file_stem
-
-    validate_id("stage", stage)
-    if max_bytes <= 0 or max_bytes > 1_048_576:
-        raise UsageError("max_bytes must be between 1 and 1048576", hint="ask for a smaller tail")
-    run_dir, manifest = _load_run(roots, run_id)
-    for cmd in manifest.get("commands", []):
-        if cmd.get("id") == stage:
-            path = run_dir / "commands" / f"{stage_file_stem(int(cmd['index']), stage)}.log"
-            path = roots.contain(path) if path.exists() else path
-            text, truncated = read_tail(path, max_bytes)
-            return {
-                "run_id": run_id,
-                "stage": stage,
-                "status": cmd.get("status"),
-                "log_path": str(path),
-                "exists": path.exists(),
-                "truncated": truncated,
-                "size_bytes": path.stat().st_size if path.exists() else 0,
-                "text": text,
-            }
-    known = ", ".join(c.get("id", "?") for c in manifest.get("commands", []))
-    raise UsageError(
-        f"run {run_id!r} has no stage {stage!r}; stages: {known}", hint="pass one of the listed stages"
-    )
 
 
 def _process_alive(pid: object) -> bool:

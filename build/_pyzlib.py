@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -263,6 +264,22 @@ def tools_versions() -> dict[str, str]:
 
 
 # ------------------------------------------------------------------------------------------- project
+
+
+SOURCE_ITEMS = ("pyproject.toml", "README.md", "LICENSE", "src", "schemas", "templates")
+
+
+def copy_source_tree(origin: Path, dest: Path, items: Iterable[str] = SOURCE_ITEMS) -> Path:
+    """Copy what the wheel is built from into `dest` (links kept, bytecode dropped)."""
+    for item in items:
+        src = origin / item
+        if src.is_dir():
+            shutil.copytree(
+                src, dest / item, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
+        elif src.is_file():
+            shutil.copy2(src, dest / item)
+    return dest
 
 
 def project_version(source: Path) -> str:

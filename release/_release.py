@@ -163,7 +163,7 @@ def parse_target(text: str) -> Target:
     return Target.parse(python, platform or f"manylinux_2_17_{Target.host().machine}")
 
 
-SNAPSHOT_ITEMS = ("pyproject.toml", "README.md", "LICENSE", "CHANGELOG.md", "src", "schemas", "templates")
+SNAPSHOT_ITEMS = (*lib.SOURCE_ITEMS, "CHANGELOG.md")  # the release notes come from the changelog
 
 
 def export_source(repo: Path, dest: Path, worktree: bool = False) -> Path:
@@ -189,15 +189,7 @@ def export_source(repo: Path, dest: Path, worktree: bool = False) -> Path:
             print("note: building the committed HEAD; uncommitted changes are not part of the release")
         return dest
     print("note: building a snapshot of the working tree" + ("" if worktree else " (no commit yet)"))
-    for item in SNAPSHOT_ITEMS:
-        src = repo / item
-        if src.is_dir():
-            shutil.copytree(
-                src, dest / item, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-            )
-        elif src.is_file():
-            shutil.copy2(src, dest / item)
-    return dest
+    return lib.copy_source_tree(repo, dest, SNAPSHOT_ITEMS)
 
 
 def build_release(

@@ -8,7 +8,6 @@ suite runs cannot change what is being audited.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,21 +28,12 @@ import _tools as tk  # noqa: E402
 CACHE = tk.cache_root()
 WHEELHOUSE = CACHE / "wheelhouse"
 SDE = "1700000000"
-SNAPSHOT_ITEMS = ("pyproject.toml", "README.md", "LICENSE", "src", "schemas", "templates")
 
 
 def snapshot_source(dest: Path, origin: Path = REPO) -> Path:
     """Copy what the wheel is built from (links kept, bytecode dropped)."""
     dest.mkdir(parents=True)
-    for item in SNAPSHOT_ITEMS:
-        src = origin / item
-        if src.is_dir():
-            shutil.copytree(
-                src, dest / item, symlinks=True, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
-            )
-        elif src.is_file():
-            shutil.copy2(src, dest / item)
-    return dest
+    return lib.copy_source_tree(origin, dest)
 
 
 def build_env() -> dict[str, str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 from collections.abc import Collection
 from datetime import datetime
 from pathlib import Path
@@ -262,11 +261,3 @@ def metrics_line(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any
 def _commands(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     commands = manifest.get("commands")
     return [c for c in commands if isinstance(c, dict)] if isinstance(commands, list) else []
-
-
-def tool_info() -> dict[str, Any]:
-    return {"name": "codex-orchestrator", "version": __version__, "python": platform.python_version()}
-
-
-def host_facts() -> dict[str, Any]:
-    return {"pid": os.getpid(), "pgid": os.getpgid(0), "host": hostname(), "python": sys.executable}

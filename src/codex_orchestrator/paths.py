@@ -14,7 +14,6 @@ from codex_orchestrator.errors import InvalidIdError, RepoError, RunNotFoundErro
 DEFAULT_TASK_ID = "default"
 _ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 RUN_ID_RE = re.compile(r"^\d{8}T\d{6}(?:\d{3})?Z-[0-9a-f]{8}$")
-LEGACY_LAYOUTS = ("mcp",)  # .runs/<task>/mcp/<run-id>; and .runs/local-mcp/<run-id>
 
 
 def validate_id(kind: str, value: str) -> str:

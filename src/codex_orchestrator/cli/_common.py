@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -80,7 +79,3 @@ def roots(repo: str | None) -> Roots:
 def exit_with(code: int | ExitCode) -> None:
     if int(code) != 0:
         raise SystemExit(int(code))
-
-
-def env_task_id() -> str | None:
-    return os.environ.get("MCP_RUNNER_TASK_ID") or None

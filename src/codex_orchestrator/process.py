@@ -1,5 +1,5 @@
-"""The only caller of subprocess for stages: argv/shell policy, cwd, env, own process group, output
-streamed straight to a log file (never through our memory, never to our stdout)."""
+"""The only owner of child processes: stages (own session, output streamed to a log file, never through
+our memory or stdout), bounded probes of external tools, process groups, signals, identity and reaping."""
 
 from __future__ import annotations
 
@@ -7,8 +7,12 @@ import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
+
+MAX_PROBE_OUTPUT = 64 * 1024
 
 
 class StageProcess(Protocol):
@@ -105,3 +109,55 @@ def group_runs_stage_of(pgid: int, run_id: str) -> bool:
         except (OSError, ValueError, IndexError):
             continue
     return False
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    returncode: int | None  # None: could not start, or timed out
+    output: str  # stdout + stderr, bounded
+    timed_out: bool = False
+    error: str | None = None  # why it could not start
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+def run_probe(
+    argv: Sequence[str],
+    *,
+    timeout: float = 10.0,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ProbeResult:
+    """Run a short command with stdin closed, in its own process group, killed (group) after `timeout`."""
+    run_env = dict(os.environ if env is None else env)
+    run_env.setdefault("GIT_TERMINAL_PROMPT", "0")
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=run_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        return ProbeResult(None, "", error=exc.strerror or str(exc))
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid)
+        try:
+            out, _ = proc.communicate(timeout=2.0)
+        except subprocess.TimeoutExpired:  # pragma: no cover - a grandchild escaped the group
+            proc.kill()
+            out = b""
+        return ProbeResult(None, _text(out), timed_out=True)
+    return ProbeResult(proc.returncode, _text(out))
+
+
+def _text(data: bytes | None) -> str:
+    return (data or b"")[-MAX_PROBE_OUTPUT:].decode("utf-8", "replace")

@@ -84,7 +84,7 @@ def template_text(rel: str) -> str:
 
 
 def package_text(package: str, name: str) -> str:
-    """A text file shipped inside one of our sub-packages (`codex_orchestrator.patterns`, `index.json`)."""
+    """A text file shipped inside one of our sub-packages (`scale.patterns`, `index.json`)."""
     try:
         return resources.files(package).joinpath(name).read_text(encoding="utf-8")
     except (FileNotFoundError, ModuleNotFoundError) as exc:

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from testkit import FakeClock, FakeRunner, assert_valid_manifest, write_config
 
-from codex_orchestrator import manifest as mf
-from codex_orchestrator import service
 from codex_orchestrator.errors import StorageError
-from codex_orchestrator.paths import Roots
+from codex_orchestrator.runs import lifecycle, queries
+from codex_orchestrator.runs import manifest as mf
+from codex_orchestrator.runs.layout import Roots
 
 KILLS = 50
 
@@ -48,7 +48,7 @@ def test_kill_9_of_the_runner_at_random_instants(tmp_path: Path) -> None:
     rng = random.Random(20261123)
     outcomes = {"terminal_before_kill": 0, "queued": 0, "in_progress": 0}
     for _ in range(KILLS):
-        view = service.start_run(roots, "p", detach=True)
+        view = lifecycle.start_run(roots, "p", detach=True)
         if rng.random() < 0.8:  # most instants fall inside the run; the rest may hit its start-up
             manifest_path = Path(view["manifest"])
             deadline = time.monotonic() + 10
@@ -70,9 +70,9 @@ def test_kill_9_of_the_runner_at_random_instants(tmp_path: Path) -> None:
         later = FakeClock(
             mf.parse_iso(before["heartbeat_at"] or before["updated_at"]) + timedelta(seconds=31)
         )
-        assert service.get_status(roots, view["run_id"], clock=later)["stale"] is True
+        assert queries.get_status(roots, view["run_id"], clock=later)["stale"] is True
         done_before = {c["id"]: c for c in before["commands"] if c["status"] == "succeeded"}
-        resumed = service.resume_run(roots, view["run_id"])
+        resumed = lifecycle.resume_run(roots, view["run_id"])
         assert resumed["status"] == "succeeded", resumed
         after = json.loads((run_dir / "manifest.json").read_text())
         assert_valid_manifest(after)
@@ -92,9 +92,9 @@ def test_fifty_concurrent_runs_on_one_task(tmp_path: Path) -> None:
     repo.mkdir()
     write_config(repo, {"pipelines": [{"id": "p", "stages": [{"id": "a", "command": "echo a"}]}]})
     roots = Roots.resolve(repo)
-    views = [service.start_run(roots, "p", task_id="busy", detach=True) for _ in range(50)]
+    views = [lifecycle.start_run(roots, "p", task_id="busy", detach=True) for _ in range(50)]
     assert len({v["run_id"] for v in views}) == 50
-    finals = [service.wait_for_run(roots, v["run_id"], timeout_seconds=120) for v in views]
+    finals = [queries.wait_for_run(roots, v["run_id"], timeout_seconds=120) for v in views]
     assert all(f["status"] == "succeeded" for f in finals), [f["status_detail"] for f in finals]
     lines = (repo / ".runs" / "busy" / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 50
@@ -128,7 +128,7 @@ def test_disk_full_mid_run_ends_failed_where_it_can_write(
     clock = FakeClock()
     writes = _FailingWrites(ok=4, recover_after=1)  # one failed write, then the disk has room again
     monkeypatch.setattr(mf, "write", writes)
-    view = service.start_run(Roots.resolve(repo), "quick", clock=clock, process_runner=FakeRunner(clock))
+    view = lifecycle.start_run(Roots.resolve(repo), "quick", clock=clock, process_runner=FakeRunner(clock))
     assert view["status"] == "failed"
     on_disk = json.loads(Path(view["manifest"]).read_text())
     assert_valid_manifest(on_disk)
@@ -142,7 +142,7 @@ def test_disk_full_for_good_leaves_the_last_good_manifest(
     clock = FakeClock()
     monkeypatch.setattr(mf, "write", _FailingWrites(ok=4))
     runner = FakeRunner(clock)
-    view = service.start_run(Roots.resolve(repo), "quick", clock=clock, process_runner=runner)
+    view = lifecycle.start_run(Roots.resolve(repo), "quick", clock=clock, process_runner=runner)
     assert view["status"] == "failed"  # what we report
     on_disk = json.loads(Path(view["manifest"]).read_text())
     assert_valid_manifest(on_disk)  # the last good one survives, and reads as an unfinished run
@@ -150,7 +150,7 @@ def test_disk_full_for_good_leaves_the_last_good_manifest(
     assert not list(Path(view["run_dir"]).glob(".manifest.json.*.tmp"))
     # and once the disk has room again, resume finishes it
     monkeypatch.undo()
-    resumed = service.resume_run(
+    resumed = lifecycle.resume_run(
         Roots.resolve(repo), view["run_id"], clock=clock, process_runner=FakeRunner(clock)
     )
     assert resumed["status"] == "succeeded"

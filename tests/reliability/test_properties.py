@@ -10,10 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codex_orchestrator import config as cfg
-from codex_orchestrator import manifest as mf
 from codex_orchestrator.errors import ConfigError, InvalidIdError, ManifestError
-from codex_orchestrator.paths import Roots, validate_id
+from codex_orchestrator.ids import validate_id
+from codex_orchestrator.pipelines import config as cfg
+from codex_orchestrator.runs import manifest as mf
+from codex_orchestrator.runs.layout import Roots
 
 ids = st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
     ["..", ".", "a/..", "a\\b", "../x", "x/../../y", "-rf", "ok-id", "a.b_c-1", "\x00", "a\nb", "é", " "]

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from codex_orchestrator import adapters
 from codex_orchestrator.cli import cli
-from codex_orchestrator.model import SELF
+from codex_orchestrator.pipelines import adapters
+from codex_orchestrator.pipelines.model import SELF
 
 EVAL = Path(__file__).resolve().parent.parent / "fixtures" / "eval"
 

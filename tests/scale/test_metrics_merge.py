@@ -11,9 +11,9 @@ from typing import Any
 from click.testing import CliRunner
 from testkit import py, write_config
 
-from codex_orchestrator import service
 from codex_orchestrator.cli import cli
-from codex_orchestrator.paths import Roots
+from codex_orchestrator.runs import lifecycle
+from codex_orchestrator.runs.layout import Roots
 
 
 def invoke(*args: str) -> Any:
@@ -34,7 +34,7 @@ def machine(tmp_path: Path, name: str, pipelines: list[str], task: str) -> Path:
         },
     )
     for pipeline in pipelines:
-        service.start_run(Roots.resolve(repo), pipeline, task_id=task)
+        lifecycle.start_run(Roots.resolve(repo), pipeline, task_id=task)
     artifact = tmp_path / "all-runs" / f"runs-{name}"
     shutil.copytree(repo / ".runs", artifact, ignore=shutil.ignore_patterns(".resume-token", ".lock"))
     return artifact

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from codex_orchestrator import patterns
 from codex_orchestrator.cli import cli
-from codex_orchestrator.patterns.codemods import UNITTEST_ALIASES
+from codex_orchestrator.scale import patterns
+from codex_orchestrator.scale.patterns.codemods import UNITTEST_ALIASES
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "patterns"
 CODEMODS = ["none-comparison", "unittest-aliases"]

@@ -11,7 +11,7 @@ import click
 
 from codex_orchestrator import output
 from codex_orchestrator.errors import ExitCode, OrchestratorError
-from codex_orchestrator.paths import Roots
+from codex_orchestrator.runs.layout import Roots
 
 F = TypeVar("F", bound=Callable[..., Any])
 

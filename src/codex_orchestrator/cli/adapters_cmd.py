@@ -6,8 +6,9 @@ from typing import Any
 
 import click
 
-from codex_orchestrator import adapters, output
+from codex_orchestrator import output
 from codex_orchestrator.cli._common import format_options, guarded, repo_option, roots, wants_json
+from codex_orchestrator.pipelines import adapters
 
 
 @click.group("adapters")

@@ -51,7 +51,7 @@ def doctor(strict: bool, repo: str | None, fmt: str, json_flag: bool) -> None:
       codex-orchestrator doctor
       codex-orchestrator doctor --strict --format json
     """
-    from codex_orchestrator import doctor as core
+    from codex_orchestrator.checks import doctor as core
 
     report = core.run(repo, strict=strict)
     if wants_json(fmt, json_flag):

@@ -68,7 +68,7 @@ def eval_(
       codex-orchestrator eval python-fail --keep
       codex-orchestrator eval --fixtures path/to/fixtures --format json
     """
-    from codex_orchestrator import evaluation
+    from codex_orchestrator.scale import evaluation
 
     as_json = wants_json(fmt, json_flag)
     folder = fixtures_dir if fixtures_dir is not None else roots(repo).repo / evaluation.DEFAULT_FIXTURES

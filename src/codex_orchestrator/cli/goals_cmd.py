@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 
-from codex_orchestrator import goals as core
 from codex_orchestrator import output
 from codex_orchestrator.cli._common import exit_with, format_options, guarded, repo_option, roots, wants_json
 from codex_orchestrator.errors import ExitCode
+from codex_orchestrator.scale import goals as core
 
 
 @click.group()

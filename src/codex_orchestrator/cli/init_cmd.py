@@ -68,7 +68,7 @@ def codex(cwd: Path | None, force: bool, dry_run: bool, today: Any, fmt: str, js
       codex-orchestrator init codex --dry-run
       codex-orchestrator init codex --cwd ../my-repo --format json
     """
-    from codex_orchestrator import init_codex
+    from codex_orchestrator.codex import init as init_codex
 
     as_json = wants_json(fmt, json_flag)
     target = cwd if cwd is not None else Path(os.getcwd())

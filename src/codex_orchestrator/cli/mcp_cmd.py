@@ -55,7 +55,7 @@ def serve(repo: str | None, read_only: bool, idle_timeout: float, log_level: str
       codex mcp add orchestrator -- python3 /abs/codex-orchestrator.pyz mcp serve --repo /abs/repo
     """
     from codex_orchestrator.mcp_server import server
-    from codex_orchestrator.paths import Roots
+    from codex_orchestrator.runs.layout import Roots
 
     server.configure_logging(log_level)
     try:

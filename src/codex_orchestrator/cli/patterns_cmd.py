@@ -28,7 +28,7 @@ def patterns() -> None:
 @guarded
 def list_(fmt: str, json_flag: bool) -> None:
     """List the library's patterns with their kind and version."""
-    from codex_orchestrator import patterns as lib
+    from codex_orchestrator.scale import patterns as lib
 
     result = lib.catalog()
     if wants_json(fmt, json_flag):
@@ -51,7 +51,7 @@ def lint(path: Path, rules: tuple[str, ...], fmt: str, json_flag: bool) -> None:
 
     Silence one line with `# patterns: ignore[RULE]`.
     """
-    from codex_orchestrator import patterns as lib
+    from codex_orchestrator.scale import patterns as lib
 
     result = lib.lint(path, list(rules) or None)
     if wants_json(fmt, json_flag):
@@ -79,7 +79,7 @@ def apply(name: str, path: Path, dry_run: bool, fmt: str, json_flag: bool) -> No
     Only files inside PATH are touched (symbolic links are not followed); each is replaced atomically,
     and only when the rewrite parses to exactly the intended change.
     """
-    from codex_orchestrator import patterns as lib
+    from codex_orchestrator.scale import patterns as lib
 
     result = lib.apply(name, path, dry_run=dry_run)
     if wants_json(fmt, json_flag):

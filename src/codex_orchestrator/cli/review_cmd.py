@@ -8,7 +8,7 @@ import click
 
 from codex_orchestrator import output
 from codex_orchestrator.cli._common import exit_with, format_options, guarded, repo_option, roots, wants_json
-from codex_orchestrator.runner import read_tail
+from codex_orchestrator.runs.engine import read_tail
 
 SHOW_BYTES = 256_000
 
@@ -38,7 +38,7 @@ def review(run_id: str, timeout: float, repo: str | None, fmt: str, json_flag: b
       codex-orchestrator review --run 20261123T120000123Z-1a2b3c4d
       CODEX_CLI_BIN=/opt/codex/bin/codex codex-orchestrator review --run RUN_ID --timeout 900 --json
     """
-    from codex_orchestrator import review as core
+    from codex_orchestrator.codex import review as core
 
     as_json = wants_json(fmt, json_flag)
 

@@ -8,10 +8,11 @@ from typing import Any
 
 import click
 
-from codex_orchestrator import output, service
+from codex_orchestrator import output
 from codex_orchestrator.cli._common import format_options, guarded, repo_option, roots, wants_json
 from codex_orchestrator.errors import ExitCode
-from codex_orchestrator.manifest import TERMINAL
+from codex_orchestrator.runs import lifecycle, queries
+from codex_orchestrator.runs.manifest import TERMINAL
 
 
 def _run_exit(view: dict[str, Any]) -> None:
@@ -85,7 +86,7 @@ def start(
     Progress goes to stderr; the result (run id, status, manifest path) to stdout. Exits 1 if the run fails.
     """
     as_json = wants_json(fmt, json_flag)
-    view = service.start_run(
+    view = lifecycle.start_run(
         roots(repo),
         pipeline,
         task_id=task_id,
@@ -124,7 +125,9 @@ def plan(
     json_flag: bool,
 ) -> None:
     """Show PIPELINE's resolved stages and commands without running anything."""
-    result = service.plan(roots(repo), pipeline, project=project, target_stage=target_stage)
+    from codex_orchestrator.pipelines import resolve
+
+    result = resolve.plan(roots(repo), pipeline, project=project, target_stage=target_stage)
     if wants_json(fmt, json_flag):
         output.emit_json(result)
         return
@@ -161,7 +164,7 @@ def status(run_id: str, watch: bool, interval: float, repo: str | None, fmt: str
     """Show one run's state: status, stages, heartbeat age, stale flag, paths."""
     as_json = wants_json(fmt, json_flag)
     r = roots(repo)
-    view = service.get_status(r, run_id)
+    view = queries.get_status(r, run_id)
     if watch:
         last = None
         while True:
@@ -174,7 +177,7 @@ def status(run_id: str, watch: bool, interval: float, repo: str | None, fmt: str
             if view["status"] in TERMINAL:
                 break
             time.sleep(interval)
-            view = service.get_status(r, run_id)
+            view = queries.get_status(r, run_id)
         if as_json:
             output.emit_json(view)
         return
@@ -199,7 +202,7 @@ def resume(run_id: str, token: str | None, detach: bool, repo: str | None, fmt: 
     Stages that succeeded are skipped (matched by id). A live run is never resumed. Exits 1 if the run fails.
     """
     as_json = wants_json(fmt, json_flag)
-    view = service.resume_run(
+    view = lifecycle.resume_run(
         roots(repo), run_id, token=token, detach=detach, reporter=None if as_json else output.diag
     )
     if as_json:
@@ -222,7 +225,7 @@ def resume(run_id: str, token: str | None, detach: bool, repo: str | None, fmt: 
 @guarded
 def cancel(run_id: str, grace: float, repo: str | None, fmt: str, json_flag: bool) -> None:
     """Stop a live run: terminate its whole process group and record `cancelled`."""
-    view = service.cancel_run(roots(repo), run_id, grace_seconds=grace)
+    view = lifecycle.cancel_run(roots(repo), run_id, grace_seconds=grace)
     if wants_json(fmt, json_flag):
         output.emit_json(view)
         return
@@ -239,7 +242,9 @@ def cancel(run_id: str, grace: float, repo: str | None, fmt: str, json_flag: boo
 @guarded
 def pipelines(project: str | None, repo: str | None, fmt: str, json_flag: bool) -> None:
     """List the pipelines available in the repository (built-ins and configured)."""
-    result = service.list_pipelines(roots(repo), project=project)
+    from codex_orchestrator.pipelines import resolve
+
+    result = resolve.list_pipelines(roots(repo), project=project)
     if wants_json(fmt, json_flag):
         output.emit_json(result)
         return
@@ -259,5 +264,5 @@ def pipelines(project: str | None, repo: str | None, fmt: str, json_flag: bool) 
 @click.option("--lock-fd", required=True, type=int)
 def drive(run_dir: Path, lock_fd: int) -> None:
     """Internal: drive a detached run (started by `start --detach`, `resume --detach`, MCP start_run)."""
-    final = service.drive(run_dir, lock_fd)
+    final = lifecycle.drive(run_dir, lock_fd)
     _run_exit(final)

@@ -6,9 +6,11 @@ from pathlib import Path
 
 import click
 
-from codex_orchestrator import housekeeping, output, service
+from codex_orchestrator import output
 from codex_orchestrator.cli._common import format_options, guarded, repo_option, roots, wants_json
-from codex_orchestrator.paths import Roots
+from codex_orchestrator.runs import metrics as run_metrics
+from codex_orchestrator.runs import queries, retention
+from codex_orchestrator.runs.layout import Roots
 
 STATUSES = ["queued", "in_progress", "succeeded", "failed", "cancelled"]
 
@@ -36,7 +38,7 @@ def list_(
     json_flag: bool,
 ) -> None:
     """List runs, newest first."""
-    items = service.list_runs(
+    items = queries.list_runs(
         roots(repo), task_id=task_id, status=status, pipeline_id=pipeline_id, limit=limit
     )
     if wants_json(fmt, json_flag):
@@ -88,15 +90,8 @@ def prune(
 
     With both --keep and --older-than, a run is removed only when it is beyond the newest N and older.
     """
-    r = roots(repo)
-    if keep_last is None and older_than_days is None:
-        from codex_orchestrator.config import load
-
-        retention = load(r.repo).retention
-        keep_last = retention.get("keep_last")
-        older_than_days = retention.get("max_age_days")
-    result = housekeeping.prune_runs(
-        r, task_id=task_id, keep_last=keep_last, older_than_days=older_than_days, dry_run=dry_run
+    result = retention.prune_runs(
+        roots(repo), task_id=task_id, keep_last=keep_last, older_than_days=older_than_days, dry_run=dry_run
     )
     if wants_json(fmt, json_flag):
         output.emit_json(result)
@@ -115,7 +110,7 @@ def prune(
 def migrate(dry_run: bool, repo: str | None, fmt: str, json_flag: bool) -> None:
     """Move legacy run folders (.runs/<task>/mcp/<id>, .runs/local-mcp/<id>) to .runs/<task>/cli/<id>,
     leaving a compatibility symlink at the old path."""
-    result = housekeeping.migrate_runs(roots(repo), dry_run=dry_run)
+    result = retention.migrate_runs(roots(repo), dry_run=dry_run)
     if wants_json(fmt, json_flag):
         output.emit_json(result)
         return
@@ -157,7 +152,7 @@ def summarize(
         roots_list = [Roots(repo=p, runs=p, out=p) for p in runs_roots]
     else:
         roots_list = [roots(repo)]
-    result = housekeeping.summarize_metrics(roots_list, task_id=task_id)
+    result = run_metrics.summarize_metrics(roots_list, task_id=task_id)
     if wants_json(fmt, json_flag):
         output.emit_json(result)
         return

@@ -52,7 +52,7 @@ def self_check(fmt: str, json_flag: bool) -> None:
     validates against the schema (built-in validator and jsonschema); print version, Python, platform,
     build metadata and, from a .pyz, its path and SHA-256. Exits 1 on any failure, naming it.
     """
-    from codex_orchestrator import selfcheck
+    from codex_orchestrator.checks import selfcheck
 
     report = selfcheck.run()
     if wants_json(fmt, json_flag):

@@ -53,7 +53,7 @@ def spec_guard(
       codex-orchestrator spec-guard
       codex-orchestrator spec-guard --max-age-days 14 --dry-run --format json
     """
-    from codex_orchestrator import specguard
+    from codex_orchestrator.checks import specguard
 
     report = specguard.check(
         roots(repo).repo,

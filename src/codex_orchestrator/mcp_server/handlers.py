@@ -13,11 +13,13 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from codex_orchestrator import housekeeping, service, specguard
+from codex_orchestrator.checks import specguard
 from codex_orchestrator.errors import OrchestratorError
 from codex_orchestrator.mcp_server import tools
-from codex_orchestrator.paths import Roots
-from codex_orchestrator.schemacheck import Validator
+from codex_orchestrator.pipelines import resolve
+from codex_orchestrator.runs import lifecycle, metrics, queries
+from codex_orchestrator.runs.layout import Roots
+from codex_orchestrator.validation import Validator
 
 log = logging.getLogger("codex_orchestrator.mcp")
 
@@ -127,7 +129,7 @@ class ToolBox:
     # -- the tools ------------------------------------------------------------------------------------
 
     def _list_pipelines(self, args: dict[str, Any]) -> Outcome:
-        data = service.list_pipelines(self.roots)
+        data = resolve.list_pipelines(self.roots)
         ids = [p["id"] for p in data["pipelines"]]
         return Outcome(
             data,
@@ -135,7 +137,7 @@ class ToolBox:
         )
 
     def _plan_pipeline(self, args: dict[str, Any]) -> Outcome:
-        data = service.plan(self.roots, args["pipeline"])
+        data = resolve.plan(self.roots, args["pipeline"])
         stages = [s["id"] for s in data["stages"]]
         return Outcome(
             data,
@@ -143,7 +145,7 @@ class ToolBox:
         )
 
     def _start_run(self, args: dict[str, Any]) -> Outcome:
-        view = service.start_run(
+        view = lifecycle.start_run(
             self.roots,
             args["pipeline"],
             task_id=args.get("task_id"),
@@ -157,7 +159,7 @@ class ToolBox:
         )
 
     def _get_status(self, args: dict[str, Any]) -> Outcome:
-        view = service.get_status(self.roots, args["run_id"])
+        view = queries.get_status(self.roots, args["run_id"])
         alive = (
             ""
             if view.get("alive") or view.get("status") in ("succeeded", "failed", "cancelled")
@@ -167,7 +169,7 @@ class ToolBox:
 
     def _wait_for_run(self, args: dict[str, Any]) -> Outcome:
         timeout = float(args.get("timeout_seconds", tools.WAIT_DEFAULT_SECONDS))
-        view = service.wait_for_run(self.roots, args["run_id"], timeout_seconds=timeout)
+        view = queries.wait_for_run(self.roots, args["run_id"], timeout_seconds=timeout)
         if view["terminal"]:
             head = f"finished: {_run_line(view)}"
             if view.get("status") == "failed":
@@ -181,7 +183,7 @@ class ToolBox:
         return Outcome(view, head)
 
     def _list_runs(self, args: dict[str, Any]) -> Outcome:
-        runs = service.list_runs(
+        runs = queries.list_runs(
             self.roots,
             task_id=args.get("task_id"),
             status=args.get("status"),
@@ -194,7 +196,7 @@ class ToolBox:
         )
 
     def _read_log(self, args: dict[str, Any]) -> Outcome:
-        data = service.read_log(
+        data = queries.read_log(
             self.roots,
             args["run_id"],
             args["stage"],
@@ -212,7 +214,7 @@ class ToolBox:
         return Outcome(data, summary, [data["text"]] if data["text"] else [])
 
     def _resume_run(self, args: dict[str, Any]) -> Outcome:
-        view = service.resume_run(self.roots, args["run_id"], token=args.get("token"), detach=True)
+        view = lifecycle.resume_run(self.roots, args["run_id"], token=args.get("token"), detach=True)
         event = view.get("resume_event") or {}
         note = (
             "; the configuration changed since the run started: its own snapshot is used"
@@ -227,7 +229,7 @@ class ToolBox:
         )
 
     def _cancel_run(self, args: dict[str, Any]) -> Outcome:
-        view = service.cancel_run(self.roots, args["run_id"])
+        view = lifecycle.cancel_run(self.roots, args["run_id"])
         if view.get("already_terminal"):
             return Outcome(
                 view, f"run {view['run_id']} had already finished ({view['status']}); nothing to cancel"
@@ -238,7 +240,7 @@ class ToolBox:
         return spec_guard(self.roots, int(args.get("max_age_days", 30)))
 
     def _metrics_summary(self, args: dict[str, Any]) -> Outcome:
-        data = housekeeping.summarize_metrics([self.roots], task_id=args.get("task_id"))
+        data = metrics.summarize_metrics([self.roots], task_id=args.get("task_id"))
         rate = data.get("success_rate")
         coverage = data.get("guardrail_coverage")
         return Outcome(

@@ -11,9 +11,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from codex_orchestrator import manifest as mf
 from codex_orchestrator.errors import OrchestratorError
-from codex_orchestrator.paths import Roots, validate_id, validate_run_id
+from codex_orchestrator.ids import validate_id, validate_run_id
+from codex_orchestrator.runs import manifest as mf
+from codex_orchestrator.runs.layout import Roots
 
 SCHEME = "orchestrator"
 URI_TEMPLATE = "orchestrator://runs/{task_id}/{run_id}/manifest"

@@ -16,7 +16,7 @@ from typing import Any
 from codex_orchestrator.errors import OrchestratorError
 from codex_orchestrator.mcp_server import tools
 from codex_orchestrator.mcp_server.channel import Channel, EarlyAnswers, claim_stdio
-from codex_orchestrator.paths import Roots
+from codex_orchestrator.runs.layout import Roots
 
 log = logging.getLogger("codex_orchestrator.mcp")
 

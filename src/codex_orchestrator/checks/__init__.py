@@ -1,0 +1,1 @@
+"""Checks of the environment, the artifact and the specs: doctor, self-check, spec-guard."""

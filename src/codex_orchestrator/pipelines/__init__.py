@@ -1,0 +1,1 @@
+"""Pipelines: their model, the repository configuration, the built-in adapters, resolution."""

@@ -1,0 +1,440 @@
+"""Language adapters: detect a project type from files present (never by running it) and supply
+build / lint / test stages for the built-in `diagnostics` pipeline.
+
+Each adapter also carries a static catalogue (`rules`) of the commands it can choose and when, which
+`adapters list` shows; `stages(root)` is the choice made for one folder.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from codex_orchestrator.pipelines.model import SELF, Pipeline, Stage
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One line of an adapter's catalogue: stage `stage` runs `command` when `when` holds."""
+
+    stage: str
+    command: str
+    when: str
+
+
+@dataclass(frozen=True)
+class Adapter:
+    name: str
+    title: str
+    markers: tuple[str, ...]
+    stages: Callable[[Path], list[Stage]]
+    rules: tuple[Rule, ...] = ()
+
+    def detect(self, root: Path) -> bool:
+        return any((root / marker).is_file() for marker in self.markers)
+
+
+def _stage(
+    adapter: str,
+    sid: str,
+    title: str,
+    argv: list[str],
+    guardrail: bool = False,
+    env: dict[str, str] | None = None,
+) -> Stage:
+    return Stage(
+        id=sid,
+        title=title,
+        command=tuple(argv),
+        guardrail=guardrail,
+        env=tuple(sorted((env or {}).items())),
+        source=f"adapter:{adapter}",
+    )
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}
+
+
+def _ini_sections(path: Path) -> set[str]:
+    parser = configparser.ConfigParser(interpolation=None, strict=False)
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError):
+        return set()
+    return set(parser.sections())
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+# ------------------------------------------------------------------------------------------ Python
+
+_PY_EXCLUDE = r"(^|/)(\.[^/]+|node_modules|build|dist|venv)(/|$)"
+
+
+@dataclass(frozen=True)
+class _PythonEnv:
+    """How to reach the project's interpreter and tools: its own virtualenv, uv, poetry, or PATH."""
+
+    python: tuple[str, ...]
+    prefix: tuple[str, ...]  # prepended to a tool name (uv run, poetry run)
+    bin_dir: str | None  # a local virtualenv's bin folder, relative to the root
+
+    def tool(self, root: Path, name: str) -> list[str]:
+        if self.bin_dir is not None:
+            local = f"{self.bin_dir}/{name}"
+            return [local] if (root / local).is_file() else [*self.python, "-m", name]
+        return [*self.prefix, name]
+
+
+def _python_env(root: Path) -> _PythonEnv:
+    for venv in (".venv", "venv"):
+        if (root / venv / "bin" / "python").exists():
+            return _PythonEnv((f"{venv}/bin/python",), (), f"{venv}/bin")
+    if (root / "uv.lock").is_file():
+        return _PythonEnv(("uv", "run", "python"), ("uv", "run"), None)
+    if (root / "poetry.lock").is_file():
+        return _PythonEnv(("poetry", "run", "python"), ("poetry", "run"), None)
+    return _PythonEnv(("python3",), (), None)
+
+
+_REQ_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _mentions(deps: object, name: str) -> bool:
+    """Whether a dependency list (or a dict of lists) names the distribution `name`."""
+    if isinstance(deps, dict):
+        return any(_mentions(v, name) for v in deps.values())
+    if isinstance(deps, list):
+        for item in deps:
+            m = _REQ_NAME.match(item) if isinstance(item, str) else None
+            if m and re.sub(r"[-_.]+", "-", m.group(1)).lower() == name:
+                return True
+    return False
+
+
+def _python_deps(project: dict[str, Any]) -> list[object]:
+    proj = project.get("project", {})
+    proj = proj if isinstance(proj, dict) else {}
+    return [
+        proj.get("dependencies", []),
+        proj.get("optional-dependencies", {}),
+        project.get("dependency-groups", {}),
+    ]
+
+
+def _python_stages(root: Path) -> list[Stage]:
+    project = _toml(root / "pyproject.toml")
+    tool = project.get("tool", {})
+    tool = tool if isinstance(tool, dict) else {}
+    deps = _python_deps(project)
+    cfg_sections = _ini_sections(root / "setup.cfg") | {f"tox:{s}" for s in _ini_sections(root / "tox.ini")}
+    env = _python_env(root)
+    python = list(env.python)
+    target = "src" if (root / "src").is_dir() else "."
+    stages = [
+        _stage(
+            "python",
+            "build",
+            "Byte-compile the sources",
+            [*python, "-m", "compileall", "-q", "-x", _PY_EXCLUDE, target],
+        )
+    ]
+    if (
+        "ruff" in tool
+        or (root / "ruff.toml").is_file()
+        or (root / ".ruff.toml").is_file()
+        or any(_mentions(d, "ruff") for d in deps)
+    ):
+        stages.append(
+            _stage("python", "lint", "Lint with ruff", [*env.tool(root, "ruff"), "check", "."], True)
+        )
+    elif (root / ".flake8").is_file() or "flake8" in cfg_sections or "tox:flake8" in cfg_sections:
+        stages.append(_stage("python", "lint", "Lint with flake8", [*python, "-m", "flake8"], True))
+    has_pytest = (
+        "pytest" in tool
+        or any((root / name).is_file() for name in ("pytest.ini", "conftest.py", "tests/conftest.py"))
+        or "tool:pytest" in cfg_sections
+        or "tox:pytest" in cfg_sections
+        or any(_mentions(d, "pytest") for d in deps)
+    )
+    if has_pytest:
+        stages.append(
+            _stage("python", "test", "Run the tests (pytest)", [*python, "-m", "pytest", "-q"], True)
+        )
+    else:
+        test_dir = next((d for d in ("tests", "test") if (root / d).is_dir()), None)
+        if test_dir is not None or any(root.glob("test_*.py")):
+            argv = [*python, "-m", "unittest", "discover", "-q"]
+            if test_dir is not None:
+                argv += ["-s", test_dir]
+                if (root / test_dir / "__init__.py").is_file():
+                    argv += ["-t", "."]
+            # a src/ layout is importable by its tests without installing it
+            extra = {"PYTHONPATH": "src"} if target == "src" else None
+            stages.append(_stage("python", "test", "Run the tests (unittest)", argv, True, env=extra))
+    return stages
+
+
+_PYTHON_RULES = (
+    Rule("build", "python3 -m compileall -q src|.", "always (the project's interpreter, see below)"),
+    Rule("lint", "ruff check .", "[tool.ruff], ruff.toml, or ruff among the dependencies"),
+    Rule("lint", "python3 -m flake8", "otherwise, when .flake8 or a [flake8] section exists"),
+    Rule("test", "python3 -m pytest -q", "[tool.pytest.ini_options], pytest.ini, conftest.py, or pytest dep"),
+    Rule("test", "python3 -m unittest discover -q -s tests", "otherwise, when tests/, test/ or test_*.py"),
+    Rule("*", ".venv/bin/python | uv run | poetry run", "a local .venv/venv, uv.lock, poetry.lock"),
+)
+
+
+# -------------------------------------------------------------------------------------------- Node
+
+_NPM_NO_TEST = 'echo "Error: no test specified" && exit 1'
+_NODE_SCRIPTS = (
+    ("build", "build", False),
+    ("lint", "lint", True),
+    ("typecheck", "typecheck", True),
+    ("test", "test", True),
+)
+
+
+def _node_manager(root: Path, package: dict[str, Any]) -> str:
+    declared = package.get("packageManager")
+    if isinstance(declared, str):
+        name = declared.split("@", 1)[0]
+        if name in ("npm", "pnpm", "yarn", "bun"):
+            return name
+    for lockfile, manager in (
+        ("pnpm-lock.yaml", "pnpm"),
+        ("yarn.lock", "yarn"),
+        ("bun.lockb", "bun"),
+        ("bun.lock", "bun"),
+    ):
+        if (root / lockfile).is_file():
+            return manager
+    return "npm"
+
+
+def _node_run(manager: str, script: str) -> list[str]:
+    if manager == "npm":
+        # no update check: a stage never reaches for the network on its own
+        verb = ["test"] if script == "test" else ["run", script]
+        return ["npm", "--no-update-notifier", *verb]
+    return [manager, "run", script]
+
+
+def _node_stages(root: Path) -> list[Stage]:
+    try:
+        package = json.loads((root / "package.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        package = {}
+    package = package if isinstance(package, dict) else {}
+    scripts = package.get("scripts", {})
+    scripts = scripts if isinstance(scripts, dict) else {}
+    manager = _node_manager(root, package)
+    stages = []
+    for sid, script, guardrail in _NODE_SCRIPTS:
+        body = scripts.get(script)
+        if not isinstance(body, str) or (script == "test" and body == _NPM_NO_TEST):
+            continue
+        argv = _node_run(manager, script)
+        stages.append(_stage("node", sid, f"{manager} run {script}", argv, guardrail))
+    return stages
+
+
+_NODE_RULES = (
+    Rule("build", "npm run build", 'a "build" script in package.json'),
+    Rule("lint", "npm run lint", 'a "lint" script'),
+    Rule("typecheck", "npm run typecheck", 'a "typecheck" script'),
+    Rule("test", "npm test", 'a "test" script (not npm\'s placeholder)'),
+    Rule("*", "pnpm | yarn | bun", "packageManager field, or pnpm-lock.yaml / yarn.lock / bun.lock"),
+)
+
+
+# ---------------------------------------------------------------------------------------------- Go
+
+_GOLANGCI = (".golangci.yml", ".golangci.yaml", ".golangci.toml", ".golangci.json")
+
+
+def _go_stages(root: Path) -> list[Stage]:
+    if any((root / name).is_file() for name in _GOLANGCI):
+        lint = _stage("go", "lint", "golangci-lint", ["golangci-lint", "run", "./..."], guardrail=True)
+    else:
+        lint = _stage("go", "lint", "go vet", ["go", "vet", "./..."], guardrail=True)
+    return [
+        _stage("go", "build", "go build", ["go", "build", "./..."]),
+        lint,
+        _stage("go", "test", "go test", ["go", "test", "./..."], guardrail=True),
+    ]
+
+
+_GO_RULES = (
+    Rule("build", "go build ./...", "always"),
+    Rule("lint", "golangci-lint run ./...", "a .golangci.{yml,yaml,toml,json}"),
+    Rule("lint", "go vet ./...", "otherwise"),
+    Rule("test", "go test ./...", "always"),
+)
+
+
+# -------------------------------------------------------------------------------------------- Rust
+
+
+def _rust_stages(root: Path) -> list[Stage]:
+    locked = ["--locked"] if (root / "Cargo.lock").is_file() else []
+    return [
+        _stage("rust", "build", "cargo build", ["cargo", "build", "--quiet", *locked]),
+        _stage(
+            "rust",
+            "lint",
+            "cargo clippy",
+            ["cargo", "clippy", "--quiet", *locked, "--", "-D", "warnings"],
+            guardrail=True,
+        ),
+        _stage("rust", "test", "cargo test", ["cargo", "test", "--quiet", *locked], guardrail=True),
+    ]
+
+
+_RUST_RULES = (
+    Rule("build", "cargo build --quiet", "always (--locked when Cargo.lock exists)"),
+    Rule("lint", "cargo clippy --quiet -- -D warnings", "always"),
+    Rule("test", "cargo test --quiet", "always"),
+)
+
+
+# --------------------------------------------------------------------------------------- JVM builds
+
+
+def _maven_stages(root: Path) -> list[Stage]:
+    mvn = "./mvnw" if (root / "mvnw").is_file() else "mvn"
+    pom = _text(root / "pom.xml")
+    stages = [_stage("maven", "build", "mvn compile", [mvn, "-q", "-B", "compile"])]
+    if "maven-checkstyle-plugin" in pom:
+        stages.append(
+            _stage("maven", "lint", "mvn checkstyle:check", [mvn, "-q", "-B", "checkstyle:check"], True)
+        )
+    elif "spotless-maven-plugin" in pom:
+        stages.append(
+            _stage("maven", "lint", "mvn spotless:check", [mvn, "-q", "-B", "spotless:check"], True)
+        )
+    stages.append(_stage("maven", "test", "mvn test", [mvn, "-q", "-B", "test"], guardrail=True))
+    return stages
+
+
+_MAVEN_RULES = (
+    Rule("build", "mvn -q -B compile", "always (./mvnw when the wrapper exists)"),
+    Rule("lint", "mvn -q -B checkstyle:check", "pom.xml configures maven-checkstyle-plugin"),
+    Rule("lint", "mvn -q -B spotless:check", "otherwise, when it configures spotless-maven-plugin"),
+    Rule("test", "mvn -q -B test", "always"),
+)
+
+
+def _gradle_stages(root: Path) -> list[Stage]:
+    gradle = "./gradlew" if (root / "gradlew").is_file() else "gradle"
+    base = [gradle, "--console=plain", "-q"]
+    return [
+        _stage("gradle", "build", "gradle assemble", [*base, "assemble"]),
+        _stage("gradle", "lint", "gradle check (without tests)", [*base, "check", "-x", "test"], True),
+        _stage("gradle", "test", "gradle test", [*base, "test"], guardrail=True),
+    ]
+
+
+_GRADLE_RULES = (
+    Rule("build", "gradle --console=plain -q assemble", "always (./gradlew when the wrapper exists)"),
+    Rule("lint", "gradle --console=plain -q check -x test", "always"),
+    Rule("test", "gradle --console=plain -q test", "always"),
+)
+
+
+ADAPTERS: tuple[Adapter, ...] = (
+    Adapter("python", "Python", ("pyproject.toml", "setup.py", "setup.cfg"), _python_stages, _PYTHON_RULES),
+    Adapter("node", "Node.js", ("package.json",), _node_stages, _NODE_RULES),
+    Adapter("go", "Go", ("go.mod",), _go_stages, _GO_RULES),
+    Adapter("rust", "Rust", ("Cargo.toml",), _rust_stages, _RUST_RULES),
+    Adapter("maven", "Java (Maven)", ("pom.xml",), _maven_stages, _MAVEN_RULES),
+    Adapter(
+        "gradle",
+        "Java/Kotlin (Gradle)",
+        ("build.gradle", "build.gradle.kts", "settings.gradle", "settings.gradle.kts"),
+        _gradle_stages,
+        _GRADLE_RULES,
+    ),
+)
+
+
+def detect(root: Path) -> list[Adapter]:
+    """The adapters whose marker files exist in `root`, in priority order."""
+    return [adapter for adapter in ADAPTERS if adapter.detect(root)]
+
+
+def spec_guard_stage() -> Stage:
+    return Stage(
+        id="spec-guard",
+        title="Check spec freshness",
+        command=(SELF, "spec-guard"),
+        guardrail=True,
+        source="builtin",
+    )
+
+
+def diagnostics_pipeline(root: Path) -> tuple[Pipeline, tuple[str, ...]]:
+    """The built-in `diagnostics` pipeline for `root`: the first detected adapter's stages + spec-guard."""
+    found = detect(root)
+    stages: list[Stage] = []
+    if found:
+        stages.extend(found[0].stages(root))
+    stages.append(spec_guard_stage())
+    names = tuple(a.name for a in found)
+    title = f"Diagnostics ({found[0].title})" if found else "Diagnostics"
+    return (
+        Pipeline(
+            id="diagnostics",
+            title=title,
+            stages=tuple(stages),
+            guardrails_required=True,
+            source=f"builtin:{found[0].name}" if found else "builtin",
+        ),
+        names,
+    )
+
+
+def describe(root: Path | None = None) -> dict[str, Any]:
+    """Every adapter with its markers and command catalogue; with `root`, what is detected there and
+    the stages each detected adapter would supply (the first one feeds `diagnostics`)."""
+    found = detect(root) if root is not None else []
+    items = []
+    for adapter in ADAPTERS:
+        detected = adapter in found
+        item: dict[str, Any] = {
+            "name": adapter.name,
+            "title": adapter.title,
+            "markers": list(adapter.markers),
+            "detected": detected,
+            "used": bool(found) and found[0] is adapter,
+            "rules": [{"stage": r.stage, "command": r.command, "when": r.when} for r in adapter.rules],
+        }
+        if detected and root is not None:
+            item["stages"] = [
+                {"id": s.id, "title": s.title, "command": s.display(), "env": dict(s.env), "source": s.source}
+                for s in adapter.stages(root)
+            ]
+        items.append(item)
+    return {
+        "repo": str(root) if root is not None else None,
+        "detected": [a.name for a in found],
+        "used": found[0].name if found else None,
+        "adapters": items,
+    }

@@ -1,0 +1,195 @@
+"""Load `codex.orchestrator.json`, validate it against the bundled schema, and resolve pipelines.
+
+Repo pipelines are merged over the built-ins (a repo pipeline with the same id replaces the built-in;
+the others stay visible).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from codex_orchestrator import validation as schemacheck
+from codex_orchestrator.errors import ConfigError
+from codex_orchestrator.pipelines import adapters
+from codex_orchestrator.pipelines.model import GUARDRAIL_STAGE_IDS, Pipeline, PipelineSet, Stage
+
+CONFIG_FILE = "codex.orchestrator.json"
+SCHEMA = "config.schema.json"
+DEFAULT_HEARTBEAT_INTERVAL = 5.0
+DEFAULT_STALE_AFTER = 30.0
+DEFAULT_KILL_GRACE = 3.0
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    path: str
+    task_id: str | None
+    default_pipeline: str | None
+
+
+@dataclass
+class RepoConfig:
+    root: Path
+    path: Path | None  # the config file, when there is one
+    raw: dict[str, Any] = field(default_factory=dict)
+    pipelines: PipelineSet = field(default_factory=PipelineSet)
+    projects: dict[str, Project] = field(default_factory=dict)
+    heartbeat_interval_seconds: float = DEFAULT_HEARTBEAT_INTERVAL
+    heartbeat_stale_after_seconds: float = DEFAULT_STALE_AFTER
+    kill_grace_seconds: float = DEFAULT_KILL_GRACE
+    retention: dict[str, Any] = field(default_factory=dict)
+
+
+def _fail(path: Path, message: str, hint: str | None = None) -> ConfigError:
+    return ConfigError(f"{path.name}: {message}", hint=hint or f"fix {path} and run the command again")
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Parse and schema-validate a config file; errors name the JSON path and the expected value."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise _fail(path, "is not UTF-8 text") from None
+    except OSError as exc:
+        raise _fail(path, f"cannot be read ({exc.strerror})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(path, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    errors = schemacheck.validate(data, SCHEMA)
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise _fail(path, f"{errors[0]}{more}")
+    assert isinstance(data, dict)
+    return data
+
+
+def _check_cwd(config_path: Path, where: str, cwd: str) -> str:
+    pure = PurePosixPath(cwd.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts:
+        raise _fail(
+            config_path,
+            f"{where}.cwd: {cwd!r} leaves the repository",
+            hint="use a folder relative to the repository root, without '..'",
+        )
+    return str(pure) if str(pure) else "."
+
+
+def _stage(config_path: Path, where: str, data: dict[str, Any]) -> Stage:
+    command = data["command"]
+    shell = isinstance(command, str)
+    return Stage(
+        id=data["id"],
+        title=data.get("title", data["id"]),
+        command=(command,) if shell else tuple(command),
+        shell=shell,
+        cwd=_check_cwd(config_path, where, data.get("cwd", ".")),
+        env=tuple(sorted(data.get("env", {}).items())),
+        timeout_seconds=float(data["timeout_seconds"]) if "timeout_seconds" in data else None,
+        allow_failure=bool(data.get("allow_failure", False)),
+        guardrail=bool(data.get("guardrail", data["id"] in GUARDRAIL_STAGE_IDS)),
+        source="config",
+    )
+
+
+def _pipelines(config_path: Path, raw: dict[str, Any]) -> list[Pipeline]:
+    stage_sets: dict[str, list[dict[str, Any]]] = raw.get("stage_sets", {})
+    seen: set[str] = set()
+    result = []
+    for p_index, p in enumerate(raw.get("pipelines", [])):
+        where = f"$.pipelines[{p_index}]"
+        if p["id"] in seen:
+            raise _fail(config_path, f"{where}.id: pipeline {p['id']!r} is defined twice")
+        seen.add(p["id"])
+        stages: list[Stage] = []
+        for s_index, item in enumerate(p["stages"]):
+            s_where = f"{where}.stages[{s_index}]"
+            if "stage_set" in item:
+                name = item["stage_set"]
+                if name not in stage_sets:
+                    known = ", ".join(sorted(stage_sets)) or "none"
+                    raise _fail(
+                        config_path, f"{s_where}.stage_set: unknown stage set {name!r} (defined: {known})"
+                    )
+                for k, sub in enumerate(stage_sets[name]):
+                    stages.append(_stage(config_path, f"$.stage_sets.{name}[{k}]", sub))
+            else:
+                stages.append(_stage(config_path, s_where, item))
+        ids = [s.id for s in stages]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise _fail(config_path, f"{where}.stages: stage id {dupes[0]!r} appears more than once")
+        result.append(
+            Pipeline(
+                id=p["id"],
+                title=p.get("title", p["id"]),
+                stages=tuple(stages),
+                guardrails_required=bool(p.get("guardrails_required", False)),
+                source="config",
+                description=p.get("description", ""),
+            )
+        )
+    return result
+
+
+def load(root: Path) -> RepoConfig:
+    """Resolve every pipeline available at `root` (a repository or a project folder)."""
+    path = root / CONFIG_FILE
+    raw: dict[str, Any] = read_config_file(path) if path.is_file() else {}
+    builtin, detected = adapters.diagnostics_pipeline(root)
+    pipelines = {builtin.id: builtin}
+    config_path = path if path.is_file() else None
+    for pipeline in _pipelines(path, raw):
+        pipelines[pipeline.id] = pipeline
+    default = raw.get("default_pipeline", "diagnostics")
+    if default not in pipelines:
+        raise _fail(
+            path,
+            f"$.default_pipeline: unknown pipeline {default!r} (available: {', '.join(sorted(pipelines))})",
+        )
+    projects = {
+        name: Project(
+            name,
+            _check_cwd(path, f"$.projects.{name}.path", spec["path"]),
+            spec.get("task_id"),
+            spec.get("default_pipeline"),
+        )
+        for name, spec in raw.get("projects", {}).items()
+    }
+    return RepoConfig(
+        root=root,
+        path=config_path,
+        raw=raw,
+        pipelines=PipelineSet(pipelines=pipelines, default_pipeline=default, adapters=detected),
+        projects=projects,
+        heartbeat_interval_seconds=float(raw.get("heartbeat_interval_seconds", DEFAULT_HEARTBEAT_INTERVAL)),
+        heartbeat_stale_after_seconds=float(raw.get("heartbeat_stale_after_seconds", DEFAULT_STALE_AFTER)),
+        kill_grace_seconds=float(raw.get("kill_grace_seconds", DEFAULT_KILL_GRACE)),
+        retention=dict(raw.get("retention", {})),
+    )
+
+
+def project_root(repo: Path, config: RepoConfig, name: str) -> tuple[Path, Project]:
+    """The folder of project `name`, checked to exist and stay inside the repository."""
+    try:
+        project = config.projects[name]
+    except KeyError:
+        known = ", ".join(sorted(config.projects)) or "none"
+        raise ConfigError(
+            f"unknown project {name!r}; defined: {known}",
+            hint=f'declare it under "projects" in {CONFIG_FILE}',
+        ) from None
+    folder = (repo / project.path).resolve()
+    if folder != repo and repo not in folder.parents:
+        raise ConfigError(
+            f"project {name!r} path {project.path!r} leaves the repository", hint="fix its path"
+        )
+    if not folder.is_dir():
+        raise ConfigError(
+            f"project {name!r} folder {project.path!r} does not exist", hint="create it or fix its path"
+        )
+    return folder, project

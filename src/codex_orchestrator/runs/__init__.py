@@ -1,0 +1,1 @@
+"""Runs: a run's files, manifest and transitions, the engine, lifecycle, queries, retention, metrics."""

@@ -1,0 +1,131 @@
+"""Metrics: read the per-task `metrics.jsonl` files and summarize runs across one or more runs roots."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from codex_orchestrator.ids import validate_id
+from codex_orchestrator.runs import manifest as mf
+from codex_orchestrator.runs.layout import Roots
+
+
+def _percentile(values: list[float], pct: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = max(0, math.ceil(pct / 100 * len(ordered)) - 1)
+    return ordered[k]
+
+
+def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """Metric lines of one file, and how many lines were unreadable."""
+    lines, bad = [], 0
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for raw in fh:
+                if not raw.strip():
+                    continue
+                try:
+                    item = json.loads(raw)
+                except ValueError:
+                    bad += 1
+                    continue
+                if isinstance(item, dict):
+                    lines.append(item)
+                else:
+                    bad += 1
+    except FileNotFoundError:
+        pass
+    return lines, bad
+
+
+def metrics_from_manifest(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any]:
+    """The metrics line a finished run would have written, rebuilt from its manifest."""
+    return {**mf.metrics_line(manifest, manifest_path), "from_manifest": True}
+
+
+def _manifest_entries(roots: Roots, task_id: str | None, known: set[str]) -> list[dict[str, Any]]:
+    """Finished runs whose manifest is present but whose metrics line is not (a CI job that uploaded
+    only run folders, a metrics file lost or pruned)."""
+    found = []
+    for run_id, run_dir in roots.iter_run_dirs(task_id):
+        if run_id in known:
+            continue
+        try:
+            manifest = mf.read(run_dir / mf.MANIFEST)
+        except Exception:
+            continue
+        if manifest.get("status") in mf.TERMINAL:
+            found.append(metrics_from_manifest(manifest, run_dir / mf.MANIFEST))
+    return found
+
+
+def summarize_metrics(roots_list: list[Roots], *, task_id: str | None = None) -> dict[str, Any]:
+    """Aggregate the metrics.jsonl files and the finished runs' manifests of one or more runs roots:
+    success rate, guardrail coverage, durations, reviewer readiness."""
+    if task_id is not None:
+        validate_id("task", task_id)
+    entries: list[dict[str, Any]] = []
+    bad = 0
+    sources = []
+    from_manifests = 0
+    for roots in roots_list:
+        if not roots.runs.is_dir():
+            continue
+        tasks = [roots.runs / task_id] if task_id else sorted(p for p in roots.runs.iterdir() if p.is_dir())
+        here: list[dict[str, Any]] = []
+        for task in tasks:
+            path = task / "metrics.jsonl"
+            if path.is_file():
+                got, nbad = read_metrics(path)
+                here.extend(got)
+                bad += nbad
+                sources.append(str(path))
+        rebuilt = _manifest_entries(roots, task_id, {str(e.get("run_id")) for e in here})
+        from_manifests += len(rebuilt)
+        entries.extend(here)
+        entries.extend(rebuilt)
+    # One outcome per run: a resumed run finishes more than once (its last finish counts), and merged
+    # roots may repeat lines.
+    latest: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        key = str(e.get("run_id"))
+        if key not in latest or str(e.get("completed_at") or "") >= str(
+            latest[key].get("completed_at") or ""
+        ):
+            latest[key] = e
+    unique = list(latest.values())
+    total = len(unique)
+    succeeded = sum(1 for e in unique if e.get("status") == "succeeded")
+    with_guardrails = sum(1 for e in unique if e.get("guardrail_status") == "passed")
+    ready = sum(1 for e in unique if e.get("manifest_complete") and e.get("guardrail_status") == "passed")
+    durations = [
+        float(e["duration_seconds"]) for e in unique if isinstance(e.get("duration_seconds"), int | float)
+    ]
+    by_pipeline: dict[str, dict[str, int]] = {}
+    for e in unique:
+        slot = by_pipeline.setdefault(str(e.get("pipeline_id")), {"runs": 0, "succeeded": 0})
+        slot["runs"] += 1
+        slot["succeeded"] += e.get("status") == "succeeded"
+    readiness = ready / total if total else None
+    return {
+        "task_id": task_id,
+        "sources": sources,
+        "runs": total,
+        "succeeded": succeeded,
+        "failed": sum(1 for e in unique if e.get("status") == "failed"),
+        "cancelled": sum(1 for e in unique if e.get("status") == "cancelled"),
+        "success_rate": round(succeeded / total, 4) if total else None,
+        "guardrail_coverage": round(with_guardrails / total, 4) if total else None,
+        "duration_mean_seconds": round(sum(durations) / len(durations), 3) if durations else None,
+        "duration_p95_seconds": round(p, 3) if (p := _percentile(durations, 95)) is not None else None,
+        "reviewer_readiness": round(readiness, 4) if readiness is not None else None,
+        "reviewer_ready": readiness is not None and readiness >= 0.95,
+        "unreadable_lines": bad,
+        "runs_from_manifests": from_manifests,
+        "roots": [str(r.runs) for r in roots_list],
+        "by_pipeline": by_pipeline,
+    }

@@ -1,0 +1,114 @@
+"""Read-only queries over runs (status, wait, list, log tail): what `status`, `runs list` and the MCP
+read tools call. They never claim a run; `service` holds the operations that change runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from codex_orchestrator.clock import SYSTEM_CLOCK, Clock
+from codex_orchestrator.errors import OrchestratorError, UsageError
+from codex_orchestrator.ids import validate_id
+from codex_orchestrator.runs import manifest as mf
+from codex_orchestrator.runs.layout import Roots
+from codex_orchestrator.runs.store import is_locked
+
+LOCK_FILE = ".lock"  # held by whichever process drives the run, for the run's whole life
+
+
+def _load_run(roots: Roots, run_id: str) -> tuple[Path, dict[str, Any]]:
+    run_dir = roots.find_run(run_id)
+    return run_dir, mf.read(run_dir / mf.MANIFEST)
+
+
+def get_status(roots: Roots, run_id: str, *, clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
+    run_dir, manifest = _load_run(roots, run_id)
+    view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
+    view["alive"] = is_locked(run_dir / LOCK_FILE)
+    return view
+
+
+def wait_for_run(
+    roots: Roots,
+    run_id: str,
+    *,
+    timeout_seconds: float = 25.0,
+    poll_seconds: float = 0.2,
+    clock: Clock = SYSTEM_CLOCK,
+    sleep: Callable[[float], None] = time.sleep,
+) -> dict[str, Any]:
+    """Wait until the run is terminal or `timeout_seconds` pass; says which (`timed_out`)."""
+    run_dir = roots.find_run(run_id)
+    deadline = clock.monotonic() + max(0.0, timeout_seconds)
+    while True:
+        manifest = mf.read(run_dir / mf.MANIFEST)
+        terminal = manifest.get("status") in mf.TERMINAL
+        if terminal and is_locked(run_dir / LOCK_FILE) and clock.monotonic() < deadline:
+            sleep(min(poll_seconds, 0.02))  # terminal, and its runner is finishing: let it let go
+            continue
+        if terminal or clock.monotonic() >= deadline:
+            view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
+            view["terminal"] = terminal
+            view["timed_out"] = not terminal
+            return view
+        sleep(min(poll_seconds, max(0.0, deadline - clock.monotonic())))
+
+
+def list_runs(
+    roots: Roots,
+    *,
+    task_id: str | None = None,
+    status: str | None = None,
+    pipeline_id: str | None = None,
+    limit: int | None = 20,
+    clock: Clock = SYSTEM_CLOCK,
+) -> list[dict[str, Any]]:
+    """Status views, newest first; reads only as many manifests as the filters need."""
+    if task_id is not None:
+        validate_id("task", task_id)
+    now = clock.now()
+    found = []
+    for _run_id, run_dir in roots.iter_run_dirs(task_id):
+        try:
+            manifest = mf.read(roots.contain(run_dir / mf.MANIFEST))  # no symlink out of the runs root
+        except OrchestratorError:
+            continue
+        if status and manifest.get("status") != status:
+            continue
+        if pipeline_id and manifest.get("pipeline_id") != pipeline_id:
+            continue
+        found.append(mf.status_view(manifest, run_dir / mf.MANIFEST, now))
+        if limit is not None and len(found) >= limit:
+            break
+    return found
+
+
+def read_log(roots: Roots, run_id: str, stage: str, *, max_bytes: int = 16384) -> dict[str, Any]:
+    """The tail of one stage's output (bounded)."""
+    from codex_orchestrator.runs.engine import read_tail, stage_file_stem
+
+    validate_id("stage", stage)
+    if max_bytes <= 0 or max_bytes > 1_048_576:
+        raise UsageError("max_bytes must be between 1 and 1048576", hint="ask for a smaller tail")
+    run_dir, manifest = _load_run(roots, run_id)
+    for cmd in manifest.get("commands", []):
+        if cmd.get("id") == stage:
+            path = run_dir / "commands" / f"{stage_file_stem(int(cmd['index']), stage)}.log"
+            path = roots.contain(path) if path.exists() else path
+            text, truncated = read_tail(path, max_bytes)
+            return {
+                "run_id": run_id,
+                "stage": stage,
+                "status": cmd.get("status"),
+                "log_path": str(path),
+                "exists": path.exists(),
+                "truncated": truncated,
+                "size_bytes": path.stat().st_size if path.exists() else 0,
+                "text": text,
+            }
+    known = ", ".join(c.get("id", "?") for c in manifest.get("commands", []))
+    raise UsageError(
+        f"run {run_id!r} has no stage {stage!r}; stages: {known}", hint="pass one of the listed stages"
+    )

@@ -1,0 +1,1 @@
+"""Scale-out: parallel goals, the evaluation harness, the learning library."""

@@ -84,6 +84,12 @@ class ManifestError(OrchestratorError):
     code = "manifest_invalid"
 
 
+class UnsafePathError(OrchestratorError):
+    """A path under the runs roots leads outside them (a symlink): refused, nothing touched."""
+
+    code = "unsafe_path"
+
+
 class StorageError(OrchestratorError):
     """The runs root cannot be written (permissions, disk full, read-only)."""
 

@@ -74,6 +74,17 @@ def signal_name(returncode: int | None) -> str | None:
         return f"SIG{-returncode}"
 
 
+def stop_group(proc: StageProcess, grace: float) -> int:
+    """SIGTERM the process's whole group, SIGKILL it after `grace` seconds; the leader's return code."""
+    proc.signal_group(signal.SIGTERM)
+    rc = proc.wait(grace)
+    proc.signal_group(signal.SIGKILL)  # the leader and anything it left behind in its group
+    if rc is None:
+        rc = proc.wait(None)
+    assert rc is not None
+    return rc
+
+
 def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -89,26 +100,136 @@ def kill_group(pgid: int, sig: int = signal.SIGKILL) -> None:
         os.killpg(pgid, sig)
 
 
-def group_runs_stage_of(pgid: int, run_id: str) -> bool:
-    """True when a live process of group `pgid` carries CODEX_ORCHESTRATOR_RUN_ID=run_id in its
-    environment: guards against signalling a recycled process-group id. Without /proc, trust the id."""
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return group_alive(pgid)
-    marker = f"CODEX_ORCHESTRATOR_RUN_ID={run_id}".encode()
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            fields = stat[stat.rindex(")") + 2 :].split()
-            if int(fields[2]) != pgid or fields[0] == "Z":
+# -- process identity ------------------------------------------------------------------------------
+# Linux answers from /proc; elsewhere (macOS) from `ps`. Tests switch the /proc path off to exercise the
+# portable one.
+USE_PROC = os.path.isfile("/proc/self/stat")
+RUN_MARKER = "CODEX_ORCHESTRATOR_RUN_ID"
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+        return text[text.rindex(")") + 2 :].split()  # fields from the state on (field 3)
+    except (OSError, ValueError):
+        return None
+
+
+def _ps(*args: str) -> str:
+    try:
+        return subprocess.run(
+            ["ps", *args], capture_output=True, text=True, errors="replace", timeout=10, check=False
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
+def process_alive(pid: object) -> bool:
+    """True when `pid` is a live process (not a zombie)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    if USE_PROC:
+        fields = _proc_stat(pid)
+        return fields is None or fields[0] not in ("Z", "X")
+    state = _ps("-o", "stat=", "-p", str(pid)).strip()
+    return bool(state) and not state.startswith("Z")
+
+
+def process_identity(pid: int) -> str | None:
+    """A token that names this process and not a later one that reuses its pid (its start time)."""
+    if USE_PROC:
+        fields = _proc_stat(pid)
+        return f"start:{fields[19]}" if fields is not None and len(fields) > 19 else None
+    started = " ".join(_ps("-o", "lstart=", "-p", str(pid)).split())
+    return f"lstart:{started}" if started else None
+
+
+def is_same_process(pid: object, identity: object) -> bool:
+    """`pid` is alive and is the very process whose identity was recorded (never a recycled pid)."""
+    if not isinstance(identity, str) or not identity or not process_alive(pid):
+        return False
+    assert isinstance(pid, int)
+    return process_identity(pid) == identity
+
+
+def _carries(pid: int, marker: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return marker in fh.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def _marked_processes(run_id: str) -> list[tuple[int, int]]:
+    """(pid, pgid) of every live process whose environment carries this run's marker."""
+    marker = f"{RUN_MARKER}={run_id}"
+    found: list[tuple[int, int]] = []
+    me = os.getpid()
+    if USE_PROC:
+        raw = marker.encode()
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit() or int(entry.name) == me:
                 continue
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                return True
-        except (OSError, ValueError, IndexError):
-            continue
-    return False
+            pid = int(entry.name)
+            fields = _proc_stat(pid)
+            if fields is None or fields[0] in ("Z", "X"):
+                continue
+            if _carries(pid, raw):
+                found.append((pid, int(fields[2])))
+        return found
+    for line in _ps("axeww", "-o", "pid=,pgid=,stat=,command=").splitlines():
+        parts = line.split(None, 3)
+        if len(parts) == 4 and marker in parts[3].split() and not parts[2].startswith("Z"):
+            with contextlib.suppress(ValueError):
+                if int(parts[0]) != me:
+                    found.append((int(parts[0]), int(parts[1])))
+    return found
+
+
+def group_runs_stage_of(pgid: int, run_id: str) -> bool:
+    """True when a live process of group `pgid` belongs to run `run_id` (carries its marker): guards
+    against signalling a recycled process-group id."""
+    return any(group == pgid for _pid, group in _marked_processes(run_id))
+
+
+def run_processes_alive(run_id: str) -> bool:
+    """Whether any process started for run `run_id` still lives."""
+    return bool(_marked_processes(run_id))
+
+
+def reap_run(run_id: str) -> int:
+    """SIGKILL every process that belongs to run `run_id` — including those that left the stage's
+    process group (setsid, double fork) — and collect the ones that are our children. Returns how many."""
+    victims = _marked_processes(run_id)
+    for pid, _pgid in victims:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    for pid, _pgid in victims:  # adopted orphans (we are their subreaper) must not linger as zombies
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, 0)
+    return len(victims)
+
+
+def become_subreaper() -> bool:
+    """Linux: orphaned descendants of this process (a stage that double-forked) are re-parented to it
+    rather than to init, so they stay findable and are collected here. False where unsupported."""
+    if not USE_PROC:
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_child_subreaper = 36
+        return bool(libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,8 @@ def _json_equal(a: Any, b: Any) -> bool:
     a_num, b_num = isinstance(a, int | float), isinstance(b, int | float)
     if a_num or b_num:
         return a_num and b_num and bool(a == b)
+    if isinstance(a, str) or isinstance(b, str):  # a str enum member is the JSON string it encodes to
+        return isinstance(a, str) and isinstance(b, str) and str.__eq__(a, b)
     return type(a) is type(b) and bool(a == b)
 
 

@@ -89,8 +89,8 @@ CLI_CASES: list[tuple[str, Setup, list[str], int, str, str]] = [
         "run-symlink-escape",
         _escaping_run,
         ["status", "--run", "20260101T000000000Z-0badc0de"],
-        2,
-        "invalid_id",
+        3,  # an environment problem (a symlink out of the runs root), not a malformed argument
+        "unsafe_path",
         "outside the runs folder",
     ),
     (

@@ -115,10 +115,11 @@ def test_target_stage_runs_up_to_it(repo: Path, clock: FakeClock) -> None:
 
 def test_heartbeat_and_stale_detection_use_the_injected_clock(repo: Path, clock: FakeClock) -> None:
     roots = Roots.resolve(repo)
-    run_dir, manifest, _ = lifecycle.create_run(roots, "quick", clock=clock)
+    paths, manifest, _ = lifecycle.create_run(roots, "quick", clock=clock)
+    run_dir = paths.dir
     engine = lifecycle._engine(
         roots,
-        run_dir,
+        paths,
         manifest,
         clock=clock,
         process_runner=FakeRunner(clock),
@@ -165,16 +166,21 @@ def test_resume_skips_succeeded_stages_by_id(repo: Path, clock: FakeClock) -> No
     assert m["commands"][1]["attempts"] == 2 and m["commands"][0]["attempts"] == 1
 
 
-def test_resume_reports_a_changed_config_and_uses_the_snapshot(repo: Path, clock: FakeClock) -> None:
+def test_resume_runs_the_configuration_as_now_defined_and_reports_the_change(
+    repo: Path, clock: FakeClock
+) -> None:
     view = _start(repo, clock, FakeRunner(clock, {"lint": (1, 0.1)}))
     cfg = json.loads((repo / "codex.orchestrator.json").read_text())
     cfg["pipelines"][0]["stages"][1]["command"] = "echo changed"
     (repo / "codex.orchestrator.json").write_text(json.dumps(cfg))
     runner = FakeRunner(clock)
     resumed = lifecycle.resume_run(Roots.resolve(repo), view["run_id"], clock=clock, process_runner=runner)
-    assert runner.started[0][0][-1] == "echo linting; echo to-stderr >&2"  # the snapshot, not the new config
+    # never a command the configuration does not define: the current one runs, the change is reported
+    assert runner.started[0][0][-1] == "echo changed"
     m = _manifest(resumed)
-    assert m["resume_events"][0]["config_changed"] is True
+    event = m["resume_events"][0]
+    assert event["config_changed"] is True and event["changed_stages"] == ["lint"]
+    assert event["skipped"] == ["build"] and m["pipeline"]["stages"][1]["command"] == ["echo changed"]
 
 
 def test_resume_of_a_succeeded_run_is_refused(repo: Path, clock: FakeClock) -> None:

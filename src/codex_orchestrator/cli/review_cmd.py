@@ -8,7 +8,7 @@ import click
 
 from codex_orchestrator import output
 from codex_orchestrator.cli._common import exit_with, format_options, guarded, repo_option, roots, wants_json
-from codex_orchestrator.runs.engine import read_tail
+from codex_orchestrator.runs.store import read_tail
 
 SHOW_BYTES = 256_000
 

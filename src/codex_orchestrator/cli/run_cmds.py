@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 
 from codex_orchestrator import output
-from codex_orchestrator.cli._common import format_options, guarded, repo_option, roots, wants_json
-from codex_orchestrator.errors import ExitCode
+from codex_orchestrator.cli._common import exit_with, format_options, guarded, repo_option, roots, wants_json
 from codex_orchestrator.runs import lifecycle, queries
-from codex_orchestrator.runs.manifest import TERMINAL
+from codex_orchestrator.runs.manifest import TERMINAL, exit_code_for
 
 
-def _run_exit(view: dict[str, Any]) -> None:
-    if view.get("status") in ("failed", "cancelled"):
-        raise SystemExit(int(ExitCode.FAILED))
+def _run_exit(view: Mapping[str, Any]) -> None:
+    exit_with(exit_code_for(view.get("status")))
 
 
-def render_status(view: dict[str, Any]) -> str:
+def render_status(view: Mapping[str, Any]) -> str:
     age = view.get("heartbeat_age_seconds")
     lines = [
         f"run       {view['run_id']}",
@@ -89,6 +87,7 @@ def start(
     view = lifecycle.start_run(
         roots(repo),
         pipeline,
+        adopt_orphans=not detach,
         task_id=task_id,
         target_stage=target_stage,
         parent_run_id=parent_run_id,
@@ -164,23 +163,25 @@ def status(run_id: str, watch: bool, interval: float, repo: str | None, fmt: str
     """Show one run's state: status, stages, heartbeat age, stale flag, paths."""
     as_json = wants_json(fmt, json_flag)
     r = roots(repo)
-    view = queries.get_status(r, run_id)
     if watch:
         last = None
-        while True:
+        for view in queries.watch(r, run_id, interval=interval):
             if not as_json:
                 text = render_status(view)
                 if text != last:
                     output.emit(text)
                     output.emit("")
                     last = text
-            if view["status"] in TERMINAL:
-                break
-            time.sleep(interval)
-            view = queries.get_status(r, run_id)
         if as_json:
             output.emit_json(view)
+        if view["status"] not in TERMINAL:
+            output.diag(
+                f"run {run_id} is stale: its runner stopped without finishing it; "
+                f"resume it with `codex-orchestrator resume --run {run_id}`"
+            )
+        exit_with(queries.watch_exit_code(view))
         return
+    view = queries.get_status(r, run_id)
     if as_json:
         output.emit_json(view)
     else:
@@ -203,7 +204,12 @@ def resume(run_id: str, token: str | None, detach: bool, repo: str | None, fmt: 
     """
     as_json = wants_json(fmt, json_flag)
     view = lifecycle.resume_run(
-        roots(repo), run_id, token=token, detach=detach, reporter=None if as_json else output.diag
+        roots(repo),
+        run_id,
+        token=token,
+        detach=detach,
+        adopt_orphans=not detach,
+        reporter=None if as_json else output.diag,
     )
     if as_json:
         output.emit_json(view)
@@ -218,12 +224,15 @@ def resume(run_id: str, token: str | None, detach: bool, repo: str | None, fmt: 
 @click.command()
 @click.option("--run", "run_id", required=True, help="The run id.")
 @click.option(
-    "--grace", type=click.FloatRange(0, 300), default=5.0, show_default=True, help="Seconds before SIGKILL."
+    "--grace",
+    type=click.FloatRange(0, 300),
+    default=None,
+    help="Seconds before SIGKILL (default: the configuration's kill_grace_seconds; never less).",
 )
 @repo_option
 @format_options
 @guarded
-def cancel(run_id: str, grace: float, repo: str | None, fmt: str, json_flag: bool) -> None:
+def cancel(run_id: str, grace: float | None, repo: str | None, fmt: str, json_flag: bool) -> None:
     """Stop a live run: terminate its whole process group and record `cancelled`."""
     view = lifecycle.cancel_run(roots(repo), run_id, grace_seconds=grace)
     if wants_json(fmt, json_flag):

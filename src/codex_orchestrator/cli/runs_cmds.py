@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from codex_orchestrator import output
-from codex_orchestrator.cli._common import format_options, guarded, repo_option, roots, wants_json
+from codex_orchestrator.cli._common import exit_with, format_options, guarded, repo_option, roots, wants_json
 from codex_orchestrator.runs import metrics as run_metrics
 from codex_orchestrator.runs import queries, retention
 from codex_orchestrator.runs.layout import Roots
@@ -95,11 +95,18 @@ def prune(
     )
     if wants_json(fmt, json_flag):
         output.emit_json(result)
+        exit_with(result["exit_code"])
         return
     verb = "would remove" if dry_run else "removed"
     for entry in result["removed"]:
         output.emit(f"{verb} {entry['task_id']}/{entry['run_id']} ({entry['status']})")
+    for entry in result["skipped"]:
+        output.diag(f"skipped {entry['task_id']}/{entry['run_id']}: {entry['reason']}")
     output.diag(f"{verb} {len(result['removed'])} run(s); kept {result['kept']}")
+    if result["error"]:
+        output.diag(f"Error: {result['error']['message']}")
+        output.diag("Fix: check the folder's permissions, then run `runs prune` again")
+    exit_with(result["exit_code"])
 
 
 @runs.command()
@@ -153,6 +160,8 @@ def summarize(
     else:
         roots_list = [roots(repo)]
     result = run_metrics.summarize_metrics(roots_list, task_id=task_id)
+    for warning in result["warnings"]:
+        output.diag(f"warning: {warning}")
     if wants_json(fmt, json_flag):
         output.emit_json(result)
         return

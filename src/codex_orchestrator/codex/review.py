@@ -32,9 +32,8 @@ from codex_orchestrator.process import (
     signal_name,
 )
 from codex_orchestrator.runs import manifest as mf
-from codex_orchestrator.runs.engine import read_tail
 from codex_orchestrator.runs.layout import Roots
-from codex_orchestrator.runs.store import atomic_write_bytes, atomic_write_json
+from codex_orchestrator.runs.store import atomic_write_bytes, atomic_write_json, read_tail
 
 REVIEW_DIR = "review"
 PROMPT_FILE = "prompt.md"
@@ -279,8 +278,8 @@ def run_review(
 
     `on_start(codex, output_log)` is called just before Codex starts (the CLI reports progress with it).
     """
-    run_dir = roots.find_run(run_id)
-    manifest_path = run_dir / mf.MANIFEST
+    paths = roots.find_run(run_id)
+    manifest_path = paths.manifest
     manifest = mf.read(manifest_path)
     status = manifest.get("status")
     if status not in mf.TERMINAL:
@@ -293,7 +292,7 @@ def run_review(
         raise CodexMissingError(f"cannot review: {binary.describe_missing()}", hint=codexcli.INSTALL_HINT)
     repo_root = Path(str(manifest.get("stage_root") or manifest.get("repo_root") or roots.repo))
     repo = repo_root if repo_root.is_dir() else roots.repo
-    review_dir = roots.contain(run_dir / REVIEW_DIR)
+    review_dir = roots.contain(paths.review)
     review_dir.mkdir(exist_ok=True)
     diff = collect_diff(roots, repo, review_dir)
     prompt = build_prompt(manifest, manifest_path, repo, diff)

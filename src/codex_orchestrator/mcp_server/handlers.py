@@ -8,7 +8,7 @@ becomes an error outcome whose text says what to do next; nothing here raises fo
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
@@ -34,7 +34,7 @@ _MCP_HINTS = {
 class Outcome:
     """A tool result: structured content (the JSON contract), a one-line summary, an error flag."""
 
-    structured: dict[str, Any]
+    structured: Mapping[str, Any]
     summary: str
     extra_text: list[str] = field(default_factory=list)
     is_error: bool = False
@@ -61,7 +61,7 @@ def _error(code: str, message: str, hint: str | None = None, **data: Any) -> Out
     return Outcome({"error": error}, text, is_error=True)
 
 
-def _stages(view: dict[str, Any], limit: int = 12) -> str:
+def _stages(view: Mapping[str, Any], limit: int = 12) -> str:
     parts = []
     for cmd in view.get("commands", [])[:limit]:
         state = str(cmd.get("status"))
@@ -72,7 +72,7 @@ def _stages(view: dict[str, Any], limit: int = 12) -> str:
     return ", ".join(parts) + (f", +{more} more" if more > 0 else "")
 
 
-def _run_line(view: dict[str, Any]) -> str:
+def _run_line(view: Mapping[str, Any]) -> str:
     stale = ", STALE (runner silent; resume_run may take it over)" if view.get("stale") else ""
     return (
         f"run {view.get('run_id')} (pipeline {view.get('pipeline_id')}, task {view.get('task_id')}): "

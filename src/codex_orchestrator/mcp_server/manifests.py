@@ -62,12 +62,12 @@ def list_page(roots: Roots, cursor: str | None) -> tuple[list[ManifestResource],
         ) from None
     if offset < 0:
         raise ResourceNotFoundError(f"invalid cursor {cursor!r}")
-    runs = roots.iter_run_dirs()
+    runs = roots.iter_runs()
     page = runs[offset : offset + PAGE_SIZE]
     items = []
-    for run_id, run_dir in page:
-        task_id = run_dir.parent.parent.name
-        path = run_dir / mf.MANIFEST
+    for paths in page:
+        task_id, run_id = paths.task_id, paths.run_id
+        path = paths.manifest
         try:
             path = roots.contain(path)
             size = path.stat().st_size
@@ -97,7 +97,7 @@ def read(roots: Roots, uri: str) -> str:
     try:
         validate_id("task", task_id)
         validate_run_id(run_id)
-        path = roots.contain(roots.run_dir(task_id, run_id) / mf.MANIFEST)
+        path = roots.contain(roots.run(task_id, run_id).manifest)
         text = path.read_text(encoding="utf-8")
         json.loads(text)
     except OrchestratorError as exc:

@@ -8,7 +8,6 @@ reporter), so tests drive it with fakes and never sleep.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import signal
 import threading
@@ -20,13 +19,20 @@ from codex_orchestrator.clock import SYSTEM_CLOCK, Clock, iso
 from codex_orchestrator.errors import StorageError
 from codex_orchestrator.pipelines.model import SELF, Pipeline, Stage
 from codex_orchestrator.process import (
+    RUN_MARKER,
     PosixProcessRunner,
     ProcessRunner,
     StageProcess,
+    process_identity,
+    reap_run,
     signal_name,
+    stop_group,
 )
 from codex_orchestrator.runs import manifest as mf
-from codex_orchestrator.runs.store import append_line, append_line_locked, atomic_write_json
+from codex_orchestrator.runs import records
+from codex_orchestrator.runs.layout import Roots, RunPaths
+from codex_orchestrator.runs.manifest import RunStatus, StageStatus
+from codex_orchestrator.runs.store import atomic_write_json, read_tail
 from codex_orchestrator.runtime import self_command
 
 Reporter = Callable[[str], None]
@@ -38,46 +44,26 @@ def _quiet(_: str) -> None:
     pass
 
 
-def stage_file_stem(index: int, stage_id: str) -> str:
-    return f"{index:02d}-{stage_id}"
-
-
-def read_tail(path: Path, max_bytes: int) -> tuple[str, bool]:
-    """The last `max_bytes` of a file as text, and whether it was truncated."""
-    try:
-        size = path.stat().st_size
-        with open(path, "rb") as fh:
-            if size > max_bytes:
-                fh.seek(size - max_bytes)
-            data = fh.read(max_bytes)
-    except OSError:
-        return "", False
-    return data.decode("utf-8", errors="replace"), size > max_bytes
-
-
 class RunEngine:
     """Drives one run. Construct with its manifest (already on disk), then call run()."""
 
     def __init__(
         self,
-        run_dir: Path,
+        roots: Roots,
+        paths: RunPaths,
         manifest: dict[str, Any],
         *,
-        runs_root: Path,
-        out_root: Path,
         clock: Clock = SYSTEM_CLOCK,
         process_runner: ProcessRunner | None = None,
         reporter: Reporter | None = None,
         kill_grace_seconds: float = 3.0,
         mode: str = "foreground",
     ) -> None:
-        self.run_dir = run_dir
-        self.manifest_path = run_dir / mf.MANIFEST
+        self.roots = roots
+        self.paths = paths
         self.manifest = manifest
         self.pipeline = Pipeline.from_snapshot(manifest["pipeline"])
         self.stage_root = Path(manifest.get("stage_root") or manifest["repo_root"])
-        self.runs_root = runs_root
-        self.out_root = out_root
         self.clock = clock
         self.processes = process_runner or PosixProcessRunner()
         self.report = reporter or _quiet
@@ -94,7 +80,7 @@ class RunEngine:
         """Write the manifest (caller holds self._lock); `changed`: the command entries touched, if
         that is all that changed since the last full write."""
         self.manifest["updated_at"] = iso(self.clock.now())
-        mf.write(self.manifest_path, self.manifest, changed=changed)
+        mf.write(self.paths.manifest, self.manifest, changed=changed)
 
     def beat(self) -> None:
         """One heartbeat: refresh heartbeat_at in the manifest."""
@@ -111,13 +97,10 @@ class RunEngine:
                 self.beat()
             except Exception as exc:  # a failed heartbeat must not kill the run; it goes stale instead
                 self.report(f"warning: heartbeat write failed: {exc}")
+            self._check_cancel_request()
 
     def event(self, name: str, **fields: Any) -> None:
-        record = {"ts": iso(self.clock.now()), "event": name, "run_id": self.manifest["run_id"], **fields}
-        try:
-            append_line(self.run_dir / "runner.ndjson", json.dumps(record, ensure_ascii=False))
-        except StorageError as exc:
-            self.report(f"warning: {exc}")
+        records.record_event(self.paths, self.clock.now(), name, self.report, **fields)
 
     # -- cancellation -----------------------------------------------------------------------
     def request_cancel(self, reason: str = "cancelled") -> None:
@@ -128,6 +111,12 @@ class RunEngine:
         current = self._current
         if current is not None:
             current.signal_group(signal.SIGTERM)
+
+    def _check_cancel_request(self) -> bool:
+        """A durable cancel request (written by `cancel`, possibly before we started) is honoured."""
+        if not self._cancel.is_set() and self.paths.cancel_request.exists():
+            self.request_cancel("cancelled by `cancel`")
+        return self._cancel.is_set()
 
     def install_signal_handlers(self) -> Callable[[], None]:
         """Turn SIGINT/SIGTERM into a cancellation; returns a function restoring the old handlers."""
@@ -161,10 +150,10 @@ class RunEngine:
         env.update(
             {
                 "CODEX_ORCHESTRATOR_TASK_ID": m["task_id"],
-                "CODEX_ORCHESTRATOR_RUN_ID": m["run_id"],
+                RUN_MARKER: m["run_id"],
                 "CODEX_ORCHESTRATOR_PIPELINE_ID": m["pipeline_id"],
-                "CODEX_ORCHESTRATOR_MANIFEST_PATH": str(self.manifest_path),
-                "CODEX_ORCHESTRATOR_RUN_DIR": str(self.run_dir),
+                "CODEX_ORCHESTRATOR_MANIFEST_PATH": str(self.paths.manifest),
+                "CODEX_ORCHESTRATOR_RUN_DIR": str(self.paths.dir),
                 "CODEX_ORCHESTRATOR_REPO_ROOT": m["repo_root"],
                 "CODEX_ORCHESTRATOR_STAGE_ID": stage.id,
                 "CODEX_ORCHESTRATOR_ROOT": str(self.stage_root),
@@ -185,8 +174,8 @@ class RunEngine:
         """Wait for the stage; enforce its timeout and cancellation. Returns (returncode, timed_out)."""
         deadline = started + stage.timeout_seconds if stage.timeout_seconds else None
         while True:
-            if self._cancel.is_set():
-                return self._terminate(proc), False
+            if self._check_cancel_request():
+                return stop_group(proc, self.kill_grace), False
             timeout = POLL_SECONDS
             if deadline is not None:
                 timeout = max(0.0, min(timeout, deadline - self.clock.monotonic()))
@@ -194,39 +183,15 @@ class RunEngine:
             if rc is not None:
                 return rc, False
             if deadline is not None and self.clock.monotonic() >= deadline:
-                return self._terminate(proc), True
-
-    def _terminate(self, proc: StageProcess) -> int:
-        proc.signal_group(signal.SIGTERM)
-        rc = proc.wait(self.kill_grace)
-        proc.signal_group(signal.SIGKILL)  # the leader and anything it left behind
-        if rc is None:
-            rc = proc.wait(None)
-        assert rc is not None
-        return rc
+                return stop_group(proc, self.kill_grace), True
 
     def _run_stage(self, i: int, stage: Stage) -> dict[str, Any]:
         cmd: dict[str, Any] = self.manifest["commands"][i]
-        stem = stage_file_stem(i + 1, stage.id)
-        log_path = self.run_dir / "commands" / f"{stem}.log"
+        log_path = self.paths.stage_log(i + 1, stage.id)
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        started_wall = self.clock.now()
         started = self.clock.monotonic()
         with self._lock:
-            cmd.update(
-                status="running",
-                started_at=iso(started_wall),
-                completed_at=None,
-                exit_code=None,
-                signal=None,
-                duration_seconds=None,
-                error_file=None,
-                summary=None,
-                log_path=str(log_path),
-                attempts=int(cmd.get("attempts", 0)) + 1,
-            )
-            cmd.pop("timed_out", None)
-            cmd.pop("failure_allowed", None)
+            mf.mark_stage_running(self.manifest, i, self.clock.now(), log_path)
             self._save(changed=(i,))
         self.event("stage_started", stage=stage.id, index=i + 1)
         self.report(f"[{i + 1}/{len(self.pipeline.stages)}] {stage.id}: {stage.display()}")
@@ -250,48 +215,53 @@ class RunEngine:
             if self._cancel.is_set():  # cancelled while we were starting it
                 proc.signal_group(signal.SIGTERM)
             rc, timed_out = self._wait(proc, stage, started)
-            proc.signal_group(signal.SIGKILL)  # nothing of the stage outlives it
+            proc.signal_group(signal.SIGKILL)  # nothing of the stage outlives it: its group ...
             self._current = None
+            reap_run(self.manifest["run_id"])  # ... nor what left the group (setsid, double fork)
         duration = max(0.0, self.clock.monotonic() - started)
         cancelled = self._cancel.is_set() and rc != 0
         if rc == 0:
-            status, summary = "succeeded", None
+            status, summary = StageStatus.SUCCEEDED, None
         elif cancelled:
-            status, summary = "cancelled", self._cancel_reason or "cancelled"
+            status, summary = StageStatus.CANCELLED, self._cancel_reason or "cancelled"
         elif timed_out:
-            status, summary = "failed", f"timed out after {stage.timeout_seconds:g}s; process group killed"
+            status = StageStatus.FAILED
+            summary = f"timed out after {stage.timeout_seconds:g}s; process group killed"
         else:
             sig = signal_name(rc)
-            status = "failed"
+            status = StageStatus.FAILED
             summary = note or (f"killed by {sig}" if sig else f"exited with code {rc}")
         with self._lock:
-            cmd.update(
+            mf.mark_stage_finished(
+                self.manifest,
+                i,
+                self.clock.now(),
                 status=status,
-                exit_code=rc if rc >= 0 else None,
+                returncode=rc,
                 signal=signal_name(rc),
-                completed_at=iso(self.clock.now()),
-                duration_seconds=round(duration, 6),
+                duration=duration,
                 summary=summary,
+                timed_out=timed_out,
+                failure_allowed=status == StageStatus.FAILED and stage.allow_failure,
             )
-            if timed_out:
-                cmd["timed_out"] = True
-            if status == "failed":
-                if stage.allow_failure:
-                    cmd["failure_allowed"] = True
+            if status == StageStatus.FAILED:
                 cmd["error_file"] = str(self._write_error(i, stage, cmd, log_path, timed_out))
-            self.manifest["runner"]["stage_pgid"] = None
             self._save(changed=(i,))
         self.event(
-            "stage_finished", stage=stage.id, status=status, exit_code=cmd["exit_code"], duration=duration
+            "stage_finished",
+            stage=stage.id,
+            status=str(status),
+            exit_code=cmd["exit_code"],
+            duration=duration,
         )
-        verdict = status if not cmd.get("failure_allowed") else "failed (allowed)"
+        verdict = str(status) if not cmd.get("failure_allowed") else "failed (allowed)"
         self.report(f"      {stage.id}: {verdict} in {duration:.2f}s" + (f" - {summary}" if summary else ""))
         return cmd
 
     def _write_error(
         self, i: int, stage: Stage, cmd: dict[str, Any], log_path: Path, timed_out: bool
     ) -> Path:
-        path = self.run_dir / "errors" / f"{stage_file_stem(i + 1, stage.id)}.json"
+        path = self.paths.error_file(i + 1, stage.id)
         path.parent.mkdir(parents=True, exist_ok=True)
         tail, truncated = read_tail(log_path, LOG_TAIL_BYTES)
         if timed_out:
@@ -303,6 +273,10 @@ class RunEngine:
                 f"read {log_path} for the full output, fix the problem, then "
                 f"`codex-orchestrator resume --run {self.manifest['run_id']}`"
             )
+        try:  # the error file quotes the log: it is readable by no more users than the log
+            mode = log_path.stat().st_mode & 0o777
+        except OSError:
+            mode = 0o600
         atomic_write_json(
             path,
             {
@@ -324,38 +298,37 @@ class RunEngine:
                 "output_truncated": truncated,
                 "hint": hint,
             },
+            mode=mode,
         )
         return path
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
         """Drive the run to a terminal state and return the final manifest."""
-        now = self.clock.now()
+        pid = os.getpid()
+        runner = {"pid": pid, "pgid": os.getpgid(0), "identity": process_identity(pid), "mode": self.mode}
         with self._lock:
-            m = self.manifest
-            m["status"] = "in_progress"
-            m["status_detail"] = None
-            m["started_at"] = m["started_at"] or iso(now)
-            m["completed_at"] = None
-            m["heartbeat_at"] = iso(now)
-            m["runner"].update(pid=os.getpid(), pgid=os.getpgid(0), mode=self.mode, stage_pgid=None)
+            mf.mark_started(self.manifest, self.clock.now(), runner=runner)
             self._save()
-        self._write_state()
-        self.event("run_started", pipeline=self.pipeline.id, pid=os.getpid())
+        try:
+            records.write_state(self.roots, self.manifest, self.paths, self.clock.now())
+        except (OSError, StorageError) as exc:
+            self.report(f"warning: state snapshot not written: {exc}")
+        self.event("run_started", pipeline=self.pipeline.id, pid=pid)
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
         failed_stage: dict[str, Any] | None = None
         try:
             for i, stage in enumerate(self.pipeline.stages):
                 cmd = self.manifest["commands"][i]
-                if cmd["status"] in ("succeeded", "skipped"):
+                if cmd["status"] in mf.DONE_STAGES:
                     continue
-                if self._cancel.is_set():
+                if self._check_cancel_request():
                     break
                 cmd = self._run_stage(i, stage)
-                if cmd["status"] == "cancelled":
+                if cmd["status"] == StageStatus.CANCELLED:
                     break
-                if cmd["status"] == "failed" and not stage.allow_failure:
+                if cmd["status"] == StageStatus.FAILED and not stage.allow_failure:
                     failed_stage = cmd
                     break
         except StorageError as exc:
@@ -363,10 +336,39 @@ class RunEngine:
         finally:
             self._stop_heartbeat.set()
             beat.join(timeout=5)
+        detail: str | None
+        if self._cancel.is_set():
+            status, detail = RunStatus.CANCELLED, self._cancel_reason or "cancelled"
+        elif failed_stage is not None:
+            status = RunStatus.FAILED
+            detail = f"stage {failed_stage['id']!r} failed: {failed_stage['summary']}"
+        else:
+            allowed = [c["id"] for c in self.manifest["commands"] if c.get("failure_allowed")]
+            status = RunStatus.SUCCEEDED
+            detail = f"failures allowed in: {', '.join(allowed)}" if allowed else None
         try:
-            return self._finish(failed_stage)
+            return self._finish(status, detail)
         except StorageError as exc:
             return self._storage_failure(exc)
+
+    def _finish(self, status: RunStatus, detail: str | None) -> dict[str, Any]:
+        def save() -> None:
+            with self._lock:
+                self._save()
+
+        records.finish(
+            self.roots,
+            self.paths,
+            self.manifest,
+            self.clock,
+            status=status,
+            detail=detail,
+            report=self.report,
+            save=save,
+        )
+        self.report(f"run {self.manifest['run_id']}: {self.manifest['summary']}")
+        final: dict[str, Any] = copy.deepcopy(self.manifest)
+        return final
 
     def _storage_failure(self, exc: StorageError) -> dict[str, Any]:
         """The runs root stopped taking writes (disk full, read-only): stop the stage, end `failed`
@@ -378,92 +380,14 @@ class RunEngine:
             self._current = None
         self.report(f"error: {exc.message}")
         with self._lock:
-            m = self.manifest
-            now = iso(self.clock.now())
-            for cmd in m["commands"]:
-                if cmd["status"] == "running":
-                    cmd.update(status="failed", completed_at=now, summary=f"storage error: {exc.message}")
-            m.update(
-                status="failed",
-                status_detail=f"storage error: {exc.message}",
-                completed_at=now,
-                exit_code=1,
-                summary=f"failed: storage error: {exc.message}",
-                guardrail_status=mf.guardrail_status(self.pipeline, m["commands"], final=True),
-            )
-            m["runner"]["stage_pgid"] = None
-            try:
-                self._save()
-            except StorageError:
-                pass  # the previous valid manifest stays; the run will read as stale and can be resumed
+            if self.manifest["status"] in mf.TERMINAL:  # marked terminal, but never written
+                self.manifest["status"] = RunStatus.IN_PROGRESS
+        try:
+            self._finish(RunStatus.FAILED, f"storage error: {exc.message}")
+        except StorageError:
+            pass  # the previous valid manifest stays; the run will read as stale and can be resumed
         final: dict[str, Any] = copy.deepcopy(self.manifest)
         return final
-
-    def _finish(self, failed_stage: dict[str, Any] | None) -> dict[str, Any]:
-        now = self.clock.now()
-        with self._lock:
-            m = self.manifest
-            commands = m["commands"]
-            if self._cancel.is_set():
-                status = "cancelled"
-                detail: str | None = self._cancel_reason or "cancelled"
-                for cmd in commands:
-                    if cmd["status"] == "running":
-                        cmd["status"] = "cancelled"
-            elif failed_stage is not None:
-                status = "failed"
-                detail = f"stage {failed_stage['id']!r} failed: {failed_stage['summary']}"
-            else:
-                status = "succeeded"
-                allowed = [c["id"] for c in commands if c.get("failure_allowed")]
-                detail = f"failures allowed in: {', '.join(allowed)}" if allowed else None
-            done = sum(1 for c in commands if c["status"] == "succeeded")
-            m["status"] = status
-            m["status_detail"] = detail
-            m["completed_at"] = iso(now)
-            m["heartbeat_at"] = iso(now)
-            m["exit_code"] = 0 if status == "succeeded" else 1
-            m["summary"] = f"{status}: {done}/{len(commands)} stages succeeded" + (
-                f"; {detail}" if detail else ""
-            )
-            m["guardrail_status"] = mf.guardrail_status(self.pipeline, commands, final=True)
-            m["runner"]["stage_pgid"] = None
-        # The side records first, the manifest last: once a reader sees the run terminal, its event,
-        # metrics line and state snapshot already exist (a `metrics_summary` right after `wait_for_run`
-        # counts it). A crash in between leaves an unfinished manifest, which `resume` completes.
-        self.event("run_finished", status=status, detail=detail)
-        self._record_metrics()
-        self._write_state()
-        with self._lock:
-            self._save()
-        self.report(f"run {m['run_id']}: {m['summary']}")
-        final: dict[str, Any] = copy.deepcopy(self.manifest)
-        return final
-
-    def _record_metrics(self) -> None:
-        m = self.manifest
-        line = mf.metrics_line(m, self.manifest_path)
-        try:
-            path = self.runs_root / m["task_id"] / "metrics.jsonl"
-            append_line_locked(path, json.dumps(line, ensure_ascii=False))
-        except StorageError as exc:
-            self.report(f"warning: metrics not recorded: {exc}")
-
-    def _write_state(self) -> None:
-        m = self.manifest
-        path = self.out_root / m["task_id"] / "state.json"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(
-                path,
-                {
-                    "task_id": m["task_id"],
-                    "updated_at": iso(self.clock.now()),
-                    "latest_run": mf.status_view(m, self.manifest_path, self.clock.now()),
-                },
-            )
-        except (OSError, StorageError) as exc:
-            self.report(f"warning: state snapshot not written: {exc}")
 
 
 def _start_error(exc: Exception, stage: Stage) -> str:

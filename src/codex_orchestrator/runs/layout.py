@@ -1,4 +1,13 @@
-"""Where things live: the repo/runs/out roots and every path of a task and run folder."""
+"""Where things live: the repo/runs/out roots and every path of a task and a run folder, defined once.
+
+    <runs>/<task>/cli/<run-id>/   a run (RunPaths): manifest.json, runner.ndjson, commands/, errors/, ...
+    <runs>/<task>/metrics.jsonl    one line per finished run
+    <out>/<task>/state.json        the task's latest state
+
+Every path handed out here is contained: a task folder, a task's `cli` folder, its metrics file or its
+state folder that is a symlink leading out of its root is refused (UnsafePathError), so nothing reads,
+writes, moves or deletes outside the runs roots through a link.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +15,82 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from codex_orchestrator.errors import InvalidIdError, RepoError, RunNotFoundError
+from codex_orchestrator.errors import RepoError, RunNotFoundError, UnsafePathError
 from codex_orchestrator.ids import ID_RE, validate_id, validate_run_id
+
+RUNS_SUBDIR = "cli"
+MANIFEST = "manifest.json"
+METRICS = "metrics.jsonl"
+STATE = "state.json"
+MIGRATIONS = "migrations"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Every file of one run folder."""
+
+    dir: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.dir.name
+
+    @property
+    def task_id(self) -> str:
+        return self.dir.parent.parent.name
+
+    @property
+    def manifest(self) -> Path:
+        return self.dir / MANIFEST
+
+    @property
+    def lock(self) -> Path:
+        """Held (flock) by whichever process drives the run, for the run's whole life."""
+        return self.dir / ".lock"
+
+    @property
+    def token(self) -> Path:
+        return self.dir / ".resume-token"
+
+    @property
+    def cancel_request(self) -> Path:
+        """Written by `cancel`; the driver honours it before its first stage and between stages."""
+        return self.dir / "cancel-request.json"
+
+    @property
+    def events(self) -> Path:
+        return self.dir / "runner.ndjson"
+
+    @property
+    def runner_log(self) -> Path:
+        """stdout/stderr of a detached driver."""
+        return self.dir / "runner.log"
+
+    @property
+    def commands(self) -> Path:
+        return self.dir / "commands"
+
+    @property
+    def errors(self) -> Path:
+        return self.dir / "errors"
+
+    @property
+    def review(self) -> Path:
+        return self.dir / "review"
+
+    @staticmethod
+    def stage_stem(index: int, stage_id: str) -> str:
+        return f"{index:02d}-{stage_id}"
+
+    def stage_log(self, index: int, stage_id: str) -> Path:
+        return self.commands / f"{self.stage_stem(index, stage_id)}.log"
+
+    def error_file(self, index: int, stage_id: str) -> Path:
+        return self.errors / f"{self.stage_stem(index, stage_id)}.json"
+
+
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
 
 
 @dataclass(frozen=True)
@@ -36,51 +119,84 @@ class Roots:
             out=(path / Path(out).expanduser()).resolve() if out else path / "out",
         )
 
-    def task_dir(self, task_id: str) -> Path:
-        return self.runs / validate_id("task", task_id)
-
-    def run_dir(self, task_id: str, run_id: str) -> Path:
-        return self.task_dir(task_id) / "cli" / validate_run_id(run_id)
-
-    def state_file(self, task_id: str) -> Path:
-        return self.out / validate_id("task", task_id) / "state.json"
-
-    def metrics_file(self, task_id: str) -> Path:
-        return self.task_dir(task_id) / "metrics.jsonl"
-
-    def contain(self, path: Path) -> Path:
-        """Resolve `path` (symlinks too) and require it to stay inside the runs root."""
+    # -- containment --------------------------------------------------------------------------
+    def contain(self, path: Path, *, root: Path | None = None) -> Path:
+        """Resolve `path` (symlinks too) and require it to stay inside the runs root (or `root`)."""
+        base = (root or self.runs).resolve()
         resolved = path.resolve()
-        root = self.runs.resolve()
-        if resolved != root and root not in resolved.parents:
-            raise InvalidIdError(f"{path} resolves outside the runs folder", hint="remove the symlink")
+        if not _inside(resolved, base):
+            what = "the runs folder" if root is None or root == self.runs else "the state folder"
+            raise UnsafePathError(
+                f"{path} leads outside {what} ({base}) through a symlink; refusing to use it",
+                hint=f"remove the symlink {path} (nothing outside {base} was touched)",
+            )
         return resolved
 
-    def find_run(self, run_id: str) -> Path:
-        """The directory of run `run_id`, in any task, without scanning every run."""
+    def _contained(self, path: Path, root: Path) -> Path:
+        """`path` itself when it is inside `root` after resolving links (it need not exist yet)."""
+        self.contain(path, root=root)
+        return path
+
+    # -- task folders ---------------------------------------------------------------------------
+    def task_dir(self, task_id: str) -> Path:
+        return self._contained(self.runs / validate_id("task", task_id), self.runs)
+
+    def runs_dir(self, task_id: str) -> Path:
+        """`<runs>/<task>/cli`: the task's run folders."""
+        return self._contained(self.task_dir(task_id) / RUNS_SUBDIR, self.runs)
+
+    def metrics_file(self, task_id: str) -> Path:
+        return self._contained(self.task_dir(task_id) / METRICS, self.runs)
+
+    def migrations_dir(self, task_id: str) -> Path:
+        return self._contained(self.task_dir(task_id) / MIGRATIONS, self.runs)
+
+    def state_file(self, task_id: str) -> Path:
+        folder = self._contained(self.out / validate_id("task", task_id), self.out)
+        return self._contained(folder / STATE, self.out)
+
+    # -- run folders ----------------------------------------------------------------------------
+    def run(self, task_id: str, run_id: str) -> RunPaths:
+        path = self.runs_dir(task_id) / validate_run_id(run_id)
+        return RunPaths(self._contained(path, self.runs))
+
+    def find_run(self, run_id: str) -> RunPaths:
+        """Run `run_id`, in any task, without scanning every run."""
         validate_run_id(run_id)
-        if self.runs.is_dir():
-            for task in sorted(self.runs.iterdir()):
-                candidate = task / "cli" / run_id
-                if (candidate / "manifest.json").is_file():
-                    self.contain(candidate / "manifest.json")  # a symlinked manifest must not lead out
-                    return self.contain(candidate)
+        for task in self.task_ids():
+            candidate = self.runs / task / RUNS_SUBDIR / run_id
+            if (candidate / MANIFEST).is_file():
+                paths = self.run(task, run_id)
+                self.contain(paths.manifest)  # a symlinked manifest must not lead out
+                return paths
         raise RunNotFoundError(
             f"no run {run_id!r} under {self.runs}", hint="`codex-orchestrator runs list` shows the runs"
         )
 
-    def iter_run_dirs(self, task_id: str | None = None) -> list[tuple[str, Path]]:
-        """(run_id, dir) for every run, newest first (run ids sort by time)."""
+    def task_ids(self) -> list[str]:
+        """Task folders under the runs root (sorted); names that are not safe ids are ignored."""
         if not self.runs.is_dir():
             return []
-        tasks = [self.task_dir(task_id)] if task_id else [p for p in self.runs.iterdir() if p.is_dir()]
-        found: list[tuple[str, Path]] = []
+        return sorted(e.name for e in os.scandir(self.runs) if ID_RE.match(e.name) and e.is_dir())
+
+    def iter_runs(self, task_id: str | None = None, *, links: bool = False) -> list[RunPaths]:
+        """Every run folder, newest first (run ids sort by time). A run folder that is itself a symlink
+        is left out, unless `links` (callers that report such folders as unsafe); so is, when listing
+        every task, a task folder that leads outside the runs root (naming that task raises)."""
+        tasks = [task_id] if task_id else self.task_ids()
+        found: list[RunPaths] = []
         for task in tasks:
-            cli = task / "cli"
+            try:
+                cli = self.runs_dir(task)
+            except UnsafePathError:
+                if task_id:
+                    raise
+                continue  # listing every task: one that leads outside is left out, never followed
             if not cli.is_dir():
                 continue
             for entry in os.scandir(cli):
-                if ID_RE.match(entry.name) and entry.is_dir(follow_symlinks=False):
-                    found.append((entry.name, Path(entry.path)))
-        found.sort(key=lambda item: item[0], reverse=True)
+                linked = links and entry.is_symlink()
+                if ID_RE.match(entry.name) and (entry.is_dir(follow_symlinks=False) or linked):
+                    found.append(RunPaths(Path(entry.path)))
+        found.sort(key=lambda paths: paths.run_id, reverse=True)
         return found

@@ -1,4 +1,8 @@
-"""A run's life: create, start (foreground or detached), drive, resume and cancel."""
+"""A run's life: create, start (in the foreground or a detached driver), drive, resume and cancel.
+
+One process drives a run at a time: it holds the run's lock (an flock on `.lock`) for the run's whole
+life. A run ends only through `records.finish`. Signals go only to processes verified to be this run's.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import time
@@ -14,35 +19,40 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock, iso
-from codex_orchestrator.errors import (
-    OrchestratorError,
-    RunStateError,
-    StorageError,
-    TokenError,
-)
+from codex_orchestrator.errors import OrchestratorError, RunStateError, StorageError, TokenError
 from codex_orchestrator.ids import new_run_id, validate_run_id
-from codex_orchestrator.pipelines.model import Pipeline
-from codex_orchestrator.process import ProcessRunner, group_runs_stage_of, kill_group
+from codex_orchestrator.process import (
+    ProcessRunner,
+    become_subreaper,
+    is_same_process,
+    kill_group,
+    reap_run,
+)
 from codex_orchestrator.runs import manifest as mf
-from codex_orchestrator.runs.layout import Roots
-from codex_orchestrator.runs.queries import LOCK_FILE, _load_run
-from codex_orchestrator.runs.store import FileLock, atomic_write_bytes, is_locked
+from codex_orchestrator.runs import records
+from codex_orchestrator.runs.layout import Roots, RunPaths
+from codex_orchestrator.runs.manifest import RunStatus, StatusView
+from codex_orchestrator.runs.queries import load_run
+from codex_orchestrator.runs.store import FileLock, atomic_write_bytes, atomic_write_json, is_locked
 from codex_orchestrator.runtime import self_command
 
 if TYPE_CHECKING:  # config and the engine load only when a command needs them (start-up cost)
     from codex_orchestrator.pipelines import config as cfg
     from codex_orchestrator.runs.engine import Reporter, RunEngine
 
-TOKEN_FILE = ".resume-token"
+DEFAULT_KILL_GRACE = 3.0
+RESUME_TAKEOVER_SECONDS = 2.0
+# How long `cancel` waits for a driver that has not recorded itself yet (a detached driver starting).
+DRIVER_START_SECONDS = 10.0
 
 
-def _make_run_dir(roots: Roots, task_id: str, clock: Clock) -> tuple[str, Path]:
+def _make_run_dir(roots: Roots, task_id: str, clock: Clock) -> RunPaths:
     for _ in range(10):
-        run_id = new_run_id(clock.now())
-        run_dir = roots.run_dir(task_id, run_id)
+        paths = roots.run(task_id, new_run_id(clock.now()))
         try:
-            run_dir.parent.mkdir(parents=True, exist_ok=True)
-            run_dir.mkdir()
+            paths.dir.parent.mkdir(parents=True, exist_ok=True)
+            roots.contain(paths.dir.parent)  # created through no symlink out of the root
+            paths.dir.mkdir()
         except FileExistsError:
             continue
         except OSError as exc:
@@ -50,7 +60,7 @@ def _make_run_dir(roots: Roots, task_id: str, clock: Clock) -> tuple[str, Path]:
                 f"cannot create a run folder under {roots.runs}: {exc.strerror}",
                 hint="make the runs root writable or set CODEX_ORCHESTRATOR_RUNS_DIR to a writable folder",
             ) from None
-        return run_id, run_dir
+        return paths
     raise StorageError("could not allocate a unique run id", hint="try again")
 
 
@@ -63,41 +73,46 @@ def create_run(
     parent_run_id: str | None = None,
     project: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
-) -> tuple[Path, dict[str, Any], cfg.RepoConfig]:
-    """Resolve the pipeline and write a queued run: folder, resume token, first manifest."""
+) -> tuple[RunPaths, dict[str, Any], cfg.RepoConfig]:
+    """Resolve the pipeline and write a queued run: folder, resume token, first manifest. A creation
+    that fails part-way removes its folder."""
     from codex_orchestrator.pipelines.resolve import resolve, target_index
 
     res = resolve(roots, pipeline_id, task_id=task_id, project=project)
     target_index(res.pipeline, target_stage)
     if parent_run_id is not None:
         validate_run_id(parent_run_id)
-    run_id, run_dir = _make_run_dir(roots, res.task_id, clock)
-    token = secrets.token_urlsafe(32)
-    atomic_write_bytes(run_dir / TOKEN_FILE, (token + "\n").encode(), mode=0o600)
-    (run_dir / "commands").mkdir()
-    (run_dir / "errors").mkdir()
-    manifest = mf.new_manifest(
-        task_id=res.task_id,
-        run_id=run_id,
-        pipeline=res.pipeline,
-        repo_root=roots.repo,
-        run_dir=run_dir,
-        now=clock.now(),
-        token_sha256=hashlib.sha256(token.encode()).hexdigest(),
-        parent_run_id=parent_run_id,
-        target_stage=target_stage,
-        project=project,
-        heartbeat_interval=res.config.heartbeat_interval_seconds,
-        stale_after=res.config.heartbeat_stale_after_seconds,
-    )
-    manifest["stage_root"] = str(res.stage_root)
-    mf.write(run_dir / mf.MANIFEST, manifest)
-    return run_dir, manifest, res.config
+    paths = _make_run_dir(roots, res.task_id, clock)
+    try:
+        token = secrets.token_urlsafe(32)
+        atomic_write_bytes(paths.token, (token + "\n").encode(), mode=0o600)
+        paths.commands.mkdir()
+        paths.errors.mkdir()
+        manifest = mf.new_manifest(
+            task_id=res.task_id,
+            run_id=paths.run_id,
+            pipeline=res.pipeline,
+            repo_root=roots.repo,
+            run_dir=paths.dir,
+            now=clock.now(),
+            token_sha256=hashlib.sha256(token.encode()).hexdigest(),
+            parent_run_id=parent_run_id,
+            target_stage=target_stage,
+            project=project,
+            heartbeat_interval=res.config.heartbeat_interval_seconds,
+            stale_after=res.config.heartbeat_stale_after_seconds,
+        )
+        manifest["stage_root"] = str(res.stage_root)
+        mf.write(paths.manifest, manifest)
+    except BaseException:
+        shutil.rmtree(paths.dir, ignore_errors=True)
+        raise
+    return paths, manifest, res.config
 
 
 def _engine(
     roots: Roots,
-    run_dir: Path,
+    paths: RunPaths,
     manifest: dict[str, Any],
     *,
     clock: Clock,
@@ -109,10 +124,9 @@ def _engine(
     from codex_orchestrator.runs.engine import RunEngine
 
     return RunEngine(
-        run_dir,
+        roots,
+        paths,
         manifest,
-        runs_root=roots.runs,
-        out_root=roots.out,
         clock=clock,
         process_runner=process_runner,
         reporter=reporter,
@@ -121,12 +135,12 @@ def _engine(
     )
 
 
-def _hold_lock(run_dir: Path) -> FileLock:
-    lock = FileLock(run_dir / LOCK_FILE)
+def _hold_lock(paths: RunPaths) -> FileLock:
+    lock = FileLock(paths.lock)
     if not lock.try_acquire():
         raise RunStateError(
-            f"run {run_dir.name} is being driven by another process",
-            hint=f"wait for it (`codex-orchestrator status --run {run_dir.name} --watch`) or cancel it",
+            f"run {paths.run_id} is being driven by another process",
+            hint=f"wait for it (`codex-orchestrator status --run {paths.run_id} --watch`) or cancel it",
         )
     return lock
 
@@ -136,16 +150,16 @@ def _hold_lock(run_dir: Path) -> FileLock:
 _DETACH_SH = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 & echo $!'
 
 
-def _spawn_driver(run_dir: Path, lock: FileLock, roots: Roots) -> int:
+def _spawn_driver(paths: RunPaths, lock: FileLock, roots: Roots) -> int:
     """Start a detached driver that inherits the run lock; it makes itself a new session."""
     assert lock.fd is not None
-    argv = [*self_command(), "_drive", "--run-dir", str(run_dir), "--lock-fd", str(lock.fd)]
+    argv = [*self_command(), "_drive", "--run-dir", str(paths.dir), "--lock-fd", str(lock.fd)]
     env = dict(os.environ)
     env["CODEX_ORCHESTRATOR_RUNS_DIR"] = str(roots.runs)
     env["CODEX_ORCHESTRATOR_OUT_DIR"] = str(roots.out)
     try:
         proc = subprocess.run(
-            ["/bin/sh", "-c", _DETACH_SH, "sh", str(run_dir / "runner.log"), *argv],
+            ["/bin/sh", "-c", _DETACH_SH, "sh", str(paths.runner_log), *argv],
             cwd=str(roots.repo),
             env=env,
             stdin=subprocess.DEVNULL,
@@ -160,8 +174,8 @@ def _spawn_driver(run_dir: Path, lock: FileLock, roots: Roots) -> int:
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         lock.release()
         raise StorageError(
-            f"could not start the background runner for {run_dir.name}: {exc}",
-            hint=f"run it in the foreground, or resume it: codex-orchestrator resume --run {run_dir.name}",
+            f"could not start the background runner for {paths.run_id}: {exc}",
+            hint=f"run it in the foreground, or resume it: codex-orchestrator resume --run {paths.run_id}",
         ) from None
     lock.release_keep_inherited()
     return pid
@@ -176,13 +190,17 @@ def start_run(
     parent_run_id: str | None = None,
     project: str | None = None,
     detach: bool = False,
+    adopt_orphans: bool = False,
     clock: Clock = SYSTEM_CLOCK,
     process_runner: ProcessRunner | None = None,
     reporter: Reporter | None = None,
     on_engine: Callable[[RunEngine], None] | None = None,
-) -> dict[str, Any]:
-    """Create a run and drive it (foreground) or hand it to a detached driver. Returns the status view."""
-    run_dir, manifest, config = create_run(
+) -> StatusView:
+    """Create a run and drive it (foreground) or hand it to a detached driver. Returns the status view.
+
+    `adopt_orphans`: this process exists to drive the run (the CLI), so it may become the subreaper of
+    the stages' escaped descendants."""
+    paths, manifest, config = create_run(
         roots,
         pipeline_id,
         task_id=task_id,
@@ -191,23 +209,25 @@ def start_run(
         project=project,
         clock=clock,
     )
-    lock = _hold_lock(run_dir)
+    lock = _hold_lock(paths)
     if detach:
-        pid = _spawn_driver(run_dir, lock, roots)
-        view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
+        pid = _spawn_driver(paths, lock, roots)
+        view = mf.status_view(manifest, paths.manifest, clock.now())
         view["driver_pid"] = pid
         return view
     if reporter is not None:
-        reporter(f"run {manifest['run_id']} ({manifest['pipeline_id']}): {run_dir / mf.MANIFEST}")
+        reporter(f"run {manifest['run_id']} ({manifest['pipeline_id']}): {paths.manifest}")
+    if adopt_orphans:
+        become_subreaper()
     final = _run_foreground(
-        roots, run_dir, manifest, lock, config.kill_grace_seconds, clock, process_runner, reporter, on_engine
+        roots, paths, manifest, lock, config.kill_grace_seconds, clock, process_runner, reporter, on_engine
     )
-    return mf.status_view(final, run_dir / mf.MANIFEST, clock.now())
+    return mf.status_view(final, paths.manifest, clock.now())
 
 
 def _run_foreground(
     roots: Roots,
-    run_dir: Path,
+    paths: RunPaths,
     manifest: dict[str, Any],
     lock: FileLock,
     kill_grace: float,
@@ -220,7 +240,7 @@ def _run_foreground(
     try:
         engine = _engine(
             roots,
-            run_dir,
+            paths,
             manifest,
             clock=clock,
             process_runner=process_runner,
@@ -239,29 +259,40 @@ def _run_foreground(
         lock.release()
 
 
-def drive(run_dir: Path, lock_fd: int, *, clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
-    """Body of the detached driver process (`_drive`)."""
+def _kill_grace(manifest: dict[str, Any]) -> float:
     from codex_orchestrator.pipelines import config as cfg
 
-    lock = FileLock(run_dir / LOCK_FILE)
+    try:
+        return cfg.load(_stage_root(manifest)).kill_grace_seconds
+    except (OrchestratorError, OSError):
+        return DEFAULT_KILL_GRACE
+
+
+def _stage_root(manifest: dict[str, Any]) -> Path:
+    return Path(str(manifest.get("stage_root") or manifest["repo_root"]))
+
+
+def drive(run_dir: Path, lock_fd: int, *, clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
+    """Body of the detached driver process (`_drive`)."""
+    lock = FileLock(RunPaths(run_dir).lock)
     lock.fd = lock_fd
     try:
         os.setsid()  # our own session: a terminal's Ctrl-C or hang-up does not reach a detached run
     except OSError:
         pass
+    become_subreaper()
     try:
-        manifest = mf.read(run_dir / mf.MANIFEST)
+        paths = RunPaths(run_dir)
+        manifest = mf.read(paths.manifest)
         roots = Roots.resolve(manifest["repo_root"])
-        config = cfg.load(Path(manifest["repo_root"])) if Path(manifest["repo_root"]).is_dir() else None
-        grace = config.kill_grace_seconds if config else cfg.DEFAULT_KILL_GRACE
         engine = _engine(
             roots,
-            run_dir,
+            paths,
             manifest,
             clock=clock,
             process_runner=None,
             reporter=None,
-            kill_grace=grace,
+            kill_grace=_kill_grace(manifest),
             mode="detached",
         )
         engine.install_signal_handlers()
@@ -270,116 +301,103 @@ def drive(run_dir: Path, lock_fd: int, *, clock: Clock = SYSTEM_CLOCK) -> dict[s
         lock.release()
 
 
-def _process_alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except (OSError, IndexError):
-        return True
+def check_token(paths: RunPaths, manifest: dict[str, Any], token: str) -> None:
+    digest = hashlib.sha256(token.strip().encode()).hexdigest()
+    if not hmac.compare_digest(digest, str(manifest.get("resume_token_sha256", ""))):
+        raise TokenError(
+            f"the resume token does not match run {manifest.get('run_id')}",
+            hint=f"use the token in {paths.token}, or resume without --token",
+        )
 
 
-def _acquire_after_runner(lock: FileLock, manifest: dict[str, Any], wait_seconds: float = 2.0) -> bool:
-    """Take the run lock. If the run is already terminal (its runner is exiting), or the recorded runner
-    is dead but the lock is still held (a stage forked the instant it was killed holds a copy until its
-    exec), wait briefly for the lock to be released."""
+def _take_over(
+    lock: FileLock, manifest: dict[str, Any], clock: Clock, sleep: Callable[[float], None]
+) -> bool:
+    """Take the run lock. When the recorded runner is dead (or the run already ended) but the lock is still
+    held — a stage forked the instant its runner was killed holds a copy until its exec — wait briefly."""
     if lock.try_acquire():
         return True
     runner = manifest.get("runner") or {}
-    finishing = manifest.get("status") in mf.TERMINAL  # its runner is writing its last records and exiting
-    if not finishing and runner.get("host") == mf.hostname() and _process_alive(runner.get("pid")):
+    finishing = manifest.get("status") in mf.TERMINAL
+    alive = is_same_process(runner.get("pid"), runner.get("identity"))
+    if not finishing and runner.get("host") == mf.hostname() and alive:
         return False
-    deadline = time.monotonic() + wait_seconds
-    while time.monotonic() < deadline:
-        time.sleep(0.02)
+    deadline = clock.monotonic() + RESUME_TAKEOVER_SECONDS
+    while clock.monotonic() < deadline:
+        sleep(0.02)
         if lock.try_acquire():
             return True
     return False
 
 
-def check_token(run_dir: Path, manifest: dict[str, Any], token: str) -> None:
-    digest = hashlib.sha256(token.strip().encode()).hexdigest()
-    if not hmac.compare_digest(digest, str(manifest.get("resume_token_sha256", ""))):
-        raise TokenError(
-            f"the resume token does not match run {manifest.get('run_id')}",
-            hint=f"use the token in {run_dir / TOKEN_FILE}, or resume without --token",
-        )
+def _refuse_succeeded(run_id: str) -> RunStateError:
+    return RunStateError(
+        f"run {run_id} already succeeded; there is nothing to resume", hint="start a new run"
+    )
+
+
+def _being_resumed(run_id: str) -> RunStateError:
+    return RunStateError(
+        f"run {run_id} is being resumed by another process; only one may resume it",
+        hint=f"follow it with `codex-orchestrator status --run {run_id} --watch`",
+    )
 
 
 def prepare_resume(
-    roots: Roots, run_id: str, *, token: str | None = None, clock: Clock = SYSTEM_CLOCK
-) -> tuple[Path, dict[str, Any], FileLock, cfg.RepoConfig | None]:
-    """Check and claim a run for resumption; resets unfinished stages and records a resume event."""
-    from codex_orchestrator.pipelines import config as cfg
+    roots: Roots,
+    run_id: str,
+    *,
+    token: str | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[RunPaths, dict[str, Any], FileLock, float]:
+    """Check and claim a run for resumption: the configuration's current stages replace the snapshot
+    (what succeeded unchanged is kept) and a resume event is recorded. Returns the kill grace too."""
+    from codex_orchestrator.pipelines.resolve import resolve
 
-    run_dir, manifest = _load_run(roots, run_id)
-    status = manifest.get("status")
-    if status == "succeeded":
-        raise RunStateError(
-            f"run {run_id} already succeeded; there is nothing to resume", hint="start a new run"
-        )
-    lock = FileLock(run_dir / LOCK_FILE)
-    if not _acquire_after_runner(lock, manifest):
+    paths, manifest = load_run(roots, run_id)
+    if manifest.get("status") == RunStatus.SUCCEEDED:
+        raise _refuse_succeeded(run_id)
+    seen_resumes = len(manifest.get("resume_events") or [])
+    lock = FileLock(paths.lock)
+    if not _take_over(lock, manifest, clock, sleep):
+        if len(mf.read(paths.manifest).get("resume_events") or []) > seen_resumes:
+            raise _being_resumed(run_id)
         raise RunStateError(
             f"run {run_id} is still alive (its runner holds the lock); a live run is never resumed",
             hint=f"wait for it, or `codex-orchestrator cancel --run {run_id}` first",
         )
     try:
-        manifest = mf.read(run_dir / mf.MANIFEST)  # re-read under the lock
+        manifest = mf.read(paths.manifest)  # re-read under the lock
+        if len(manifest.get("resume_events") or []) > seen_resumes:
+            raise _being_resumed(run_id)  # another resume took it over (and maybe finished) meanwhile
+        if manifest.get("status") == RunStatus.SUCCEEDED:
+            raise _refuse_succeeded(run_id)
         if token is not None:
-            check_token(run_dir, manifest, token)
-        _reap_orphan_stage(manifest)
+            check_token(paths, manifest, token)
+        reap_run(run_id)  # a runner killed outright leaves its stages running: stop them first
+        project = manifest.get("project")
+        res = resolve(
+            roots,
+            str(manifest["pipeline_id"]),
+            task_id=str(manifest["task_id"]),
+            project=project if isinstance(project, str) else None,
+        )
         now = clock.now()
         stale = mf.is_stale(manifest, now)
-        config: cfg.RepoConfig | None = None
-        changed = False
-        try:
-            config = cfg.load(Path(manifest.get("stage_root") or manifest["repo_root"]))
-            current = config.pipelines.pipelines.get(manifest["pipeline_id"])
-            changed = current is None or current.sha256() != manifest["pipeline_sha256"]
-        except OrchestratorError:
-            changed = True
-        skipped, rerun = [], []
-        for cmd in manifest["commands"]:
-            if cmd["status"] in ("succeeded", "skipped"):
-                skipped.append(cmd["id"])
-            else:
-                rerun.append(cmd["id"])
-                cmd.update(status="pending", summary=None)
-        manifest["resume_events"].append(
-            {
-                "at": iso(now),
-                "from_status": status,
-                "stale": stale,
-                "skipped": skipped,
-                "rerun": rerun,
-                "config_changed": changed,
-                "token_checked": token is not None,
-                "pid": os.getpid(),
-                "host": mf.hostname(),
-            }
+        mf.mark_resumed(
+            manifest,
+            res.pipeline,
+            now,
+            event={"stale": stale, "token_checked": token is not None, "pid": os.getpid()},
         )
-        manifest["status"] = "queued"
-        manifest["completed_at"] = None
-        manifest["exit_code"] = None
-        manifest["status_detail"] = (
-            "resumed; the configuration changed since this run started: the run's own snapshot is used"
-            if changed
-            else "resumed"
-        )
-        manifest["updated_at"] = iso(now)
-        mf.write(run_dir / mf.MANIFEST, manifest)
+        manifest["stage_root"] = str(res.stage_root)
+        paths.cancel_request.unlink(missing_ok=True)
+        mf.write(paths.manifest, manifest)
     except BaseException:
         lock.release()
         raise
-    return run_dir, manifest, lock, config
+    return paths, manifest, lock, res.config.kill_grace_seconds
 
 
 def resume_run(
@@ -388,27 +406,32 @@ def resume_run(
     *,
     token: str | None = None,
     detach: bool = False,
+    adopt_orphans: bool = False,
     clock: Clock = SYSTEM_CLOCK,
     process_runner: ProcessRunner | None = None,
     reporter: Reporter | None = None,
     on_engine: Callable[[RunEngine], None] | None = None,
-) -> dict[str, Any]:
-    from codex_orchestrator.pipelines import config as cfg
-
-    run_dir, manifest, lock, config = prepare_resume(roots, run_id, token=token, clock=clock)
+) -> StatusView:
+    paths, manifest, lock, grace = prepare_resume(roots, run_id, token=token, clock=clock)
     event = manifest["resume_events"][-1]
     if detach:
-        pid = _spawn_driver(run_dir, lock, roots)
-        view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
-        view.update(driver_pid=pid, resume_event=event)
+        pid = _spawn_driver(paths, lock, roots)
+        view = mf.status_view(manifest, paths.manifest, clock.now())
+        view["driver_pid"] = pid
+        view["resume_event"] = event
         return view
     if reporter is not None:
         reporter(f"resuming run {run_id}: skipping {', '.join(event['skipped']) or 'nothing'}")
         if event["config_changed"]:
-            reporter("note: the configuration changed since this run started; using the run's snapshot")
-    grace = config.kill_grace_seconds if config else cfg.DEFAULT_KILL_GRACE
-    final = _run_foreground(roots, run_dir, manifest, lock, grace, clock, process_runner, reporter, on_engine)
-    view = mf.status_view(final, run_dir / mf.MANIFEST, clock.now())
+            changed = ", ".join(event.get("changed_stages") or []) or "the pipeline"
+            reporter(
+                f"note: the configuration changed since this run started ({changed}); "
+                "running it as now defined"
+            )
+    if adopt_orphans:
+        become_subreaper()
+    final = _run_foreground(roots, paths, manifest, lock, grace, clock, process_runner, reporter, on_engine)
+    view = mf.status_view(final, paths.manifest, clock.now())
     view["resume_event"] = event
     return view
 
@@ -417,14 +440,16 @@ def cancel_run(
     roots: Roots,
     run_id: str,
     *,
-    grace_seconds: float = 5.0,
+    grace_seconds: float | None = None,
     clock: Clock = SYSTEM_CLOCK,
     sleep: Callable[[float], None] = time.sleep,
-) -> dict[str, Any]:
-    """Stop a live run: SIGTERM its runner (which stops its stage group), SIGKILL after the grace."""
-    run_dir, manifest = _load_run(roots, run_id)
+) -> StatusView:
+    """Stop a live run and wait until it has stopped. The request is durable (a driver that has not
+    started yet honours it before its first stage); the runner is signalled only once verified to be
+    this run's; a runner that is gone is finished here, through the one terminal path."""
+    paths, manifest = load_run(roots, run_id)
     if manifest.get("status") in mf.TERMINAL:
-        view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
+        view = mf.status_view(manifest, paths.manifest, clock.now())
         view["already_terminal"] = True
         return view
     runner = manifest.get("runner") or {}
@@ -432,73 +457,54 @@ def cancel_run(
         raise RunStateError(
             f"run {run_id} runs on host {runner.get('host')!r}, not this one", hint="cancel it on that host"
         )
-    lock_path = run_dir / LOCK_FILE
-    pid = runner.get("pid")
-    if is_locked(lock_path) and isinstance(pid, int) and pid > 0:
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        deadline = clock.monotonic() + grace_seconds
-        while is_locked(lock_path) and clock.monotonic() < deadline:
-            sleep(0.05)
-        if is_locked(lock_path):  # the runner did not stop in time: kill it and its stage
-            if runner.get("mode") == "detached" and runner.get("pgid") == pid:
+    grace = max(grace_seconds if grace_seconds is not None else 0.0, _kill_grace(manifest))
+    atomic_write_json(paths.cancel_request, {"at": iso(clock.now()), "pid": os.getpid()})
+    signalled: set[int] = set()
+
+    def signal_runner(sig: int) -> None:
+        current = (mf.read(paths.manifest).get("runner") or {}) if paths.manifest.exists() else {}
+        pid = current.get("pid")
+        if isinstance(pid, int) and is_same_process(pid, current.get("identity")):
+            if sig == signal.SIGKILL and current.get("mode") == "detached" and current.get("pgid") == pid:
                 kill_group(pid)
             else:
                 try:
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, sig)
                 except ProcessLookupError:
                     pass
-            stage_pgid = mf.read(run_dir / mf.MANIFEST).get("runner", {}).get("stage_pgid")
-            if isinstance(stage_pgid, int) and group_runs_stage_of(stage_pgid, run_id):
-                kill_group(stage_pgid)
-            deadline = clock.monotonic() + 5.0
-            while is_locked(lock_path) and clock.monotonic() < deadline:
-                sleep(0.05)
-    manifest = mf.read(run_dir / mf.MANIFEST)
+            signalled.add(pid)
+
+    signal_runner(signal.SIGTERM)
+    deadline = clock.monotonic() + grace + 5.0 + (0.0 if signalled else DRIVER_START_SECONDS)
+    while is_locked(paths.lock) and clock.monotonic() < deadline:
+        sleep(0.05)
+        if not signalled:
+            signal_runner(signal.SIGTERM)  # a driver that recorded itself since: the request file also works
+    if is_locked(paths.lock):  # the runner did not stop in time: kill it and everything of the run
+        signal_runner(signal.SIGKILL)
+        reap_run(run_id)
+        deadline = clock.monotonic() + 5.0
+        while is_locked(paths.lock) and clock.monotonic() < deadline:
+            sleep(0.05)
+    manifest = mf.read(paths.manifest)
     if manifest.get("status") not in mf.TERMINAL:
-        # The runner is gone without finishing (killed, crashed, or never started): record it ourselves.
-        lock = FileLock(lock_path)
+        # The runner is gone without finishing (killed, crashed, or never started): finish it here.
+        lock = FileLock(paths.lock)
         if not lock.try_acquire():
             raise RunStateError(f"run {run_id} did not stop", hint="try `cancel` again")
         try:
-            manifest = mf.read(run_dir / mf.MANIFEST)
-            _reap_orphan_stage(manifest)
-            _mark_cancelled(manifest, clock, "cancelled by `cancel` (the runner was not running)")
-            mf.write(run_dir / mf.MANIFEST, manifest)
+            manifest = mf.read(paths.manifest)
+            reap_run(run_id)
+            records.finish(
+                roots,
+                paths,
+                manifest,
+                clock,
+                status=RunStatus.CANCELLED,
+                detail="cancelled by `cancel` (the runner was not running)",
+            )
         finally:
             lock.release()
-    view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
+    view = mf.status_view(manifest, paths.manifest, clock.now())
     view["already_terminal"] = False
     return view
-
-
-def _reap_orphan_stage(manifest: dict[str, Any]) -> None:
-    """A runner killed outright leaves its stage's process group running (it has its own session):
-    stop it before anything re-runs that stage."""
-    runner = manifest.get("runner") or {}
-    stage_pgid = runner.get("stage_pgid")
-    if isinstance(stage_pgid, int) and stage_pgid > 1 and runner.get("host") == mf.hostname():
-        if group_runs_stage_of(stage_pgid, str(manifest.get("run_id"))):
-            kill_group(stage_pgid)
-        runner["stage_pgid"] = None
-
-
-def _mark_cancelled(manifest: dict[str, Any], clock: Clock, detail: str) -> None:
-    now = iso(clock.now())
-    for cmd in manifest["commands"]:
-        if cmd["status"] == "running":
-            cmd["status"] = "cancelled"
-            cmd["completed_at"] = now
-    pipeline = Pipeline.from_snapshot(manifest["pipeline"])
-    manifest.update(
-        status="cancelled",
-        status_detail=detail,
-        completed_at=now,
-        updated_at=now,
-        exit_code=1,
-        summary=f"cancelled: {detail}",
-        guardrail_status=mf.guardrail_status(pipeline, manifest["commands"], final=True),
-    )
-    manifest["runner"]["stage_pgid"] = None

@@ -1,7 +1,9 @@
-"""The run manifest: build, validate, write atomically, read, and derive the status view.
+"""The run manifest: its statuses, its only state transitions, validation, atomic writes, reading, and
+the views derived from it (status, metrics line).
 
 Manifests are plain dicts shaped by `schemas/manifest.schema.json` (schema_version 1); every write is
-validated first and then made atomic, so a reader never sees a half-written or invalid manifest.
+validated first and then made atomic, so a reader never sees a half-written or invalid manifest. Every
+change of a run's or a stage's status goes through one of the `mark_*` functions below.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import os
 import platform
 from collections.abc import Collection
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from codex_orchestrator import __version__
 from codex_orchestrator.clock import iso, parse_iso
 from codex_orchestrator.errors import ManifestError
+from codex_orchestrator.runs.layout import MANIFEST as MANIFEST
 from codex_orchestrator.runs.store import atomic_write_json
 
 if TYPE_CHECKING:
@@ -25,8 +29,75 @@ if TYPE_CHECKING:
 
 SCHEMA = "manifest.schema.json"
 SCHEMA_VERSION = 1
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
-MANIFEST = "manifest.json"
+
+
+class RunStatus(StrEnum):
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class StageStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+TERMINAL = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+DONE_STAGES = frozenset({StageStatus.SUCCEEDED, StageStatus.SKIPPED})
+
+
+def exit_code_for(status: object) -> int:
+    """The exit code a run's status maps to: 1 when it failed or was cancelled, else 0 (succeeded, or
+    still going: a detached start succeeded in starting it)."""
+    return 1 if status in (RunStatus.FAILED, RunStatus.CANCELLED) else 0
+
+
+class StageView(TypedDict):
+    id: str | None
+    title: str | None
+    status: str | None
+    exit_code: int | None
+    signal: str | None
+    duration_seconds: float | None
+    log_path: str | None
+    error_file: str | None
+    summary: str | None
+
+
+class StatusView(TypedDict):
+    """The JSON contract of `status` (SPEC §3); both renderers show it."""
+
+    run_id: str
+    task_id: str
+    pipeline_id: str
+    pipeline_title: str | None
+    status: str | None
+    status_detail: str | None
+    summary: str | None
+    stale: bool
+    heartbeat_at: str | None
+    heartbeat_age_seconds: float | None
+    created_at: str | None
+    started_at: str | None
+    completed_at: str | None
+    parent_run_id: str | None
+    guardrail_status: str | None
+    manifest: str
+    run_dir: str
+    commands: list[StageView]
+    # added by some operations
+    alive: NotRequired[bool]
+    terminal: NotRequired[bool]
+    timed_out: NotRequired[bool]
+    driver_pid: NotRequired[int]
+    resume_event: NotRequired[dict[str, Any]]
+    already_terminal: NotRequired[bool]
 
 
 def new_manifest(
@@ -188,13 +259,13 @@ def is_stale(manifest: dict[str, Any], now: datetime) -> bool:
     return age is not None and age > limit
 
 
-def status_view(manifest: dict[str, Any], manifest_path: Path, now: datetime) -> dict[str, Any]:
+def status_view(manifest: dict[str, Any], manifest_path: Path, now: datetime) -> StatusView:
     """The JSON contract of `status` (SPEC §3), derived from a manifest."""
     age = heartbeat_age(manifest, now)
     return {
-        "run_id": manifest.get("run_id"),
-        "task_id": manifest.get("task_id"),
-        "pipeline_id": manifest.get("pipeline_id"),
+        "run_id": str(manifest.get("run_id", "")),
+        "task_id": str(manifest.get("task_id", "")),
+        "pipeline_id": str(manifest.get("pipeline_id", "")),
         "pipeline_title": manifest.get("pipeline_title"),
         "status": manifest.get("status"),
         "status_detail": manifest.get("status_detail"),
@@ -212,17 +283,17 @@ def status_view(manifest: dict[str, Any], manifest_path: Path, now: datetime) ->
         "manifest": str(manifest_path),
         "run_dir": str(manifest_path.parent),
         "commands": [
-            {
-                "id": c.get("id"),
-                "title": c.get("title"),
-                "status": c.get("status"),
-                "exit_code": c.get("exit_code"),
-                "signal": c.get("signal"),
-                "duration_seconds": c.get("duration_seconds"),
-                "log_path": c.get("log_path"),
-                "error_file": c.get("error_file"),
-                "summary": c.get("summary"),
-            }
+            StageView(
+                id=c.get("id"),
+                title=c.get("title"),
+                status=c.get("status"),
+                exit_code=c.get("exit_code"),
+                signal=c.get("signal"),
+                duration_seconds=c.get("duration_seconds"),
+                log_path=c.get("log_path"),
+                error_file=c.get("error_file"),
+                summary=c.get("summary"),
+            )
             for c in _commands(manifest)
         ],
     }
@@ -241,9 +312,9 @@ def metrics_line(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any
     commands = _commands(manifest)
     guardrail = manifest.get("guardrail_status")
     return {
-        "run_id": manifest.get("run_id"),
-        "task_id": manifest.get("task_id"),
-        "pipeline_id": manifest.get("pipeline_id"),
+        "run_id": str(manifest.get("run_id", "")),
+        "task_id": str(manifest.get("task_id", "")),
+        "pipeline_id": str(manifest.get("pipeline_id", "")),
         "status": manifest.get("status"),
         "started_at": started,
         "completed_at": completed,
@@ -261,3 +332,164 @@ def metrics_line(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any
 def _commands(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     commands = manifest.get("commands")
     return [c for c in commands if isinstance(c, dict)] if isinstance(commands, list) else []
+
+
+# -- the only state transitions --------------------------------------------------------------------
+def mark_started(manifest: dict[str, Any], now: datetime, *, runner: dict[str, Any]) -> None:
+    """queued (or resumed) -> in_progress, driven by `runner` (pid, pgid, identity, mode)."""
+    stamp = iso(now)
+    manifest.update(
+        status=RunStatus.IN_PROGRESS,
+        status_detail=None,
+        started_at=manifest.get("started_at") or stamp,
+        completed_at=None,
+        heartbeat_at=stamp,
+        updated_at=stamp,
+    )
+    manifest["runner"].update(runner, stage_pgid=None)
+
+
+def mark_stage_running(manifest: dict[str, Any], i: int, now: datetime, log_path: Path) -> None:
+    cmd = manifest["commands"][i]
+    cmd.update(
+        status=StageStatus.RUNNING,
+        started_at=iso(now),
+        completed_at=None,
+        exit_code=None,
+        signal=None,
+        duration_seconds=None,
+        error_file=None,
+        summary=None,
+        log_path=str(log_path),
+        attempts=int(cmd.get("attempts", 0)) + 1,
+    )
+    cmd.pop("timed_out", None)
+    cmd.pop("failure_allowed", None)
+
+
+def mark_stage_finished(
+    manifest: dict[str, Any],
+    i: int,
+    now: datetime,
+    *,
+    status: StageStatus,
+    returncode: int | None,
+    signal: str | None,
+    duration: float,
+    summary: str | None,
+    timed_out: bool = False,
+    failure_allowed: bool = False,
+) -> None:
+    cmd = manifest["commands"][i]
+    cmd.update(
+        status=status,
+        exit_code=returncode if returncode is not None and returncode >= 0 else None,
+        signal=signal,
+        completed_at=iso(now),
+        duration_seconds=round(duration, 6),
+        summary=summary,
+    )
+    if timed_out:
+        cmd["timed_out"] = True
+    if failure_allowed:
+        cmd["failure_allowed"] = True
+    manifest["runner"]["stage_pgid"] = None
+
+
+def mark_terminal(manifest: dict[str, Any], now: datetime, *, status: RunStatus, detail: str | None) -> None:
+    """The run ends: stages still running end with it, summary, exit code and guardrail status are set."""
+    from codex_orchestrator.pipelines.model import Pipeline
+
+    stamp = iso(now)
+    commands = manifest["commands"]
+    for cmd in commands:
+        if cmd.get("status") == StageStatus.RUNNING:
+            ended = StageStatus.CANCELLED if status == RunStatus.CANCELLED else StageStatus.FAILED
+            cmd.update(status=ended, completed_at=stamp, summary=cmd.get("summary") or detail)
+    done = sum(1 for c in commands if c.get("status") == StageStatus.SUCCEEDED)
+    manifest.update(
+        status=status,
+        status_detail=detail,
+        completed_at=stamp,
+        heartbeat_at=stamp,
+        updated_at=stamp,
+        exit_code=exit_code_for(status),
+        summary=f"{status}: {done}/{len(commands)} stages succeeded" + (f"; {detail}" if detail else ""),
+        guardrail_status=guardrail_status(Pipeline.from_snapshot(manifest["pipeline"]), commands, final=True),
+    )
+    manifest["runner"]["stage_pgid"] = None
+
+
+def mark_resumed(
+    manifest: dict[str, Any], pipeline: Pipeline, now: datetime, *, event: dict[str, Any]
+) -> dict[str, Any]:
+    """A failed, cancelled or stale run is taken over again, to run `pipeline` as the repository's
+    configuration defines it now: stages that succeeded with the very same definition are kept, every
+    other stage (re)runs with the configuration's own command. Returns the resume event recorded."""
+    from codex_orchestrator.pipelines.model import snapshot_sha256
+
+    old_snapshot = manifest["pipeline"]
+    old_stages = {s.get("id"): s for s in old_snapshot.get("stages", []) if isinstance(s, dict)}
+    old_commands = {c.get("id"): c for c in manifest["commands"] if isinstance(c, dict)}
+    edited = snapshot_sha256(old_snapshot) != manifest.get("pipeline_sha256")
+    fresh = new_manifest(
+        task_id=manifest["task_id"],
+        run_id=manifest["run_id"],
+        pipeline=pipeline,
+        repo_root=Path(manifest["repo_root"]),
+        run_dir=Path(manifest["run_dir"]),
+        now=now,
+        token_sha256=manifest["resume_token_sha256"],
+        target_stage=manifest.get("target_stage")
+        if manifest.get("target_stage") in {s.id for s in pipeline.stages}
+        else None,
+    )["commands"]
+    changed: list[str] = []
+    skipped: list[str] = []
+    rerun: list[str] = []
+    commands = []
+    for stage, cmd in zip(pipeline.stages, fresh, strict=True):
+        old = old_commands.get(stage.id)
+        same = not edited and old_stages.get(stage.id) == stage.snapshot()
+        if not same:
+            changed.append(stage.id)
+        if old is not None and same and old.get("status") in DONE_STAGES and cmd["status"] != "skipped":
+            commands.append({**old, "index": cmd["index"]})
+            skipped.append(stage.id)
+            continue
+        if cmd["status"] == StageStatus.SKIPPED:
+            skipped.append(stage.id)
+        else:
+            if old is not None:
+                cmd["attempts"] = int(old.get("attempts", 0))
+            rerun.append(stage.id)
+        commands.append(cmd)
+    changed.extend(sorted(str(s) for s in set(old_stages) - {s.id for s in pipeline.stages}))
+    config_changed = edited or pipeline.sha256() != manifest.get("pipeline_sha256")
+    record = {
+        **event,
+        "at": iso(now),
+        "from_status": manifest.get("status"),
+        "skipped": skipped,
+        "rerun": rerun,
+        "config_changed": config_changed,
+        "changed_stages": [str(c) for c in changed] if config_changed else [],
+        "snapshot_edited": edited,
+    }
+    manifest["resume_events"].append(record)
+    manifest.update(
+        pipeline=pipeline.snapshot(),
+        pipeline_sha256=pipeline.sha256(),
+        pipeline_title=pipeline.title,
+        commands=commands,
+        status=RunStatus.QUEUED,
+        completed_at=None,
+        exit_code=None,
+        summary=None,
+        updated_at=iso(now),
+        status_detail="resumed; the configuration changed since this run started: its current stages run"
+        if config_changed
+        else "resumed",
+    )
+    manifest["runner"].update(pid=None, pgid=None, identity=None, stage_pgid=None, host=hostname())
+    return record

@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from codex_orchestrator.errors import OrchestratorError
 from codex_orchestrator.ids import validate_id
 from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs.layout import Roots
@@ -24,13 +25,13 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
     """Metric lines of one file, and how many lines were unreadable."""
     lines, bad = [], 0
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8", errors="replace") as fh:
             for raw in fh:
                 if not raw.strip():
                     continue
                 try:
                     item = json.loads(raw)
-                except ValueError:
+                except (ValueError, RecursionError):
                     bad += 1
                     continue
                 if isinstance(item, dict):
@@ -51,15 +52,15 @@ def _manifest_entries(roots: Roots, task_id: str | None, known: set[str]) -> lis
     """Finished runs whose manifest is present but whose metrics line is not (a CI job that uploaded
     only run folders, a metrics file lost or pruned)."""
     found = []
-    for run_id, run_dir in roots.iter_run_dirs(task_id):
-        if run_id in known:
+    for paths in roots.iter_runs(task_id):
+        if paths.run_id in known:
             continue
         try:
-            manifest = mf.read(run_dir / mf.MANIFEST)
-        except Exception:
+            manifest = mf.read(roots.contain(paths.manifest))
+        except OrchestratorError:
             continue
         if manifest.get("status") in mf.TERMINAL:
-            found.append(metrics_from_manifest(manifest, run_dir / mf.MANIFEST))
+            found.append(metrics_from_manifest(manifest, paths.manifest))
     return found
 
 
@@ -70,19 +71,21 @@ def summarize_metrics(roots_list: list[Roots], *, task_id: str | None = None) ->
         validate_id("task", task_id)
     entries: list[dict[str, Any]] = []
     bad = 0
+    warnings: list[str] = []
     sources = []
     from_manifests = 0
     for roots in roots_list:
         if not roots.runs.is_dir():
             continue
-        tasks = [roots.runs / task_id] if task_id else sorted(p for p in roots.runs.iterdir() if p.is_dir())
         here: list[dict[str, Any]] = []
-        for task in tasks:
-            path = task / "metrics.jsonl"
+        for task in [task_id] if task_id else roots.task_ids():
+            path = roots.metrics_file(task)
             if path.is_file():
                 got, nbad = read_metrics(path)
                 here.extend(got)
                 bad += nbad
+                if nbad:
+                    warnings.append(f"{path}: skipped {nbad} damaged line(s)")
                 sources.append(str(path))
         rebuilt = _manifest_entries(roots, task_id, {str(e.get("run_id")) for e in here})
         from_manifests += len(rebuilt)
@@ -125,6 +128,7 @@ def summarize_metrics(roots_list: list[Roots], *, task_id: str | None = None) ->
         "reviewer_readiness": round(readiness, 4) if readiness is not None else None,
         "reviewer_ready": readiness is not None and readiness >= 0.95,
         "unreadable_lines": bad,
+        "warnings": warnings,
         "runs_from_manifests": from_manifests,
         "roots": [str(r.runs) for r in roots_list],
         "by_pipeline": by_pipeline,

@@ -1,32 +1,30 @@
-"""Read-only queries over runs (status, wait, list, log tail): what `status`, `runs list` and the MCP
-read tools call. They never claim a run; `service` holds the operations that change runs."""
+"""Read-only queries over runs (status, wait, watch, list, log tail): what `status`, `runs list` and the
+MCP read tools call. They never claim a run; `lifecycle` holds the operations that change runs."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock
 from codex_orchestrator.errors import OrchestratorError, UsageError
 from codex_orchestrator.ids import validate_id
 from codex_orchestrator.runs import manifest as mf
-from codex_orchestrator.runs.layout import Roots
-from codex_orchestrator.runs.store import is_locked
-
-LOCK_FILE = ".lock"  # held by whichever process drives the run, for the run's whole life
-
-
-def _load_run(roots: Roots, run_id: str) -> tuple[Path, dict[str, Any]]:
-    run_dir = roots.find_run(run_id)
-    return run_dir, mf.read(run_dir / mf.MANIFEST)
+from codex_orchestrator.runs.layout import Roots, RunPaths
+from codex_orchestrator.runs.manifest import StatusView
+from codex_orchestrator.runs.store import is_locked, read_tail
 
 
-def get_status(roots: Roots, run_id: str, *, clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
-    run_dir, manifest = _load_run(roots, run_id)
-    view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
-    view["alive"] = is_locked(run_dir / LOCK_FILE)
+def load_run(roots: Roots, run_id: str) -> tuple[RunPaths, dict[str, Any]]:
+    paths = roots.find_run(run_id)
+    return paths, mf.read(paths.manifest)
+
+
+def get_status(roots: Roots, run_id: str, *, clock: Clock = SYSTEM_CLOCK) -> StatusView:
+    paths, manifest = load_run(roots, run_id)
+    view = mf.status_view(manifest, paths.manifest, clock.now())
+    view["alive"] = is_locked(paths.lock)
     return view
 
 
@@ -38,22 +36,44 @@ def wait_for_run(
     poll_seconds: float = 0.2,
     clock: Clock = SYSTEM_CLOCK,
     sleep: Callable[[float], None] = time.sleep,
-) -> dict[str, Any]:
+) -> StatusView:
     """Wait until the run is terminal or `timeout_seconds` pass; says which (`timed_out`)."""
-    run_dir = roots.find_run(run_id)
+    paths = roots.find_run(run_id)
     deadline = clock.monotonic() + max(0.0, timeout_seconds)
     while True:
-        manifest = mf.read(run_dir / mf.MANIFEST)
+        manifest = mf.read(paths.manifest)
         terminal = manifest.get("status") in mf.TERMINAL
-        if terminal and is_locked(run_dir / LOCK_FILE) and clock.monotonic() < deadline:
+        if terminal and is_locked(paths.lock) and clock.monotonic() < deadline:
             sleep(min(poll_seconds, 0.02))  # terminal, and its runner is finishing: let it let go
             continue
         if terminal or clock.monotonic() >= deadline:
-            view = mf.status_view(manifest, run_dir / mf.MANIFEST, clock.now())
+            view = mf.status_view(manifest, paths.manifest, clock.now())
             view["terminal"] = terminal
             view["timed_out"] = not terminal
             return view
         sleep(min(poll_seconds, max(0.0, deadline - clock.monotonic())))
+
+
+def watch(
+    roots: Roots,
+    run_id: str,
+    *,
+    interval: float = 2.0,
+    clock: Clock = SYSTEM_CLOCK,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[StatusView]:
+    """Status views of a run until it ends — terminal, or stale (its runner died: nobody will end it)."""
+    while True:
+        view = get_status(roots, run_id, clock=clock)
+        yield view
+        if view["status"] in mf.TERMINAL or (view["stale"] and not view.get("alive")):
+            return
+        sleep(interval)
+
+
+def watch_exit_code(view: StatusView) -> int:
+    """What `status --watch` exits with: the run's outcome (a stale run counts as not succeeded)."""
+    return mf.exit_code_for(view["status"]) if view["status"] in mf.TERMINAL else 1
 
 
 def list_runs(
@@ -64,22 +84,22 @@ def list_runs(
     pipeline_id: str | None = None,
     limit: int | None = 20,
     clock: Clock = SYSTEM_CLOCK,
-) -> list[dict[str, Any]]:
+) -> list[StatusView]:
     """Status views, newest first; reads only as many manifests as the filters need."""
     if task_id is not None:
         validate_id("task", task_id)
     now = clock.now()
-    found = []
-    for _run_id, run_dir in roots.iter_run_dirs(task_id):
+    found: list[StatusView] = []
+    for paths in roots.iter_runs(task_id):
         try:
-            manifest = mf.read(roots.contain(run_dir / mf.MANIFEST))  # no symlink out of the runs root
+            manifest = mf.read(roots.contain(paths.manifest))  # no symlink out of the runs root
         except OrchestratorError:
             continue
         if status and manifest.get("status") != status:
             continue
         if pipeline_id and manifest.get("pipeline_id") != pipeline_id:
             continue
-        found.append(mf.status_view(manifest, run_dir / mf.MANIFEST, now))
+        found.append(mf.status_view(manifest, paths.manifest, now))
         if limit is not None and len(found) >= limit:
             break
     return found
@@ -87,15 +107,13 @@ def list_runs(
 
 def read_log(roots: Roots, run_id: str, stage: str, *, max_bytes: int = 16384) -> dict[str, Any]:
     """The tail of one stage's output (bounded)."""
-    from codex_orchestrator.runs.engine import read_tail, stage_file_stem
-
     validate_id("stage", stage)
     if max_bytes <= 0 or max_bytes > 1_048_576:
         raise UsageError("max_bytes must be between 1 and 1048576", hint="ask for a smaller tail")
-    run_dir, manifest = _load_run(roots, run_id)
+    paths, manifest = load_run(roots, run_id)
     for cmd in manifest.get("commands", []):
         if cmd.get("id") == stage:
-            path = run_dir / "commands" / f"{stage_file_stem(int(cmd['index']), stage)}.log"
+            path = paths.stage_log(int(cmd["index"]), stage)
             path = roots.contain(path) if path.exists() else path
             text, truncated = read_tail(path, max_bytes)
             return {

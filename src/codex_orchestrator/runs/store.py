@@ -1,4 +1,8 @@
-"""Small filesystem primitives: atomic writes, appends under a lock, and advisory locks."""
+"""Storage primitives for runs: atomic writes, appends under a lock, advisory locks, symlink-safe opens.
+
+Every write is atomic or append-only; appended lines are whole or absent (a short write is rolled back),
+and no open here follows a symlink at the last path component.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +18,16 @@ from typing import Any
 
 from codex_orchestrator.errors import StorageError
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
-def _storage_error(path: Path, exc: OSError) -> StorageError:
+
+def storage_error(path: Path, exc: OSError) -> StorageError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         why = "the disk is full"
     elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         why = "it is not writable"
+    elif exc.errno == errno.ELOOP:
+        why = "it is a symlink"
     else:
         why = exc.strerror or str(exc)
     return StorageError(
@@ -29,23 +37,25 @@ def _storage_error(path: Path, exc: OSError) -> StorageError:
 
 
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write `data` to `path` atomically: temp file in the same dir, fsync, rename, fsync dir."""
+    """Write `data` to `path` atomically: temp file in the same dir, fsync, rename, fsync dir.
+
+    The mode is masked by the umask, like any file we create."""
     directory = path.parent
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
-        raise _storage_error(path, exc) from exc
+        raise storage_error(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
+        os.chmod(tmp, mode & ~_umask())
         os.replace(tmp, path)
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise _storage_error(path, exc) from exc
+        raise storage_error(path, exc) from exc
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -58,42 +68,74 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             os.close(dfd)
 
 
+_UMASK: int | None = None
+
+
+def _umask() -> int:
+    global _UMASK
+    if _UMASK is None:
+        current = os.umask(0o022)
+        os.umask(current)
+        _UMASK = current
+    return _UMASK
+
+
 def atomic_write_json(path: Path, data: Any, *, mode: int = 0o644, indent: int | None = 2) -> None:
     """indent=None uses the C encoder (several times faster): for files written on a hot path."""
-    atomic_write_bytes(path, (json.dumps(data, indent=indent, ensure_ascii=False) + "\n").encode(), mode=mode)
+    text = json.dumps(data, indent=indent, ensure_ascii=False, allow_nan=False) + "\n"
+    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"), mode=mode)
+
+
+def _append(fd: int, data: bytes) -> None:
+    """Append `data` whole or not at all: a short write (disk full) is cut back off the file."""
+    start = os.lseek(fd, 0, os.SEEK_END)
+    if start > 0:
+        os.lseek(fd, start - 1, os.SEEK_SET)
+        last = os.read(fd, 1)
+        os.lseek(fd, 0, os.SEEK_END)
+        if last != b"\n":  # an earlier writer left half a line: never glue ours onto it
+            data = b"\n" + data
+    try:
+        written = os.write(fd, data)
+        if written != len(data):
+            raise OSError(errno.ENOSPC, "short write")
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, start)
+        raise
 
 
 def append_line_locked(path: Path, line: str) -> None:
-    """Append one line to `path` under an exclusive lock, in one write, fsynced."""
-    data = (line.rstrip("\n") + "\n").encode()
+    """Append one line to `path` under an exclusive lock, whole or not at all, fsynced."""
+    data = (line.rstrip("\n") + "\n").encode("utf-8", "surrogateescape")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644)
     except OSError as exc:
-        raise _storage_error(path, exc) from exc
+        raise storage_error(path, exc) from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            os.write(fd, data)
+            _append(fd, data)
             os.fsync(fd)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
     except OSError as exc:
-        raise _storage_error(path, exc) from exc
+        raise storage_error(path, exc) from exc
     finally:
         os.close(fd)
 
 
 def append_line(path: Path, line: str) -> None:
     """Append one line (single writer); no fsync. Used for the event log."""
-    data = (line.rstrip("\n") + "\n").encode()
+    data = (line.rstrip("\n") + "\n").encode("utf-8", "surrogateescape")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | _NOFOLLOW, 0o644)
         try:
-            os.write(fd, data)
+            _append(fd, data)
         finally:
             os.close(fd)
     except OSError as exc:
-        raise _storage_error(path, exc) from exc
+        raise storage_error(path, exc) from exc
 
 
 class FileLock:
@@ -104,7 +146,10 @@ class FileLock:
         self.fd: int | None = None
 
     def try_acquire(self) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise storage_error(self.path, exc) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -130,8 +175,8 @@ class FileLock:
 def is_locked(path: Path) -> bool:
     """True when another open file description holds an exclusive lock on `path`."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    except OSError:
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
@@ -144,9 +189,26 @@ def is_locked(path: Path) -> bool:
 
 @contextlib.contextmanager
 def blocking_lock(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)
+
+
+def read_tail(path: Path, max_bytes: int) -> tuple[str, bool]:
+    """The last `max_bytes` of a file as text (invalid UTF-8 replaced), and whether it was cut."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _NOFOLLOW)
+    except OSError:
+        return "", False
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > max_bytes:
+                fh.seek(size - max_bytes)
+            data = fh.read(max_bytes)
+    except OSError:
+        return "", False
+    return data.decode("utf-8", errors="replace"), size > max_bytes

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,7 +189,7 @@ def _compare_codemods(exp: Expectation, work: Path, out: Outcome) -> None:
             out.mismatches.append(f"codemod {name}: expected changes in {sorted(files)}, got {got}")
 
 
-def _compare_run(exp: Expectation, view: dict[str, Any], out: Outcome) -> None:
+def _compare_run(exp: Expectation, view: Mapping[str, Any], out: Outcome) -> None:
     out.status = view["status"]
     out.run_id = view["run_id"]
     if view["status"] != exp.status:

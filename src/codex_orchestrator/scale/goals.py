@@ -11,7 +11,7 @@ import contextlib
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import FrameType
@@ -23,7 +23,7 @@ from codex_orchestrator.ids import validate_id
 from codex_orchestrator.pipelines import resolve
 from codex_orchestrator.runs import lifecycle, queries
 from codex_orchestrator.runs.layout import Roots
-from codex_orchestrator.runs.manifest import TERMINAL
+from codex_orchestrator.runs.manifest import TERMINAL, StatusView
 
 Reporter = Callable[[str], None]
 
@@ -66,14 +66,14 @@ def plan_goals(roots: Roots, specs: list[str]) -> list[dict[str, Any]]:
     return jobs
 
 
-def _duration(view: dict[str, Any]) -> float | None:
+def _duration(view: Mapping[str, Any]) -> float | None:
     started, completed = view.get("started_at"), view.get("completed_at")
     if not (isinstance(started, str) and isinstance(completed, str)):
         return None
     return round((parse_iso(completed) - parse_iso(started)).total_seconds(), 3)
 
 
-def _result(job: dict[str, Any], view: dict[str, Any] | None, **extra: Any) -> dict[str, Any]:
+def _result(job: dict[str, Any], view: Mapping[str, Any] | None, **extra: Any) -> dict[str, Any]:
     out = {
         "goal": job["goal"],
         "pipeline_id": job["pipeline_id"],
@@ -193,7 +193,7 @@ def run_goals(
     }
 
 
-def _poll(roots: Roots, run_id: str, clock: Clock) -> dict[str, Any] | None:
+def _poll(roots: Roots, run_id: str, clock: Clock) -> StatusView | None:
     """The run's final view once it is terminal (or its driver is gone); None while it runs."""
     view = queries.get_status(roots, run_id, clock=clock)
     if view["status"] in TERMINAL:
@@ -205,14 +205,12 @@ def _poll(roots: Roots, run_id: str, clock: Clock) -> dict[str, Any] | None:
     return queries.get_status(roots, run_id, clock=clock)
 
 
-def _cancel_all(
-    roots: Roots, active: dict[int, str], grace: float, clock: Clock
-) -> dict[int, dict[str, Any]]:
+def _cancel_all(roots: Roots, active: dict[int, str], grace: float, clock: Clock) -> dict[int, StatusView]:
     """Cancel every run in flight at once (each waits out its own grace period)."""
     if not active:
         return {}
 
-    def cancel(run_id: str) -> dict[str, Any]:
+    def cancel(run_id: str) -> StatusView:
         try:
             return lifecycle.cancel_run(roots, run_id, grace_seconds=grace, clock=clock)
         except OrchestratorError:

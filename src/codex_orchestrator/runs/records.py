@@ -1,0 +1,102 @@
+"""A run's side records — event log, task state snapshot, metrics line — and the one path by which a run
+becomes terminal.
+
+`finish` is the only way a run ends, whoever ends it (the engine on success, failure, timeout or
+cancellation; the engine on a storage failure; `cancel` for a run whose runner died). It writes, in this
+order, the metrics line, `state.json`, the `run_finished` event and, last, the terminal manifest: once a
+reader sees the run terminal, its other records already exist. Calling it for a run that is already
+terminal (in memory or on disk) changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from codex_orchestrator.clock import Clock, iso
+from codex_orchestrator.errors import ManifestError, OrchestratorError, StorageError
+from codex_orchestrator.runs import manifest as mf
+from codex_orchestrator.runs.layout import Roots, RunPaths
+from codex_orchestrator.runs.store import append_line, append_line_locked, atomic_write_json
+
+Reporter = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def record_event(paths: RunPaths, now: datetime, name: str, report: Reporter = _quiet, **fields: Any) -> None:
+    """Append one event to the run's `runner.ndjson` (best effort: a failed write is reported)."""
+    record = {"ts": iso(now), "event": name, "run_id": paths.run_id, **fields}
+    try:
+        append_line(paths.events, json.dumps(record, ensure_ascii=False))
+    except StorageError as exc:
+        report(f"warning: {exc}")
+
+
+def write_state(roots: Roots, manifest: dict[str, Any], paths: RunPaths, now: datetime) -> None:
+    """`<out>/<task>/state.json`: the task's latest run."""
+    path = roots.state_file(manifest["task_id"])
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"cannot create {path.parent}: {exc.strerror}") from None
+    atomic_write_json(
+        path,
+        {
+            "task_id": manifest["task_id"],
+            "updated_at": iso(now),
+            "latest_run": mf.status_view(manifest, paths.manifest, now),
+        },
+    )
+
+
+def append_metrics(roots: Roots, manifest: dict[str, Any], paths: RunPaths) -> None:
+    line = mf.metrics_line(manifest, paths.manifest)
+    append_line_locked(roots.metrics_file(manifest["task_id"]), json.dumps(line, ensure_ascii=False))
+
+
+def finish(
+    roots: Roots,
+    paths: RunPaths,
+    manifest: dict[str, Any],
+    clock: Clock,
+    *,
+    status: mf.RunStatus,
+    detail: str | None,
+    report: Reporter = _quiet,
+    save: Callable[[], None] | None = None,
+) -> bool:
+    """End the run with `status`; returns False (and writes nothing) when it had already ended.
+
+    `save` writes the manifest (the engine passes its own, which holds its lock); by default the
+    manifest is validated and written atomically here. Side records that cannot be written are reported
+    and skipped; a manifest that cannot be written raises StorageError (the previous one stays)."""
+    if manifest.get("status") in mf.TERMINAL or _terminal_on_disk(paths):
+        return False
+    now = clock.now()
+    mf.mark_terminal(manifest, now, status=status, detail=detail)
+    try:
+        append_metrics(roots, manifest, paths)
+    except (OSError, OrchestratorError) as exc:
+        report(f"warning: metrics line not recorded: {exc}")
+    try:
+        write_state(roots, manifest, paths, now)
+    except (OSError, OrchestratorError) as exc:
+        report(f"warning: state snapshot not written: {exc}")
+    record_event(paths, now, "run_finished", report, status=str(status), detail=detail)
+    if save is not None:
+        save()
+    else:
+        mf.write(paths.manifest, manifest)
+    return True
+
+
+def _terminal_on_disk(paths: RunPaths) -> bool:
+    try:
+        return mf.read(paths.manifest).get("status") in mf.TERMINAL
+    except ManifestError:
+        return False

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,10 +25,10 @@ from codex_orchestrator.errors import OrchestratorError, RunStateError
 from codex_orchestrator.process import (
     PosixProcessRunner,
     StageProcess,
-    group_runs_stage_of,
-    kill_group,
+    reap_run,
     run_probe,
     signal_name,
+    stop_group,
 )
 from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs.layout import Roots
@@ -250,22 +249,6 @@ def _watch(
             return None, "needs_input"
 
 
-def _stop(proc: StageProcess) -> int | None:
-    """SIGTERM the group, then SIGKILL it after a grace period; the leader's return code."""
-    proc.signal_group(signal.SIGTERM)
-    rc = proc.wait(KILL_GRACE_SECONDS)
-    if rc is None:
-        proc.signal_group(signal.SIGKILL)
-        rc = proc.wait(KILL_GRACE_SECONDS)
-    return rc
-
-
-def _reap_group(pgid: int, run_id: str) -> None:
-    """Kill what is left of Codex's process group (helpers that outlived it), if anything is."""
-    if group_runs_stage_of(pgid, run_id):
-        kill_group(pgid)
-
-
 def run_review(
     roots: Roots,
     run_id: str,
@@ -298,7 +281,7 @@ def run_review(
     prompt = build_prompt(manifest, manifest_path, repo, diff)
     atomic_write_bytes(review_dir / PROMPT_FILE, prompt.encode("utf-8"))
     argv = codex_argv(binary.path, repo, prompt)
-    # The run id in Codex's environment also lets _reap_group recognise its process group safely.
+    # The run id in Codex's environment marks its processes as this run's (process.reap_run).
     env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "CODEX_ORCHESTRATOR_RUN_ID": run_id}
     log = review_dir / OUTPUT_FILE
     started_at, t0 = datetime.now(UTC), clock()
@@ -309,12 +292,12 @@ def run_review(
     try:
         rc, outcome = _watch(proc, log, timeout, prompt_lines, clock)
     except BaseException:  # Ctrl-C or a crash: Codex lives in its own session, so stop it ourselves
-        _stop(proc)
-        _reap_group(proc.pgid, run_id)
+        stop_group(proc, KILL_GRACE_SECONDS)
+        reap_run(run_id)
         raise
     if outcome != "exited":
-        rc = _stop(proc)
-    _reap_group(proc.pgid, run_id)
+        rc = stop_group(proc, KILL_GRACE_SECONDS)
+    reap_run(run_id)  # helpers that outlived Codex
     duration = round(clock() - t0, 3)
     tail, _ = read_tail(log, OUTPUT_TAIL_BYTES)
     result_status, message, hint = _verdict(outcome, rc, timeout, log)

@@ -155,6 +155,13 @@ class Roots:
         folder = self._contained(self.out / validate_id("task", task_id), self.out)
         return self._contained(folder / STATE, self.out)
 
+    def check_task(self, task_id: str) -> None:
+        """Refuse (UnsafePathError) a task whose folders or files lead outside their roots, before a run
+        of it writes anything."""
+        self.runs_dir(task_id)
+        self.metrics_file(task_id)
+        self.state_file(task_id)
+
     # -- run folders ----------------------------------------------------------------------------
     def run(self, task_id: str, run_id: str) -> RunPaths:
         path = self.runs_dir(task_id) / validate_run_id(run_id)

@@ -26,6 +26,7 @@ from codex_orchestrator.process import (
     become_subreaper,
     is_same_process,
     kill_group,
+    process_alive,
     reap_run,
 )
 from codex_orchestrator.runs import manifest as mf
@@ -82,6 +83,7 @@ def create_run(
     target_index(res.pipeline, target_stage)
     if parent_run_id is not None:
         validate_run_id(parent_run_id)
+    roots.check_task(res.task_id)
     paths = _make_run_dir(roots, res.task_id, clock)
     try:
         token = secrets.token_urlsafe(32)
@@ -343,6 +345,16 @@ def _being_resumed(run_id: str) -> RunStateError:
     )
 
 
+def _resumed_elsewhere(manifest: dict[str, Any], seen_resumes: int) -> bool:
+    """Another process recorded a resume since we looked, or the last resume's process still lives."""
+    events = manifest.get("resume_events") or []
+    if len(events) > seen_resumes:
+        return True
+    last = events[-1] if events and isinstance(events[-1], dict) else {}
+    pid = last.get("pid")
+    return manifest.get("status") not in mf.TERMINAL and pid != os.getpid() and process_alive(pid)
+
+
 def prepare_resume(
     roots: Roots,
     run_id: str,
@@ -361,7 +373,7 @@ def prepare_resume(
     seen_resumes = len(manifest.get("resume_events") or [])
     lock = FileLock(paths.lock)
     if not _take_over(lock, manifest, clock, sleep):
-        if len(mf.read(paths.manifest).get("resume_events") or []) > seen_resumes:
+        if _resumed_elsewhere(mf.read(paths.manifest), seen_resumes):
             raise _being_resumed(run_id)
         raise RunStateError(
             f"run {run_id} is still alive (its runner holds the lock); a live run is never resumed",

@@ -279,4 +279,5 @@ def run() -> dict[str, Any]:
         "build": build,
         "checks": [c.to_dict() for c in checks],
         "failed": failed,
+        "exit_code": 1 if failed else 0,
     }

@@ -9,7 +9,6 @@ import click
 
 from codex_orchestrator import output
 from codex_orchestrator.cli._common import exit_with, format_options, guarded, repo_option, roots, wants_json
-from codex_orchestrator.errors import ExitCode
 
 
 def render(result: dict[str, Any]) -> str:
@@ -79,4 +78,4 @@ def eval_(
         output.emit_json(result)
     else:
         output.emit(render(result))
-    exit_with(ExitCode.OK if result["ok"] else ExitCode.FAILED)
+    exit_with(result["exit_code"])

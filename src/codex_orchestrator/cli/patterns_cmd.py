@@ -8,7 +8,6 @@ import click
 
 from codex_orchestrator import output
 from codex_orchestrator.cli._common import exit_with, format_options, guarded, wants_json
-from codex_orchestrator.errors import ExitCode
 
 
 @click.group()
@@ -64,7 +63,7 @@ def lint(path: Path, rules: tuple[str, ...], fmt: str, json_flag: bool) -> None:
         for s in result["skipped"]:
             output.diag(f"skipped {s['path']}: {s['reason']}")
         output.diag(f"{len(result['findings'])} finding(s) in {result['files']} file(s)")
-    exit_with(ExitCode.OK if result["ok"] else ExitCode.FAILED)
+    exit_with(result["exit_code"])
 
 
 @patterns.command()

@@ -64,4 +64,4 @@ def self_check(fmt: str, json_flag: bool) -> None:
             output.diag("Fix: reinstall codex-orchestrator or download the release asset again")
         else:
             output.diag(f"self-check passed: {len(report['checks'])} checks")
-    exit_with(1 if report["failed"] else 0)
+    exit_with(report["exit_code"])

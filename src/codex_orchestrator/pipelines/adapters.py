@@ -3,6 +3,9 @@ build / lint / test stages for the built-in `diagnostics` pipeline.
 
 Each adapter also carries a static catalogue (`rules`) of the commands it can choose and when, which
 `adapters list` shows; `stages(root)` is the choice made for one folder.
+
+Longer than 400 lines because it is a rule table: one block per language adapter, read top to
+bottom; splitting it per language would scatter the detection order.
 """
 
 from __future__ import annotations

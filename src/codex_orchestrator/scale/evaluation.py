@@ -263,5 +263,6 @@ def run_eval(
         "not_run": len(expectations) - len(outcomes),
         "interrupted": interrupted,
         "ok": passed == len(expectations),
+        "exit_code": 0 if passed == len(expectations) else 1,
         "results": [o.to_dict() for o in outcomes],
     }

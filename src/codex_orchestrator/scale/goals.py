@@ -188,6 +188,7 @@ def run_goals(
         "errors": sum(1 for r in final if r["status"] == "error"),
         "interrupted": interrupted,
         "status": "cancelled" if interrupted else ("failed" if problems else "succeeded"),
+        "exit_code": 1 if interrupted or problems else 0,
         "duration_seconds": round(clock.monotonic() - began, 3),
         "goals": final,
     }

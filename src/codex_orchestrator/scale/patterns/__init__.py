@@ -195,6 +195,7 @@ def lint(path: Path, rules: list[str] | None = None) -> dict[str, Any]:
         "errors": errors,
         "skipped": target.skipped,
         "ok": not findings and not errors,
+        "exit_code": 0 if not findings and not errors else 1,
     }
 
 

@@ -12,7 +12,26 @@ from typing import Any
 
 
 def dumps(data: Any, *, indent: int | None = 2) -> str:
-    return json.dumps(data, indent=indent, sort_keys=False, ensure_ascii=False)
+    """Strict JSON (no NaN), printable: undecodable bytes or lone surrogates in any string become
+    visible backslash escapes instead of failing."""
+    text = json.dumps(data, indent=indent, sort_keys=False, ensure_ascii=False, allow_nan=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        from codex_orchestrator.safejson import printable_data
+
+        text = json.dumps(printable_data(data), indent=indent, ensure_ascii=False, allow_nan=False)
+    return text
+
+
+def _line(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        from codex_orchestrator.safejson import printable
+
+        text = printable(text)
+    return text + "\n"
 
 
 def emit_json(data: Any) -> None:
@@ -23,14 +42,14 @@ def emit_json(data: Any) -> None:
 
 def emit(text: str = "") -> None:
     """Write a line of data to stdout."""
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(_line(text))
     sys.stdout.flush()
 
 
 def diag(text: str) -> None:
     """Write a diagnostic line to stderr."""
     try:
-        sys.stderr.write(text + "\n")
+        sys.stderr.write(_line(text))
         sys.stderr.flush()
     except (OSError, ValueError):
         pass

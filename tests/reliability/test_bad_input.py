@@ -68,6 +68,18 @@ def _escaping_run(repo: Path) -> None:
     (repo / ".runs" / "t" / "cli" / "20260101T000000000Z-0badc0de").symlink_to(outside)
 
 
+def _manifest_text(text: str) -> Setup:
+    def setup(repo: Path) -> None:
+        run = repo / ".runs" / "t" / "cli" / "legacy-damaged-1"
+        run.mkdir(parents=True)
+        (run / "manifest.json").write_text(text)
+
+    return setup
+
+
+_deep_manifest = _manifest_text('{"status": "failed", "x": ' + "[" * 3000 + "]" * 3000 + "}")
+_nan_manifest = _manifest_text('{"status": "failed", "heartbeat_at": NaN}')
+
 STAGE = {"id": "a", "command": "echo a"}
 
 # (case id, setup, argv, exit code, error code, words the message must contain)
@@ -223,6 +235,65 @@ CLI_CASES: list[tuple[str, Setup, list[str], int, str, str]] = [
     ),
     ("runs-root-is-a-file", _runs_is_a_file, ["start"], 3, "storage", "cannot create a run folder"),
     ("prune-nothing", _noop, ["runs", "prune"], 2, "usage", "say what to prune"),
+    # round 2: strict, bounded, valid Unicode
+    (
+        "config-nan",
+        _config_text(
+            '{"pipelines": [{"id": "p", "stages": [{"id": "a", "command": "true", "timeout_seconds": NaN}]}]}'
+        ),
+        ["start"],
+        3,
+        "config_invalid",
+        "contains NaN",
+    ),
+    (
+        "config-infinity",
+        _config_text('{"heartbeat_interval_seconds": Infinity}'),
+        ["plan"],
+        3,
+        "config_invalid",
+        "contains Infinity",
+    ),
+    (
+        "config-deep",
+        _config_text('{"x": ' + "[" * 5000 + "]" * 5000 + "}"),
+        ["plan"],
+        3,
+        "config_invalid",
+        "nested deeper than 32 levels",
+    ),
+    (
+        "config-surrogate",
+        _config_text('{"pipelines": [{"id": "p", "title": "\\ud800", "stages": []}]}'),
+        ["pipelines"],
+        3,
+        "config_invalid",
+        "invalid Unicode (a lone surrogate) at $.pipelines[0].title",
+    ),
+    (
+        "config-huge",
+        _config_text('{"x": "' + "a" * 2_000_000 + '"}'),
+        ["plan"],
+        3,
+        "config_invalid",
+        "larger than 1048576 bytes",
+    ),
+    (
+        "manifest-deep",
+        _deep_manifest,
+        ["status", "--run", "legacy-damaged-1"],
+        3,
+        "manifest_invalid",
+        "nested deeper than 64 levels",
+    ),
+    (
+        "manifest-nan",
+        _nan_manifest,
+        ["status", "--run", "legacy-damaged-1"],
+        3,
+        "manifest_invalid",
+        "contains NaN",
+    ),
 ]
 
 

@@ -7,12 +7,13 @@ result, never a silent success. `today` is injectable so tests never depend on t
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from codex_orchestrator import safejson
 
 TASKS_DIR = "tasks"
 SPECS_DIR = "tasks/specs"
@@ -144,8 +145,8 @@ def _check_reference(repo: Path, entry: Entry, key: str, value: Any) -> None:
 
 def _check_index(repo: Path, path: Path, today: date, max_age_days: int) -> list[Entry]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        data = safejson.loads(path.read_bytes(), max_depth=32, max_bytes=4 * 1024 * 1024)
+    except (OSError, ValueError) as exc:
         bad = Entry(source=INDEX_FILE, kind="index")
         bad.fail("invalid", f"cannot be parsed: {exc}")
         return [bad]

@@ -38,12 +38,15 @@ def list_(
     json_flag: bool,
 ) -> None:
     """List runs, newest first."""
-    items = queries.list_runs(
+    listing = queries.run_list(
         roots(repo), task_id=task_id, status=status, pipeline_id=pipeline_id, limit=limit
     )
+    items = listing["runs"]
     if wants_json(fmt, json_flag):
-        output.emit_json({"runs": items})
+        output.emit_json(listing)
         return
+    for bad in listing["damaged"]:
+        output.diag(f"damaged run {bad['task_id']}/{bad['run_id']} ({bad['run_dir']}): {bad['reason']}")
     if not items:
         output.diag("no runs yet; start one with `codex-orchestrator start`")
         return

@@ -183,16 +183,19 @@ class ToolBox:
         return Outcome(view, head)
 
     def _list_runs(self, args: dict[str, Any]) -> Outcome:
-        runs = queries.list_runs(
+        listing = queries.run_list(
             self.roots,
             task_id=args.get("task_id"),
             status=args.get("status"),
             limit=int(args.get("limit", tools.LIST_DEFAULT)),
         )
+        runs, damaged = listing["runs"], listing["damaged"]
         shown = "; ".join(f"{r['run_id']} {r['pipeline_id']} {r['status']}" for r in runs[:10])
         more = f"; +{len(runs) - 10} more" if len(runs) > 10 else ""
+        bad = f"; {len(damaged)} damaged (see `damaged`)" if damaged else ""
         return Outcome(
-            {"runs": runs, "count": len(runs)}, f"{len(runs)} runs, newest first: {shown or 'none'}{more}"
+            {"runs": runs, "count": len(runs), "damaged": damaged},
+            f"{len(runs)} runs, newest first: {shown or 'none'}{more}{bad}",
         )
 
     def _read_log(self, args: dict[str, Any]) -> Outcome:

@@ -71,8 +71,20 @@ def list_page(roots: Roots, cursor: str | None) -> tuple[list[ManifestResource],
         try:
             path = roots.contain(path)
             size = path.stat().st_size
-            data = mf.read(path)
         except (OrchestratorError, OSError):
+            continue  # missing, or leading out of the runs root: not ours to show
+        try:
+            data = mf.read(path)
+        except OrchestratorError as exc:
+            items.append(
+                ManifestResource(
+                    uri=uri_for(task_id, run_id),
+                    name=f"{task_id}/{run_id}",
+                    title=f"run {run_id} (damaged)",
+                    description=f"Damaged run {run_id} of task {task_id} at {paths.dir}: {exc.message}",
+                    size=size,
+                )
+            )
             continue
         items.append(
             ManifestResource(

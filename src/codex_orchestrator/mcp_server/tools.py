@@ -278,6 +278,19 @@ TOOLS: tuple[ToolSpec, ...] = (
             "properties": {
                 "runs": {"type": "array", "items": _status_schema()},
                 "count": {"type": "integer"},
+                "damaged": {
+                    "type": "array",
+                    "description": "Run folders that cannot be read, each with the reason.",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "run_id": {"type": "string"},
+                            "task_id": {"type": "string"},
+                            "run_dir": {"type": "string"},
+                            "reason": {"type": "string"},
+                        },
+                    },
+                },
             },
         },
         read_only=True,

@@ -11,7 +11,6 @@ bottom; splitting it per language would scatter the detection order.
 from __future__ import annotations
 
 import configparser
-import json
 import re
 import tomllib
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from codex_orchestrator import safejson
 from codex_orchestrator.pipelines.model import SELF, Pipeline, Stage
 
 
@@ -242,7 +242,9 @@ def _node_run(manager: str, script: str) -> list[str]:
 
 def _node_stages(root: Path) -> list[Stage]:
     try:
-        package = json.loads((root / "package.json").read_text(encoding="utf-8"))
+        package = safejson.loads(
+            (root / "package.json").read_bytes(), max_depth=32, max_bytes=4 * 1024 * 1024
+        )
     except (OSError, ValueError):
         package = {}
     package = package if isinstance(package, dict) else {}

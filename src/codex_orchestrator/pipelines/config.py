@@ -6,11 +6,11 @@ the others stay visible).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from codex_orchestrator import safejson
 from codex_orchestrator import validation as schemacheck
 from codex_orchestrator.errors import ConfigError
 from codex_orchestrator.pipelines import adapters
@@ -44,6 +44,10 @@ class RepoConfig:
     retention: dict[str, Any] = field(default_factory=dict)
 
 
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_CONFIG_DEPTH = 32
+
+
 def _fail(path: Path, message: str, hint: str | None = None) -> ConfigError:
     return ConfigError(f"{path.name}: {message}", hint=hint or f"fix {path} and run the command again")
 
@@ -51,15 +55,14 @@ def _fail(path: Path, message: str, hint: str | None = None) -> ConfigError:
 def read_config_file(path: Path) -> dict[str, Any]:
     """Parse and schema-validate a config file; errors name the JSON path and the expected value."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise _fail(path, "is not UTF-8 text") from None
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise _fail(path, f"cannot be read ({exc.strerror})") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+        data = safejson.loads(raw, max_bytes=MAX_CONFIG_BYTES, max_depth=MAX_CONFIG_DEPTH)
+    except safejson.JSONInputError as exc:
+        raise _fail(path, str(exc)) from None
     errors = schemacheck.validate(data, SCHEMA)
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""

@@ -111,6 +111,19 @@ class Roots:
         if not path.is_dir():
             raise RepoError(f"repository {str(path)!r} is not a folder", hint="pass --repo with a folder")
         path = path.resolve()
+        for what, value in (
+            ("repository", str(path)),
+            ("runs folder", os.environ.get("CODEX_ORCHESTRATOR_RUNS_DIR") or ""),
+            ("state folder", os.environ.get("CODEX_ORCHESTRATOR_OUT_DIR") or ""),
+        ):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = value.encode("utf-8", "backslashreplace").decode()
+                raise RepoError(
+                    f"the {what} path {shown!r} is not valid UTF-8",
+                    hint="rename the folder (or use another one) so its path is UTF-8 text",
+                ) from None
         runs = os.environ.get("CODEX_ORCHESTRATOR_RUNS_DIR")
         out = os.environ.get("CODEX_ORCHESTRATOR_OUT_DIR")
         return cls(

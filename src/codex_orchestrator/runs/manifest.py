@@ -8,7 +8,6 @@ change of a run's or a stage's status goes through one of the `mark_*` functions
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from collections.abc import Collection
@@ -220,16 +219,29 @@ def write(path: Path, manifest: dict[str, Any], *, changed: Collection[int] | No
     atomic_write_json(path, manifest, indent=None)
 
 
+MAX_MANIFEST_BYTES = 32 * 1024 * 1024
+
+
 def read(path: Path) -> dict[str, Any]:
+    """A manifest from disk; ManifestError (one sentence) when it is missing, too large, too deeply
+    nested, not strict JSON or not shaped like a manifest."""
+    from codex_orchestrator import safejson
+
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
         raise ManifestError(
             f"manifest {path} is missing", hint="the run folder is incomplete; start a new run"
         ) from None
-    except (OSError, ValueError) as exc:
-        raise ManifestError(f"manifest {path} cannot be read: {exc}", hint="start a new run") from None
+    except OSError as exc:
+        raise ManifestError(
+            f"manifest {path} cannot be read: {exc.strerror}", hint="start a new run"
+        ) from None
+    try:
+        data = safejson.loads(raw, max_bytes=MAX_MANIFEST_BYTES)
+    except ValueError as exc:
+        raise ManifestError(f"manifest {path}: {exc}", hint="start a new run") from None
     if not isinstance(data, dict):
         raise ManifestError(f"manifest {path} is not a JSON object")
     shapes = {"status": str, "commands": list, "runner": dict, "resume_events": list, "pipeline": dict}

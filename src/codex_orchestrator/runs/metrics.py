@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
+from codex_orchestrator import safejson
 from codex_orchestrator.errors import OrchestratorError
 from codex_orchestrator.ids import validate_id
 from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs.layout import Roots
+
+MAX_LINE_BYTES = 64 * 1024
 
 
 def _percentile(values: list[float], pct: float) -> float | None:
@@ -30,8 +32,8 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
                 if not raw.strip():
                     continue
                 try:
-                    item = json.loads(raw)
-                except (ValueError, RecursionError):
+                    item = safejson.loads(raw, max_depth=16, max_bytes=MAX_LINE_BYTES)
+                except ValueError:
                     bad += 1
                     continue
                 if isinstance(item, dict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypedDict
 
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock
 from codex_orchestrator.errors import OrchestratorError, UsageError
@@ -76,6 +76,20 @@ def watch_exit_code(view: StatusView) -> int:
     return mf.exit_code_for(view["status"]) if view["status"] in mf.TERMINAL else 1
 
 
+class DamagedRun(TypedDict):
+    run_id: str
+    task_id: str
+    run_dir: str
+    reason: str
+
+
+class RunList(TypedDict):
+    """What `runs list` and `list_runs` show: the runs, and the run folders that cannot be read."""
+
+    runs: list[StatusView]
+    damaged: list[DamagedRun]
+
+
 def list_runs(
     roots: Roots,
     *,
@@ -86,14 +100,38 @@ def list_runs(
     clock: Clock = SYSTEM_CLOCK,
 ) -> list[StatusView]:
     """Status views, newest first; reads only as many manifests as the filters need."""
+    return run_list(roots, task_id=task_id, status=status, pipeline_id=pipeline_id, limit=limit, clock=clock)[
+        "runs"
+    ]
+
+
+def run_list(
+    roots: Roots,
+    *,
+    task_id: str | None = None,
+    status: str | None = None,
+    pipeline_id: str | None = None,
+    limit: int | None = 20,
+    clock: Clock = SYSTEM_CLOCK,
+) -> RunList:
+    """Runs newest first, plus the damaged run folders met on the way (each with its reason): one bad
+    run never hides the others."""
     if task_id is not None:
         validate_id("task", task_id)
     now = clock.now()
     found: list[StatusView] = []
+    damaged: list[DamagedRun] = []
     for paths in roots.iter_runs(task_id):
         try:
             manifest = mf.read(roots.contain(paths.manifest))  # no symlink out of the runs root
-        except OrchestratorError:
+        except OrchestratorError as exc:
+            if not paths.manifest.exists() and not paths.manifest.is_symlink():
+                continue  # being created, or an empty folder: nothing to show
+            damaged.append(
+                DamagedRun(
+                    run_id=paths.run_id, task_id=paths.task_id, run_dir=str(paths.dir), reason=exc.message
+                )
+            )
             continue
         if status and manifest.get("status") != status:
             continue
@@ -102,7 +140,7 @@ def list_runs(
         found.append(mf.status_view(manifest, paths.manifest, now))
         if limit is not None and len(found) >= limit:
             break
-    return found
+    return RunList(runs=found, damaged=damaged)
 
 
 def read_log(roots: Roots, run_id: str, stage: str, *, max_bytes: int = 16384) -> dict[str, Any]:

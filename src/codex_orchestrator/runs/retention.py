@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from codex_orchestrator import safejson
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock, iso, parse_iso
 from codex_orchestrator.errors import ManifestError, OrchestratorError, StorageError, UsageError
 from codex_orchestrator.ids import validate_id
@@ -163,7 +164,7 @@ def _is_run_folder(path: Path) -> bool:
 
 def _task_of(run: Path) -> str | None:
     try:
-        data = json.loads((run / MANIFEST).read_text(encoding="utf-8"))
+        data = safejson.loads((run / MANIFEST).read_bytes())
         task = data.get("task_id")
         return validate_id("task", str(task)) if task else None
     except (OSError, ValueError, RecursionError, AttributeError, OrchestratorError):

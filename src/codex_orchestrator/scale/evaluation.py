@@ -7,7 +7,6 @@ Each fixture is copied to a temporary folder first; the source tree is never wri
 
 from __future__ import annotations
 
-import json
 import shutil
 import tempfile
 from collections.abc import Callable, Mapping
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codex_orchestrator import safejson
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock
 from codex_orchestrator.errors import ConfigError, OrchestratorError, RepoError, UsageError
 from codex_orchestrator.pipelines import adapters
@@ -92,7 +92,7 @@ def load_expectation(fixture: Path) -> Expectation:
     """Read and check one fixture's expect.json."""
     path = fixture / EXPECT_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = safejson.loads(path.read_bytes(), max_depth=32, max_bytes=1024 * 1024)
     except (OSError, ValueError) as exc:
         raise _bad(path, f"cannot be read as JSON ({exc})") from None
     if not isinstance(data, dict):

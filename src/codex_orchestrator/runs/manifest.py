@@ -320,7 +320,10 @@ def metrics_line(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any
     started, completed = manifest.get("started_at"), manifest.get("completed_at")
     duration = None
     if isinstance(started, str) and isinstance(completed, str):
-        duration = round((parse_iso(completed) - parse_iso(started)).total_seconds(), 6)
+        try:
+            duration = round((parse_iso(completed) - parse_iso(started)).total_seconds(), 6)
+        except ValueError:
+            duration = None  # a damaged timestamp: the run still counts, without a duration
     commands = _commands(manifest)
     guardrail = manifest.get("guardrail_status")
     return {

@@ -70,7 +70,10 @@ def _duration(view: Mapping[str, Any]) -> float | None:
     started, completed = view.get("started_at"), view.get("completed_at")
     if not (isinstance(started, str) and isinstance(completed, str)):
         return None
-    return round((parse_iso(completed) - parse_iso(started)).total_seconds(), 3)
+    try:
+        return round((parse_iso(completed) - parse_iso(started)).total_seconds(), 3)
+    except ValueError:
+        return None
 
 
 def _result(job: dict[str, Any], view: Mapping[str, Any] | None, **extra: Any) -> dict[str, Any]:

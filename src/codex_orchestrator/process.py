@@ -211,10 +211,14 @@ def reap_run(run_id: str) -> int:
     for pid, _pgid in victims:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
-    for pid, _pgid in victims:  # adopted orphans (we are their subreaper) must not linger as zombies
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, 0)
+    if _SUBREAPER:  # adopted orphans must not linger as zombies; a runner's own stage was waited already
+        for pid, _pgid in victims:
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, 0)
     return len(victims)
+
+
+_SUBREAPER = False
 
 
 def become_subreaper() -> bool:
@@ -227,9 +231,12 @@ def become_subreaper() -> bool:
 
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_child_subreaper = 36
-        return bool(libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0)
+        ok = bool(libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0)
     except (OSError, AttributeError):
         return False
+    global _SUBREAPER
+    _SUBREAPER = ok
+    return ok
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,86 @@
+"""process: identity, liveness and reaping, on the Linux /proc path and on the portable `ps` path (the
+one macOS takes), which these tests exercise on Linux by switching /proc off."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from codex_orchestrator import process
+
+
+@pytest.fixture(params=["proc", "portable"])
+def flavour(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    if request.param == "portable":
+        monkeypatch.setattr(process, "USE_PROC", False)
+    elif not process.USE_PROC:
+        pytest.skip("no /proc here")
+    yield str(request.param)
+
+
+def _spawn(env: dict[str, str] | None = None, *, new_session: bool = False) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        env={**os.environ, **(env or {})},
+        start_new_session=new_session,
+    )
+
+
+def test_identity_names_one_process_and_not_a_recycled_pid(flavour: str) -> None:
+    proc = _spawn()
+    try:
+        identity = process.process_identity(proc.pid)
+        assert identity and process.is_same_process(proc.pid, identity)
+        assert not process.is_same_process(proc.pid, identity + "x")  # a later process with that pid
+        assert not process.is_same_process(proc.pid, None)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not process.process_alive(proc.pid)
+    assert not process.is_same_process(proc.pid, identity)
+
+
+def test_a_zombie_is_not_alive(flavour: str) -> None:
+    proc = _spawn()
+    proc.kill()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and process.process_alive(proc.pid):
+        time.sleep(0.02)
+    assert not process.process_alive(proc.pid)  # killed but not yet collected: a zombie
+    proc.wait()
+
+
+def test_reap_run_ends_every_marked_process_and_spares_the_rest(flavour: str) -> None:
+    run_id = f"20261201T000000000Z-{os.getpid() % 0xFFFFFFFF:08x}"
+    mine = [_spawn({process.RUN_MARKER: run_id}), _spawn({process.RUN_MARKER: run_id}, new_session=True)]
+    other = _spawn({process.RUN_MARKER: run_id + "0"})
+    try:
+        assert process.run_processes_alive(run_id)
+        assert process.group_runs_stage_of(mine[1].pid, run_id)
+        assert not process.group_runs_stage_of(other.pid, run_id)
+        assert process.reap_run(run_id) == 2
+        for proc in mine:
+            assert proc.wait(timeout=5) < 0
+        assert other.poll() is None and not process.run_processes_alive(run_id)
+    finally:
+        for proc in (*mine, other):
+            proc.kill()
+            proc.wait()
+
+
+def test_stop_group_terminates_then_kills(flavour: str, tmp_path: object) -> None:
+    runner = process.PosixProcessRunner()
+    from pathlib import Path
+
+    log = Path(str(tmp_path)) / "log"
+    stage = runner.start(
+        ["/bin/sh", "-c", "trap '' TERM; sleep 60 & wait"], cwd=Path("."), env=dict(os.environ), log_path=log
+    )
+    started = time.monotonic()
+    rc = process.stop_group(stage, 0.3)
+    assert rc != 0 and time.monotonic() - started < 5

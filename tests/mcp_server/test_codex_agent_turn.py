@@ -221,6 +221,10 @@ def test_codex_runs_a_pipeline_through_our_tools(
     hello_log = Path(waited["commands"][0]["log_path"])
     assert "HELLO-STDOUT" in hello_log.read_text()
 
+    # the server Codex spawned was this install (a .pyz unpacks itself under $HOME/.shiv on first start)
+    shiv = Path(os.environ["HOME"]) / ".shiv"
+    assert (shiv.is_dir() and any(shiv.iterdir())) == (install.name == "pyz")
+
     # what Codex reported of the turn
     calls = turn.tool_calls()
     assert [(c["server"], c["tool"], c["status"]) for c in calls] == [

@@ -290,3 +290,25 @@ def test_codex_cancels_a_run_only_with_the_templates_approval(
                     timeout=60,
                 )
     assert wait_until(lambda: not pid_alive(stage_pid), 10)
+
+
+def test_codex_shows_the_model_our_error_message(
+    mcp_repo: Path, tmp_path: Path, model: Callable[..., ScriptedModel]
+) -> None:
+    install = Install("venv", str(SERVER_BIN), [])
+    seen: dict[str, str] = {}
+
+    def first(body: dict[str, Any]) -> list[dict[str, Any]]:
+        return [function_call("call-bad", find_tool(body, "start_run"), {"pipeline": "nope"})]
+
+    def second(body: dict[str, Any]) -> list[dict[str, Any]]:
+        seen["bad"] = call_output(body, "call-bad")
+        return [message("done")]
+
+    scripted = model(first, second)
+    turn = run_codex(tmp_path, scripted, registration(install, mcp_repo), mcp_repo, "Run nope.")
+    assert turn.returncode == 0 and scripted.failures == [], (scripted.failures, turn.stderr[-2000:])
+    assert "Error: unknown pipeline 'nope'; available: diagnostics, flaky, long, noisy, quick." in seen["bad"]
+    assert "Fix: pick one of the listed pipelines" in seen["bad"]
+    assert [(c["tool"], c["status"]) for c in turn.tool_calls()] == [("start_run", "failed")]  # isError
+    assert not (mcp_repo / ".runs").exists()

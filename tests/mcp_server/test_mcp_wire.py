@@ -132,7 +132,8 @@ def test_hostile_frames_get_correct_errors_and_the_server_keeps_answering(raw_se
     for bad in ("..", "../../etc/passwd", ".hidden", "a/b", "a\\b", "x\x00y", "run\n1", " "):
         result = server.call("get_status", {"run_id": bad})
         assert result["isError"], bad
-        assert result["structuredContent"]["error"]["code"] in ("invalid_id", "invalid_arguments"), bad
+        assert "structuredContent" not in result, bad
+        assert result["_meta"]["codex-orchestrator/error"]["code"] in ("invalid_id", "invalid_arguments"), bad
     log = server.call("read_log", {"run_id": RUN_ID, "stage": "../../x"})
     assert log["isError"] and "escape" in log["content"][0]["text"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 from codex_orchestrator.checks import specguard
@@ -28,16 +28,25 @@ _MCP_HINTS = {
     "unknown_run": "call list_runs to see the recorded run ids",
     "run_state": "call get_status or wait_for_run to see the run's state",
 }
+ERROR_META_KEY = "codex-orchestrator/error"  # where an error result keeps its code, message and hint
+
+# progress(progress, total, message): a `notifications/progress` for the request, when it asked for them
+Progress = Callable[[float, float | None, str], None]
 
 
 @dataclass
 class Outcome:
-    """A tool result: structured content (the JSON contract), a one-line summary, an error flag."""
+    """A tool result: structured content (the JSON contract), a one-line summary, an error flag.
 
-    structured: Mapping[str, Any]
+    An error result has no structured content: a client validates structured content against the tool's
+    output schema even when `isError` is set (the TypeScript SDK then replaces our message with its own
+    -32602), so the error object travels in the result's `_meta` and its sentence in the text."""
+
+    structured: Mapping[str, Any] | None
     summary: str
     extra_text: list[str] = field(default_factory=list)
     is_error: bool = False
+    meta: Mapping[str, Any] | None = None
 
 
 class UnknownToolError(Exception):
@@ -58,7 +67,71 @@ def _error(code: str, message: str, hint: str | None = None, **data: Any) -> Out
     error: dict[str, Any] = {"code": code, "message": message, **data}
     if hint:
         error["hint"] = hint
-    return Outcome({"error": error}, text, is_error=True)
+    return Outcome(None, text, is_error=True, meta={ERROR_META_KEY: error})
+
+
+def _next(tool: str, reason: str, **arguments: Any) -> dict[str, Any]:
+    """The next-step hint inside a structured result (Codex shows the model only structured content)."""
+    return {"tool": tool, "arguments": arguments, "reason": reason}
+
+
+def _with_next(data: Mapping[str, Any], step: dict[str, Any] | None) -> dict[str, Any]:
+    return {**data, "next": step}
+
+
+def _next_text(step: dict[str, Any] | None) -> str:
+    if step is None:
+        return ""
+    args = ", ".join(f"{k}={v!r}" for k, v in step["arguments"].items())
+    return f"; next: {step['tool']}({args})"
+
+
+class StageProgress:
+    """Turns the manifests a wait reads into `notifications/progress`: stage k of n, its id and state.
+
+    Progress counts finished stages (a running stage counts one half) out of the stage count; a report is
+    sent only when that number grows (the protocol wants it increasing), and once more at the end."""
+
+    def __init__(self, report: Progress) -> None:
+        self.report = report
+        self.last: float | None = None
+        self.failed = False
+
+    def __call__(self, manifest: Mapping[str, Any]) -> None:
+        commands = [c for c in manifest.get("commands") or [] if isinstance(c, Mapping)]
+        total = len(commands)
+        if total == 0:
+            return
+        done = [i for i, c in enumerate(commands) if c.get("status") in _DONE_STAGES]
+        running = [i for i, c in enumerate(commands) if c.get("status") == "running"]
+        status = str(manifest.get("status"))
+        if status in ("succeeded", "failed", "cancelled"):
+            value = float(total)
+            failed = [i for i, c in enumerate(commands) if c.get("status") in ("failed", "cancelled")]
+            index = failed[0] if failed else (done[-1] if done else total - 1)
+            head = f"run {status}: "
+        elif running:
+            value = len(done) + 0.5
+            index, head = running[0], ""
+        else:
+            value = float(len(done))
+            index = done[-1] if done else 0
+            head = "" if done else f"run {status}: "
+        if self.last is not None and value <= self.last:
+            return
+        stage = commands[index]
+        message = f"{head}stage {index + 1} of {total}: {stage.get('id')} {stage.get('status')}"
+        self.last = value
+        if self.failed:
+            return
+        try:
+            self.report(value, float(total), message)
+        except Exception:  # the client went away: the wait itself goes on
+            log.debug("progress report failed", exc_info=True)
+            self.failed = True
+
+
+_DONE_STAGES = frozenset({"succeeded", "failed", "skipped", "cancelled"})
 
 
 def _stages(view: Mapping[str, Any], limit: int = 12) -> str:
@@ -94,10 +167,12 @@ class ToolBox:
     def names(self) -> list[str]:
         return [s.name for s in self.specs]
 
-    def call(self, name: str, arguments: dict[str, Any] | None) -> Outcome:
+    def call(self, name: str, arguments: dict[str, Any] | None, progress: Progress | None = None) -> Outcome:
         impl = self._impl.get(name)
         if impl is None:
             raise UnknownToolError(name, self.names(), self.read_only)
+        if name == "wait_for_run" and progress is not None:
+            impl = partial(self._wait_for_run, progress=progress)
         args = arguments or {}
         problems = _validator(name).errors(args)
         if problems:
@@ -129,18 +204,28 @@ class ToolBox:
     # -- the tools ------------------------------------------------------------------------------------
 
     def _list_pipelines(self, args: dict[str, Any]) -> Outcome:
-        data = resolve.list_pipelines(self.roots)
+        project = args.get("project")
+        data = resolve.list_pipelines(self.roots, project=project)
         ids = [p["id"] for p in data["pipelines"]]
+        default = data.get("default_pipeline")
+        step = None
+        if default:
+            extra = {"project": project} if project else {}
+            step = _next("start_run", "run the default pipeline", pipeline=default, **extra)
+        where = f" of project {project}" if project else ""
         return Outcome(
-            data,
-            f"{len(ids)} pipelines (default: {data.get('default_pipeline')}): {', '.join(ids)}",
+            _with_next(data, step),
+            f"{len(ids)} pipelines{where} (default: {default}): {', '.join(ids)}",
         )
 
     def _plan_pipeline(self, args: dict[str, Any]) -> Outcome:
-        data = resolve.plan(self.roots, args["pipeline"])
+        project = args.get("project")
+        data = resolve.plan(self.roots, args["pipeline"], project=project)
         stages = [s["id"] for s in data["stages"]]
+        extra = {"project": project} if project else {}
+        step = _next("start_run", "run this pipeline", pipeline=data["pipeline_id"], **extra)
         return Outcome(
-            data,
+            _with_next(data, step),
             f"pipeline {data['pipeline_id']}: {len(stages)} stages ({', '.join(stages)}); nothing was run",
         )
 
@@ -150,37 +235,45 @@ class ToolBox:
             args["pipeline"],
             task_id=args.get("task_id"),
             target_stage=args.get("target_stage"),
+            project=args.get("project"),
             detach=True,
         )
+        step = _next("wait_for_run", "the run goes on in the background", run_id=view["run_id"])
         return Outcome(
-            view,
+            _with_next(view, step),
             f"started run {view['run_id']} (pipeline {view['pipeline_id']}, task {view['task_id']}): "
-            f"{view['status']}; next: wait_for_run(run_id={view['run_id']!r}); manifest {view['manifest']}",
+            f"{view['status']}{_next_text(step)}; manifest {view['manifest']}",
         )
 
     def _get_status(self, args: dict[str, Any]) -> Outcome:
         view = queries.get_status(self.roots, args["run_id"])
-        alive = (
-            ""
-            if view.get("alive") or view.get("status") in ("succeeded", "failed", "cancelled")
-            else ("; no runner holds it")
-        )
-        return Outcome(view, _run_line(view) + alive)
-
-    def _wait_for_run(self, args: dict[str, Any]) -> Outcome:
-        timeout = float(args.get("timeout_seconds", tools.WAIT_DEFAULT_SECONDS))
-        view = queries.wait_for_run(self.roots, args["run_id"], timeout_seconds=timeout)
-        if view["terminal"]:
-            head = f"finished: {_run_line(view)}"
-            if view.get("status") == "failed":
-                failed = [c["id"] for c in view.get("commands", []) if c.get("status") == "failed"]
-                if failed:
-                    head += f"; next: read_log(run_id={view['run_id']!r}, stage={failed[0]!r})"
+        terminal = view.get("status") in ("succeeded", "failed", "cancelled")
+        alive = "" if view.get("alive") or terminal else ("; no runner holds it")
+        if terminal:
+            step = _after_end(view)
+        elif view.get("alive"):
+            step = _next("wait_for_run", "the run is still going", run_id=view["run_id"])
         else:
+            step = _next("resume_run", "no runner holds the run", run_id=view["run_id"])
+        return Outcome(_with_next(view, step), _run_line(view) + alive)
+
+    def _wait_for_run(self, args: dict[str, Any], progress: Progress | None = None) -> Outcome:
+        timeout = float(args.get("timeout_seconds", tools.WAIT_DEFAULT_SECONDS))
+        view = queries.wait_for_run(
+            self.roots,
+            args["run_id"],
+            timeout_seconds=timeout,
+            on_manifest=StageProgress(progress) if progress is not None else None,
+        )
+        if view["terminal"]:
+            step = _after_end(view)
+            head = f"finished: {_run_line(view)}{_next_text(step)}"
+        else:
+            step = _next("wait_for_run", "the run is still going", run_id=view["run_id"])
             head = (
                 f"still {view.get('status')} after {timeout:g}s: {_run_line(view)}; call wait_for_run again"
             )
-        return Outcome(view, head)
+        return Outcome(_with_next(view, step), head)
 
     def _list_runs(self, args: dict[str, Any]) -> Outcome:
         listing = queries.run_list(
@@ -224,11 +317,11 @@ class ToolBox:
             if event.get("config_changed")
             else ""
         )
+        step = _next("wait_for_run", "the run goes on in the background", run_id=view["run_id"])
         return Outcome(
-            view,
+            _with_next(view, step),
             f"resumed run {view['run_id']}: skipping {', '.join(event.get('skipped', [])) or 'nothing'}, "
-            f"re-running {', '.join(event.get('rerun', [])) or 'nothing'}{note}; "
-            f"next: wait_for_run(run_id={view['run_id']!r})",
+            f"re-running {', '.join(event.get('rerun', [])) or 'nothing'}{note}{_next_text(step)}",
         )
 
     def _cancel_run(self, args: dict[str, Any]) -> Outcome:
@@ -251,6 +344,16 @@ class ToolBox:
             f"{data['runs']} finished runs; success rate {_pct(rate)}, guardrail coverage {_pct(coverage)}, "
             f"reviewer-ready: {'yes' if data.get('reviewer_ready') else 'no'}",
         )
+
+
+def _after_end(view: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What to do once a run ended: read the failed stage's log; nothing after a success."""
+    if view.get("status") == "succeeded":
+        return None
+    failed = [c["id"] for c in view.get("commands", []) if c.get("status") == "failed"]
+    if failed:
+        return _next("read_log", "see why the stage failed", run_id=view["run_id"], stage=failed[0])
+    return _next("resume_run", "continue the run from its first unfinished stage", run_id=view["run_id"])
 
 
 def _pct(value: Any) -> str:

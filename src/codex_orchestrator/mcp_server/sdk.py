@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Callable
+from functools import partial
 from typing import Any, cast
 
 import anyio
@@ -25,12 +27,25 @@ from mcp_types import INVALID_PARAMS
 
 from codex_orchestrator.mcp_server import manifests
 from codex_orchestrator.mcp_server.channel import Channel
-from codex_orchestrator.mcp_server.handlers import ToolBox, UnknownToolError
+from codex_orchestrator.mcp_server.handlers import Progress, ToolBox, UnknownToolError
 from codex_orchestrator.mcp_server.tools import SERVER_NAME, SERVER_TITLE, SERVER_VERSION
 
 log = logging.getLogger("codex_orchestrator.mcp")
 
 RESOURCE_NOT_FOUND = -32002
+
+
+def _progress_reporter(ctx: Any) -> Progress | None:
+    """Sends `notifications/progress` for this request from a worker thread; None without a token."""
+    meta = getattr(ctx, "meta", None) or {}
+    if meta.get("progress_token", meta.get("progressToken")) is None:
+        return None
+    report: Callable[..., Any] = ctx.session.report_progress
+
+    def send(progress: float, total: float | None, message: str) -> None:
+        anyio.from_thread.run(report, progress, total, message)
+
+    return send
 
 
 class _LineSource:
@@ -72,8 +87,9 @@ def build_server(toolbox: ToolBox, instructions: str) -> Server[Any]:
 
     async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
         try:
+            call = partial(toolbox.call, progress=_progress_reporter(ctx))
             outcome = await anyio.to_thread.run_sync(
-                toolbox.call, params.name, params.arguments, abandon_on_cancel=True
+                call, params.name, params.arguments, abandon_on_cancel=True
             )
         except UnknownToolError as exc:
             raise MCPError(code=INVALID_PARAMS, message=str(exc)) from None
@@ -81,7 +97,10 @@ def build_server(toolbox: ToolBox, instructions: str) -> Server[Any]:
         content: list[types.ContentBlock] = [types.TextContent(type="text", text=summary)]
         content += [types.TextContent(type="text", text=t) for t in outcome.extra_text]
         return types.CallToolResult(
-            content=content, structured_content=outcome.structured, is_error=outcome.is_error
+            content=content,
+            structured_content=outcome.structured,
+            is_error=outcome.is_error,
+            _meta=dict(outcome.meta) if outcome.meta is not None else None,
         )
 
     async def list_resources(

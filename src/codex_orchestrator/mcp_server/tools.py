@@ -41,6 +41,21 @@ def _id(kind: str, extra: str = "") -> dict[str, Any]:
 
 
 _RUN_ID = _id("Run id as returned by start_run or list_runs, e.g. 20261123T194316147Z-3f853eef")
+_PROJECT = _id(
+    'Project of a multi-project repository, as declared under "projects" in codex.orchestrator.json',
+    " Default: the repository itself.",
+)
+# The next step, inside the structured result (some clients, Codex among them, show the model only that).
+_NEXT = {
+    "type": ["object", "null"],
+    "description": "The tool to call next and its arguments; null when there is nothing left to do.",
+    "required": ["tool", "arguments"],
+    "properties": {
+        "tool": {"type": "string"},
+        "arguments": {"type": "object"},
+        "reason": {"type": "string"},
+    },
+}
 _NULL_STR = {"type": ["string", "null"]}
 _NULL_NUM = {"type": ["number", "null"]}
 _NULL_INT = {"type": ["integer", "null"]}
@@ -84,6 +99,15 @@ def _status_schema(extra: dict[str, Any] | None = None, required: list[str] | No
         "type": "object",
         "required": _STATUS_REQUIRED + (required or []),
         "properties": {**_STATUS_PROPS, **(extra or {})},
+    }
+
+
+def _with_next(schema: dict[str, Any]) -> dict[str, Any]:
+    """A result schema with the `next` step (always present, null when nothing is left to do)."""
+    return {
+        **schema,
+        "required": [*schema["required"], "next"],
+        "properties": {**schema["properties"], "next": _NEXT},
     }
 
 
@@ -133,33 +157,36 @@ TOOLS: tuple[ToolSpec, ...] = (
         description=(
             "List the pipelines this repository can run (its codex.orchestrator.json merged over the "
             "built-in adapters), with their stage ids and the default pipeline. Call this first to learn "
-            "which pipeline ids start_run and plan_pipeline accept. Runs nothing."
+            "which pipeline ids start_run and plan_pipeline accept; pass `project` for one project of a "
+            "multi-project repository. Runs nothing."
         ),
-        input_schema=_args(),
-        output_schema={
-            "type": "object",
-            "required": ["repo", "default_pipeline", "pipelines"],
-            "properties": {
-                "repo": {"type": "string"},
-                "config": _NULL_STR,
-                "default_pipeline": _NULL_STR,
-                "adapters": {"type": "array", "items": {"type": "string"}},
-                "pipelines": {
-                    "type": "array",
-                    "items": {
-                        "type": "object",
-                        "required": ["id", "stages"],
-                        "properties": {
-                            "id": {"type": "string"},
-                            "title": _NULL_STR,
-                            "source": _NULL_STR,
-                            "stages": {"type": "array", "items": {"type": "string"}},
-                            "guardrails_required": {"type": "boolean"},
+        input_schema=_args({"project": _PROJECT}),
+        output_schema=_with_next(
+            {
+                "type": "object",
+                "required": ["repo", "default_pipeline", "pipelines"],
+                "properties": {
+                    "repo": {"type": "string"},
+                    "config": _NULL_STR,
+                    "default_pipeline": _NULL_STR,
+                    "adapters": {"type": "array", "items": {"type": "string"}},
+                    "pipelines": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["id", "stages"],
+                            "properties": {
+                                "id": {"type": "string"},
+                                "title": _NULL_STR,
+                                "source": _NULL_STR,
+                                "stages": {"type": "array", "items": {"type": "string"}},
+                                "guardrails_required": {"type": "boolean"},
+                            },
                         },
                     },
                 },
-            },
-        },
+            }
+        ),
         read_only=True,
     ),
     ToolSpec(
@@ -169,20 +196,24 @@ TOOLS: tuple[ToolSpec, ...] = (
             "Show the resolved stages of one pipeline (id, title, command, working folder, timeout) "
             "without running anything. Use it to check what start_run would execute."
         ),
-        input_schema=_args({"pipeline": _id("Pipeline id from list_pipelines")}, ["pipeline"]),
-        output_schema={
-            "type": "object",
-            "required": ["pipeline_id", "task_id", "stages"],
-            "properties": {
-                "pipeline_id": {"type": "string"},
-                "title": _NULL_STR,
-                "source": _NULL_STR,
-                "task_id": {"type": "string"},
-                "stage_root": {"type": "string"},
-                "guardrails_required": {"type": "boolean"},
-                "stages": {"type": "array", "items": {"type": "object"}},
-            },
-        },
+        input_schema=_args(
+            {"pipeline": _id("Pipeline id from list_pipelines"), "project": _PROJECT}, ["pipeline"]
+        ),
+        output_schema=_with_next(
+            {
+                "type": "object",
+                "required": ["pipeline_id", "task_id", "stages"],
+                "properties": {
+                    "pipeline_id": {"type": "string"},
+                    "title": _NULL_STR,
+                    "source": _NULL_STR,
+                    "task_id": {"type": "string"},
+                    "stage_root": {"type": "string"},
+                    "guardrails_required": {"type": "boolean"},
+                    "stages": {"type": "array", "items": {"type": "object"}},
+                },
+            }
+        ),
         read_only=True,
     ),
     ToolSpec(
@@ -191,8 +222,9 @@ TOOLS: tuple[ToolSpec, ...] = (
         description=(
             "Start one of the repository's configured pipelines in the background and return at once "
             "with its run_id, status and manifest path. Only pipelines from list_pipelines can run; no "
-            "command is accepted from the caller. Then call wait_for_run(run_id) until it reports a "
-            "terminal status, and read_log(run_id, stage) for a failed stage's output."
+            "command is accepted from the caller; `project` picks one project of a multi-project "
+            "repository. Then call wait_for_run(run_id) until it reports a terminal status, and "
+            "read_log(run_id, stage) for a failed stage's output (`next` in the result names the call)."
         ),
         input_schema=_args(
             {
@@ -201,10 +233,11 @@ TOOLS: tuple[ToolSpec, ...] = (
                     "Task the run is filed under", " Default: 'default' (or $MCP_RUNNER_TASK_ID)."
                 ),
                 "target_stage": _id("Stop after this stage (inclusive); later stages are skipped"),
+                "project": _PROJECT,
             },
             ["pipeline"],
         ),
-        output_schema=_status_schema({"driver_pid": {"type": "integer"}}),
+        output_schema=_with_next(_status_schema({"driver_pid": {"type": "integer"}})),
         read_only=False,
         destructive=False,
         idempotent=False,
@@ -218,7 +251,7 @@ TOOLS: tuple[ToolSpec, ...] = (
             "its runner is alive. Returns immediately; use wait_for_run to wait for completion."
         ),
         input_schema=_args({"run_id": _RUN_ID}, ["run_id"]),
-        output_schema=_status_schema({"alive": {"type": "boolean"}}),
+        output_schema=_with_next(_status_schema({"alive": {"type": "boolean"}})),
         read_only=True,
     ),
     ToolSpec(
@@ -228,7 +261,8 @@ TOOLS: tuple[ToolSpec, ...] = (
             f"Wait until a run reaches a terminal status or timeout_seconds pass (default "
             f"{WAIT_DEFAULT_SECONDS:g}, at most {WAIT_MAX_SECONDS:g}), then return its status. "
             "`terminal` says whether it finished; when `timed_out` is true the run is still going: "
-            "call wait_for_run again."
+            "call wait_for_run again. With a progress token it reports each stage as it starts and ends "
+            "(notifications/progress: stage k of n, its id and state)."
         ),
         input_schema=_args(
             {
@@ -243,8 +277,10 @@ TOOLS: tuple[ToolSpec, ...] = (
             },
             ["run_id"],
         ),
-        output_schema=_status_schema(
-            {"terminal": {"type": "boolean"}, "timed_out": {"type": "boolean"}}, ["terminal", "timed_out"]
+        output_schema=_with_next(
+            _status_schema(
+                {"terminal": {"type": "boolean"}, "timed_out": {"type": "boolean"}}, ["terminal", "timed_out"]
+            )
         ),
         read_only=True,
     ),
@@ -352,7 +388,9 @@ TOOLS: tuple[ToolSpec, ...] = (
             },
             ["run_id"],
         ),
-        output_schema=_status_schema({"driver_pid": {"type": "integer"}, "resume_event": {"type": "object"}}),
+        output_schema=_with_next(
+            _status_schema({"driver_pid": {"type": "integer"}, "resume_event": {"type": "object"}})
+        ),
         read_only=False,
         destructive=False,
         idempotent=False,
@@ -449,7 +487,8 @@ def instructions(repo: str, read_only: bool) -> str:
         f"Runs the configured pipelines (build, lint, test, spec checks...) of the repository {repo} and "
         "reports their results from auditable run manifests. Typical flow: list_pipelines, then "
         "start_run(pipeline), then wait_for_run(run_id) until terminal is true; for a failed stage call "
-        "read_log(run_id, stage), fix the cause, then resume_run(run_id). Only pipelines defined for this "
+        "read_log(run_id, stage), fix the cause, then resume_run(run_id); each result's `next` names the "
+        "call that usually follows. Only pipelines defined for this "
         "repository can run. Run manifests are also readable as resources "
         "(orchestrator://runs/<task_id>/<run_id>/manifest)."
     )

@@ -36,12 +36,16 @@ def wait_for_run(
     poll_seconds: float = 0.2,
     clock: Clock = SYSTEM_CLOCK,
     sleep: Callable[[float], None] = time.sleep,
+    on_manifest: Callable[[dict[str, Any]], None] | None = None,
 ) -> StatusView:
-    """Wait until the run is terminal or `timeout_seconds` pass; says which (`timed_out`)."""
+    """Wait until the run is terminal or `timeout_seconds` pass; says which (`timed_out`).
+    `on_manifest` sees every manifest read on the way (progress reports)."""
     paths = roots.find_run(run_id)
     deadline = clock.monotonic() + max(0.0, timeout_seconds)
     while True:
         manifest = mf.read(paths.manifest)
+        if on_manifest is not None:
+            on_manifest(manifest)
         terminal = manifest.get("status") in mf.TERMINAL
         if terminal and is_locked(paths.lock) and clock.monotonic() < deadline:
             sleep(min(poll_seconds, 0.02))  # terminal, and its runner is finishing: let it let go

@@ -298,3 +298,20 @@ def native_table(
             continue
         table[module] = [prefix + rel, *libraries]
     return table
+
+
+def namespace_dirs(site: Path) -> list[str]:
+    """Directories importable as implicit namespace packages (Python files below, no __init__.py)."""
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(site):
+        dirnames.sort()
+        here = Path(dirpath)
+        if here == site or "__init__.py" in filenames:
+            continue
+        rel = here.relative_to(site).as_posix()
+        if not all(part.isidentifier() for part in rel.split("/")):
+            dirnames.clear()  # a dist-info, X.libs or data folder: nothing importable below
+            continue
+        if any(p.suffix == ".py" for p in here.rglob("*.py")):
+            found.append(rel)
+    return found

@@ -230,6 +230,8 @@ def finalise(
         like = zf.getinfo("__main__.py")
     if launcher_pyc is not None:
         add.append((arc.entry_like(like, "__main__.pyc"), launcher_pyc))
+    for rel in arc.namespace_dirs(site):  # zipimport finds a namespace package only by its directory entry
+        add.append((arc.entry_like(like, f"site-packages/{rel}/", 0o40755), b""))
     for path in arc.iter_files(site):
         if path.suffix == ".pyc":
             add.append(

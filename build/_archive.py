@@ -231,6 +231,19 @@ def elf_machine(data: bytes) -> int | None:
     return int.from_bytes(data[18:20], "little" if data[5] == 1 else "big")
 
 
+def macho_cpus(data: bytes) -> set[int] | None:
+    """The CPU types of a Mach-O file (thin 64-bit or universal), or None when it is not one."""
+    if data[:4] == b"\xcf\xfa\xed\xfe" and len(data) >= 8:
+        return {int.from_bytes(data[4:8], "little")}
+    if data[:4] in (b"\xca\xfe\xba\xbe", b"\xca\xfe\xba\xbf") and len(data) >= 8:
+        count = int.from_bytes(data[4:8], "big")
+        size = 20 if data[3] == 0xBE else 32
+        if count > 32:  # a Java class file shares the magic; Mach-O fat files have a handful of slices
+            return None
+        return {int.from_bytes(data[8 + i * size : 12 + i * size], "big") for i in range(count)}
+    return None
+
+
 def file_mode(info: zipfile.ZipInfo) -> int:
     return (info.external_attr >> 16) & 0xFFFF
 

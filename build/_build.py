@@ -150,7 +150,7 @@ def _compile_env() -> dict[str, str]:
 def compile_site(python: str, site: Path, prefix: str) -> tuple[list[str], list[str]]:
     """Hash-based X.pyc beside every X.py (compiled by `python`), recorded in the RECORD files."""
     out = tk.run(
-        [python, "-S", "-I", str(lib.BUILD_DIR / "_bytecode.py"), "tree", str(site), prefix],
+        [python, "-S", "-I", "-B", str(lib.BUILD_DIR / "_bytecode.py"), "tree", str(site), prefix],
         what="compiling the byte code",
         env=_compile_env(),
     ).stdout
@@ -169,7 +169,9 @@ def render_outputs(python: str, site: Path) -> dict[str, str]:
     )
     env = {**tk.pip_environment(), "COLUMNS": "80", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
     for key, arg in (("out_version", "--version"), ("out_help", "--help")):
-        proc = tk.run([python, "-S", "-I", "-c", code, str(site), arg], what=f"rendering `{arg}`", env=env)
+        proc = tk.run(
+            [python, "-S", "-I", "-B", "-c", code, str(site), arg], what=f"rendering `{arg}`", env=env
+        )
         if proc.stdout.isascii() and proc.stdout and not proc.stderr:
             outputs[key] = proc.stdout
     return outputs
@@ -208,6 +210,7 @@ def finalise(
                 compiler,
                 "-S",
                 "-I",
+                "-B",
                 str(lib.BUILD_DIR / "_bytecode.py"),
                 "file",
                 str(src),
@@ -233,7 +236,7 @@ def finalise(
     for rel in arc.namespace_dirs(site):  # zipimport finds a namespace package only by its directory entry
         add.append((arc.entry_like(like, f"site-packages/{rel}/", 0o40755), b""))
     for path in arc.iter_files(site):
-        if path.suffix == ".pyc":
+        if path.suffix == ".pyc" and path.with_suffix(".py").is_file() and path.parent.name != "__pycache__":
             add.append(
                 (
                     arc.entry_like(like, f"site-packages/{path.relative_to(site).as_posix()}"),

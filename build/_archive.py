@@ -166,9 +166,7 @@ def launcher_matches_template(source: bytes) -> bool:
     text = source.decode("utf-8", "replace")
     for name, type_comment, tag in _TABLES:
         pattern = rf"^{name} = \{{.*\}}  # type: [^#]*  # @{tag}@$"
-        text = re.sub(
-            pattern, lambda _m, n=name, t=type_comment, g=tag: _table_line(n, t, g), text, flags=re.M
-        )
+        text = re.sub(pattern, _table_line(name, type_comment, tag), text, flags=re.M)  # no backslashes
     return text == LAUNCHER_SOURCE.read_text(encoding="utf-8")
 
 

@@ -73,6 +73,9 @@ _ASSET_RE = re.compile(
     r"^codex-orchestrator-(?P<version>[^-]+)-cp(?P<major>3)(?P<minor>\d+)-"
     r"(?P<platform>(?:manylinux|musllinux|macosx)_\d+_\d+_\w+)\.pyz$"
 )
+# musllinux support is in place (tags, launcher check, audit) but off while a locked dependency lacks wheels.
+MUSLLINUX_ENABLED = False
+MUSLLINUX_BLOCKER = "pydantic-core (required by mcp) publishes no musllinux wheels on PyPI"
 _MACHINES = {
     "manylinux": ("x86_64", "aarch64"),
     "musllinux": ("x86_64", "aarch64"),
@@ -96,11 +99,17 @@ class Target:
                 exit_code=2,
             )
         m = _PLATFORM_RE.match(platform)
+        if m and m.group("family") == "musllinux" and not MUSLLINUX_ENABLED:
+            raise BuildError(
+                f"no musllinux build: {MUSLLINUX_BLOCKER}",
+                hint="use a manylinux_2_17 asset on a glibc system (or run from a venv on musl)",
+                exit_code=2,
+            )
         if not m or m.group("machine") not in _MACHINES[m.group("family")]:
             raise BuildError(
                 f"unsupported --platform {platform!r}",
-                hint="use manylinux_2_<N>_{x86_64,aarch64}, musllinux_1_<N>_{x86_64,aarch64} or "
-                "macosx_<X>_<Y>_{arm64,x86_64}, e.g. manylinux_2_17_x86_64 or macosx_11_0_arm64",
+                hint="use manylinux_2_<N>_{x86_64,aarch64} or macosx_<X>_<Y>_{arm64,x86_64}, "
+                "e.g. manylinux_2_17_x86_64 or macosx_11_0_arm64",
                 exit_code=2,
             )
         return cls(python, platform)
@@ -219,7 +228,7 @@ class Target:
         m = re.search(r"\.cpython-\d+-[^.]+\.so$", base)
         if m:
             return base.endswith(self.extension_suffixes()[0])
-        return True  # .abi3.so and plain .so: judged by their ELF / Mach-O header
+        return True  # .abi3.so and plain .so: judged by their  / Mach-O header
 
     def launcher_fields(self) -> dict[str, str]:
         fields = {"python": self.python, "platform": self.platform, "os": self.os, "machine": self.machine}

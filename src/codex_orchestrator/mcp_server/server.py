@@ -42,7 +42,8 @@ def handshake_versions() -> tuple[str, ...] | None:
         if spec is None or not spec.submodule_search_locations:
             return None
         location = next(iter(spec.submodule_search_locations))
-        if isinstance(spec.loader, zipimport.zipimporter):  # the .pyz: the module's build-time byte code
+        loader: object = spec.loader
+        if isinstance(loader, zipimport.zipimporter):  # the .pyz: the module's build-time byte code
             code = zipimport.zipimporter(location).get_code("mcp_types.version")
             namespace: dict[str, Any] = {"__name__": "_codex_orchestrator_mcp_versions"}
             exec(code, namespace)

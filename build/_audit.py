@@ -269,6 +269,7 @@ def _check_launcher(report: AuditReport, data: dict[str, bytes], target: Target,
         "asset": target.asset_name(report.version),
         "build_id": str(env.get("build_id")) if env else "",
         "entry_point": lib.ENTRY_POINT,
+        "dists": ",".join(sorted(_dist_infos(data))),
     }
     for key, value in expected.items():
         if table.get(key) != value:

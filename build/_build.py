@@ -198,6 +198,7 @@ def finalise(
         "build_id": str(env["build_id"]),
         "asset": final.name,
         "entry_point": lib.ENTRY_POINT,
+        "dists": ",".join(sorted(p.name for p in site.glob("*.dist-info"))),
         "bytecode": f"cpython-{target.pytag[2:]}" if compiler else "none",
     }
     launcher = arc.render_launcher(fields, native)

@@ -30,9 +30,11 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # for mypy only: nothing more is imported at run time
     from importlib.machinery import ModuleSpec  # noqa: F401 (named in type comments)
+    from importlib.metadata import PathDistribution  # noqa: F401
 
 # Filled in by build/pyz: version, python, platform, os, machine, glibc|musl|macos, build_id, asset,
-# entry_point, and the rendered outputs of `--version` and `--help` (out_version, out_help).
+# entry_point, bytecode, dists (the dist-info folders, comma-separated), and the rendered outputs of
+# `--version` and `--help` (out_version, out_help).
 BUILD = {}  # type: dict[str, str]  # @BUILD@
 # Filled in by build/pyz: extension module name -> archive members to extract (the module first).
 NATIVE = {}  # type: dict[str, list[str]]  # @NATIVE@
@@ -226,17 +228,33 @@ def choose_root(build, archive):  # type: (dict[str, str], str) -> str | None
 # --------------------------------------------------------------------------------- compiled modules
 
 
-class NativeFinder:
-    """Finds the compiled extension modules of the archive: extracts each on first import, then loads it.
+class ArchiveFinder:
+    """The archive's own finder, first on `sys.meta_path`, for what zipimport cannot do by itself.
 
-    First on `sys.meta_path`, so that a host's copy of the same module can never be picked instead. Only
-    the names in `NATIVE` are answered; everything else is left to the normal machinery.
+    - Compiled extension modules (the names in `NATIVE`): extracted on first import, then loaded; a host's
+      copy of the same module can never be picked instead. Every other import goes to zipimport.
+    - Distribution metadata (`importlib.metadata`), which the standard finder reads from a zip's root
+      only, not from `archive.pyz/site-packages`.
     """
 
-    def __init__(self, archive, target, native):  # type: (str, str, dict[str, list[str]]) -> None
+    def __init__(self, archive, target, native, dists):
+        # type: (str, str, dict[str, list[str]], list[str]) -> None
         self.archive = archive  # the path zipimport knows the archive by
         self.target = target
         self.native = native
+        self.dists = dists  # "name-version.dist-info" folders under site-packages/
+
+    def find_distributions(self, context=None):  # type: (object) -> list[PathDistribution]
+        from importlib.metadata import PathDistribution
+
+        wanted = getattr(context, "name", None)
+        key = _dist_key(wanted) if wanted else None
+        found = []  # type: list[PathDistribution]
+        for folder in self.dists:
+            if key is None or _dist_key(folder[: -len(".dist-info")].rsplit("-", 1)[0]) == key:
+                path = ArchivePath(self.archive, "site-packages/" + folder)
+                found.append(PathDistribution(path))
+        return found
 
     def find_spec(self, fullname, path=None, target=None):  # type: (str, object, object) -> ModuleSpec | None
         members = self.native.get(fullname)
@@ -285,6 +303,48 @@ class NativeFinder:
                     % (member, self.archive, dest, exc.strerror or exc)
                 )
         return paths
+
+
+def _dist_key(name):  # type: (str) -> str
+    return name.lower().replace("-", "_").replace(".", "_")
+
+
+class ArchivePath:
+    """The little of a path that `importlib.metadata.PathDistribution` uses, over archive members."""
+
+    def __init__(self, archive, member):  # type: (str, str) -> None
+        self.archive = archive
+        self.member = member.rstrip("/")
+
+    def __str__(self):  # type: () -> str
+        return self.archive + "/" + self.member
+
+    def __truediv__(self, name):  # type: (str) -> ArchivePath
+        return self.joinpath(name)
+
+    @property
+    def parent(self):  # type: () -> ArchivePath
+        return ArchivePath(self.archive, self.member.rsplit("/", 1)[0] if "/" in self.member else "")
+
+    @property
+    def name(self):  # type: () -> str
+        return self.member.rsplit("/", 1)[-1]
+
+    def joinpath(self, *names):  # type: (*str) -> ArchivePath
+        parts = ([self.member] if self.member else []) + list(names)  # no [*x]: Python 2 must parse this
+        return ArchivePath(self.archive, "/".join(parts))
+
+    def read_bytes(self):  # type: () -> bytes
+        import zipimport
+
+        try:
+            data = zipimport.zipimporter(self.archive).get_data(self.member)
+        except OSError:
+            raise FileNotFoundError(str(self))  # noqa: B904 (no `from`: this file must parse on Python 2)
+        return bytes(data)
+
+    def read_text(self, encoding="utf-8"):  # type: (str) -> str
+        return self.read_bytes().decode(encoding)
 
 
 def _write_all(fd, data):  # type: (int, bytes) -> None
@@ -369,7 +429,8 @@ def main():  # type: () -> None
     key = _archive_key()
     sys.path.insert(_site_index(), key + "/site-packages")
     target = extraction_dir(chosen, BUILD)
-    sys.meta_path.insert(0, NativeFinder(key, target, NATIVE))
+    dists = [d for d in BUILD.get("dists", "").split(",") if d]
+    sys.meta_path.insert(0, ArchiveFinder(key, target, NATIVE, dists))
     module_name, _, attribute = BUILD.get("entry_point", "codex_orchestrator.cli:main").partition(":")
     module = __import__(module_name, fromlist=[attribute])
     sys.exit(getattr(module, attribute)())

@@ -314,7 +314,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument(
         "--platform",
         default=None,
-        help="target platform tag: manylinux_2_17_{x86_64,aarch64}, macosx_11_0_arm64 or macosx_10_12_x86_64 "
+        help="target platform tag: manylinux_2_17_{x86_64,aarch64}, macosx_11_0_arm64 or macosx_10_15_x86_64 "
         "(default: this machine)",
     )
     p.add_argument(

@@ -35,7 +35,7 @@ DEFAULT_PLATFORMS = (
     "manylinux_2_17_x86_64",
     "manylinux_2_17_aarch64",
     "macosx_11_0_arm64",
-    "macosx_10_12_x86_64",
+    "macosx_10_15_x86_64",
 )
 # bytes, per asset: ~9.9 MB of code and wheels plus ~4.5 MB of build-time byte code (one .pyc per .py)
 SIZE_BUDGET = 16_000_000
@@ -120,7 +120,7 @@ class Target:
         py = python or f"{sys.version_info[0]}.{sys.version_info[1]}"
         if sys.platform == "darwin":
             machine = {"aarch64": "arm64", "amd64": "x86_64"}.get(machine, machine)
-            return cls.parse(py, "macosx_11_0_arm64" if machine == "arm64" else "macosx_10_12_x86_64")
+            return cls.parse(py, "macosx_11_0_arm64" if machine == "arm64" else "macosx_10_15_x86_64")
         machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
         return cls.parse(py, f"manylinux_{DEFAULT_GLIBC[0]}_{DEFAULT_GLIBC[1]}_{machine}")
 

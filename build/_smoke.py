@@ -114,10 +114,15 @@ def find_python(minor: str) -> str | None:
 
 
 def host_can_run(target: Target) -> bool:
+    """Whether this machine's OS and CPU are the target's (the CPython minor is looked up separately)."""
     machine = os.uname().machine.lower()
-    return sys.platform.startswith("linux") and {"amd64": "x86_64", "arm64": "aarch64"}.get(
-        machine, machine
-    ) == (target.machine)
+    if target.os == "macos":
+        return sys.platform == "darwin" and {"aarch64": "arm64", "amd64": "x86_64"}.get(machine, machine) == (
+            target.machine
+        )
+    if not sys.platform.startswith("linux"):
+        return False
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine) == target.machine
 
 
 # --------------------------------------------------------------------------------------- runner

@@ -44,6 +44,7 @@ CODEX_ORCHESTRATOR_LAUNCHER = {}  # type: dict[str, str]
 
 EXIT_ENVIRONMENT = 3
 FASTPATH_ENV = "CODEX_ORCHESTRATOR_PYZ_FASTPATH"  # "0": let the CLI answer --version/--help itself
+EXTRACT_ENV = "CODEX_ORCHESTRATOR_PYZ_EXTRACT"  # "all": extract every compiled module now (shared installs)
 _LINUX_MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
 _OS_NAMES = {"linux": "Linux", "macos": "macOS"}
 
@@ -418,19 +419,25 @@ def main():  # type: () -> None
     root = choose_root(BUILD, archive)
     if root is not None:
         os.environ["SHIV_ROOT"] = root
+    chosen = root or os.environ.get("SHIV_ROOT") or default_root()
+    key = _archive_key()
+    dists = [d for d in BUILD.get("dists", "").split(",") if d]
+    finder = ArchiveFinder(key, extraction_dir(chosen, BUILD), NATIVE, dists)
+    if os.environ.get(EXTRACT_ENV) == "all":
+        try:
+            for members in NATIVE.values():
+                finder.extract(members)
+        except ImportError as exc:
+            _fail(str(exc))
     answer = prepared_answer(BUILD, sys.argv[1:])
     if answer is not None:
         _answer(answer)
-    chosen = root or os.environ.get("SHIV_ROOT") or default_root()
     CODEX_ORCHESTRATOR_LAUNCHER.update(BUILD)
     CODEX_ORCHESTRATOR_LAUNCHER.update(archive=archive, root=root or os.environ.get("SHIV_ROOT", ""))
-    for key in ("out_help", "out_version"):
-        CODEX_ORCHESTRATOR_LAUNCHER.pop(key, None)
-    key = _archive_key()
+    for name in ("out_help", "out_version", "dists"):
+        CODEX_ORCHESTRATOR_LAUNCHER.pop(name, None)
     sys.path.insert(_site_index(), key + "/site-packages")
-    target = extraction_dir(chosen, BUILD)
-    dists = [d for d in BUILD.get("dists", "").split(",") if d]
-    sys.meta_path.insert(0, ArchiveFinder(key, target, NATIVE, dists))
+    sys.meta_path.insert(0, finder)
     module_name, _, attribute = BUILD.get("entry_point", "codex_orchestrator.cli:main").partition(":")
     module = __import__(module_name, fromlist=[attribute])
     sys.exit(getattr(module, attribute)())

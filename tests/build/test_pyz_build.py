@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import _archive as arc
+import _build
 import _pyzlib as lib
 import pytest
 from pyz_helpers import REPO, Built, do_build, snapshot_source
@@ -284,3 +285,24 @@ def test_cli_usage_errors() -> None:
     assert out.returncode == 2
     assert "unsupported --python '3.9'" in out.stderr and "fix:" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_byte_code_needs_the_target_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    import _smoke
+
+    monkeypatch.setattr(_smoke, "find_python", lambda minor: None)
+    target = lib.Target.parse("3.14", "manylinux_2_17_x86_64")
+    with pytest.raises(lib.BuildError) as exc:
+        _build.find_compiler(target, "require")
+    assert "no CPython 3.14" in exc.value.message and "--bytecode none" in exc.value.hint
+    assert _build.find_compiler(target, "auto") is None
+    assert _build.find_compiler(target, "none") is None
+
+
+def test_byte_code_magic_table_matches_this_python() -> None:
+    import importlib.util
+
+    import _bytecode
+
+    minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert _bytecode.magic_bytes(minor) == importlib.util.MAGIC_NUMBER

@@ -15,7 +15,7 @@ import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from _pyzlib import EXIT_FAILED, LAUNCHER_BUILD_LINE, LAUNCHER_SOURCE, BuildError
+from _pyzlib import EXIT_FAILED, LAUNCHER_SOURCE, BuildError
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -56,26 +56,28 @@ def rewrite_archive(
 ) -> None:
     """Copy a zipapp entry by entry (timestamps and compression kept), optionally editing entries.
 
-    With `canonical_order`, entries are written as site-packages/ (sorted), _bootstrap/ (sorted),
-    environment.json, __main__.py: shiv lists its bootstrap files in directory order, which varies.
+    With `canonical_order`, entries (added ones included) are written as site-packages/ (sorted),
+    _bootstrap/ (sorted), environment.json, __main__.py(c): shiv lists its bootstrap files in directory
+    order, which varies. Without it, added entries come last.
     """
     prefix = read_prefix(src) if shebang is None else shebang
     tmp = dst.with_name(dst.name + ".tmp")
     with zipfile.ZipFile(src) as zin, open(tmp, "wb") as fh:
         fh.write(prefix)
-        infos = zin.infolist()
+        items: list[tuple[zipfile.ZipInfo, bytes | None]] = [(i, None) for i in zin.infolist()]
+        items += [(i, d) for i, d in add]
         if canonical_order:
-            infos = sorted(infos, key=_canonical_key)
+            items.sort(key=lambda item: _canonical_key(item[0]))
         with zipfile.ZipFile(fh, "w") as zout:
-            for info in infos:
-                data = zin.read(info)
-                item: tuple[zipfile.ZipInfo, bytes] | None = (_clone(info), data)
+            for info, added in items:
+                if added is not None:
+                    zout.writestr(info, added)
+                    continue
+                item: tuple[zipfile.ZipInfo, bytes] | None = (_clone(info), zin.read(info))
                 if transform is not None:
                     item = transform(*item)  # type: ignore[misc]
                 if item is not None:
                     zout.writestr(item[0], item[1])
-            for info, data in add:
-                zout.writestr(info, data)
     os.chmod(tmp, 0o755)
     os.replace(tmp, dst)
 
@@ -104,18 +106,32 @@ def entry_like(info: zipfile.ZipInfo, name: str, mode: int = 0o100644) -> zipfil
     return new
 
 
-def render_launcher(build: dict[str, str]) -> bytes:
+def _table_line(name: str, type_comment: str, tag: str) -> str:
+    return f"{name} = {{}}  # type: {type_comment}  # @{tag}@"
+
+
+_TABLES = (("BUILD", "dict[str, str]", "BUILD"), ("NATIVE", "dict[str, list[str]]", "NATIVE"))
+
+
+def render_launcher(build: dict[str, str], native: dict[str, list[str]] | None = None) -> bytes:
+    """build/launcher.py with its BUILD and NATIVE tables filled in (one JSON line each, ASCII only)."""
     source = LAUNCHER_SOURCE.read_text(encoding="utf-8")
-    if source.count(LAUNCHER_BUILD_LINE) != 1:
-        raise BuildError(f"{LAUNCHER_SOURCE} lacks its '{LAUNCHER_BUILD_LINE}' line", exit_code=EXIT_FAILED)
-    table = json.dumps(dict(sorted(build.items())), sort_keys=True)
-    return source.replace(LAUNCHER_BUILD_LINE, f"BUILD: dict[str, str] = {table}  # @BUILD@").encode()
+    values: dict[str, object] = {
+        "BUILD": dict(sorted(build.items())),
+        "NATIVE": dict(sorted((native or {}).items())),
+    }
+    for name, type_comment, tag in _TABLES:
+        line = _table_line(name, type_comment, tag)
+        if source.count(line) != 1:
+            raise BuildError(f"{LAUNCHER_SOURCE} lacks its '{line}' line", exit_code=EXIT_FAILED)
+        table = json.dumps(values[name], sort_keys=True, ensure_ascii=True)
+        source = source.replace(line, line.replace("{}", table, 1))
+    return source.encode("ascii")
 
 
-def launcher_build_table(source: bytes) -> dict[str, str] | None:
-    """The BUILD table a rendered launcher carries, or None if the source is not our launcher."""
+def _launcher_table(source: bytes, name: str) -> dict[str, object] | None:
     text = source.decode("utf-8", "replace")
-    m = re.search(r"^BUILD: dict\[str, str\] = (\{.*\})  # @BUILD@$", text, re.MULTILINE)
+    m = re.search(rf"^{name} = (\{{.*\}})  # type: [^#]*  # @{name}@$", text, re.MULTILINE)
     if not m:
         return None
     try:
@@ -125,12 +141,33 @@ def launcher_build_table(source: bytes) -> dict[str, str] | None:
     return table if isinstance(table, dict) else None
 
 
+def launcher_build_table(source: bytes) -> dict[str, str] | None:
+    """The BUILD table a rendered launcher carries, or None if the source is not our launcher."""
+    table = _launcher_table(source, "BUILD")
+    if table is None or not all(isinstance(v, str) for v in table.values()):
+        return None
+    return {str(k): str(v) for k, v in table.items()}
+
+
+def launcher_native_table(source: bytes) -> dict[str, list[str]] | None:
+    """The NATIVE table (extension module -> archive members) a rendered launcher carries."""
+    table = _launcher_table(source, "NATIVE")
+    if table is None:
+        return None
+    out: dict[str, list[str]] = {}
+    for key, value in table.items():
+        if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+            return None
+        out[str(key)] = [str(v) for v in value]
+    return out
+
+
 def launcher_matches_template(source: bytes) -> bool:
     text = source.decode("utf-8", "replace")
-    normalised = re.sub(
-        r"^BUILD: dict\[str, str\] = \{.*\}  # @BUILD@$", LAUNCHER_BUILD_LINE, text, flags=re.M
-    )
-    return normalised == LAUNCHER_SOURCE.read_text(encoding="utf-8")
+    for name, type_comment, tag in _TABLES:
+        pattern = rf"^{name} = \{{.*\}}  # type: [^#]*  # @{tag}@$"
+        text = re.sub(pattern, _table_line(name, type_comment, tag), text, flags=re.M)  # no backslashes
+    return text == LAUNCHER_SOURCE.read_text(encoding="utf-8")
 
 
 def iter_files(root: Path) -> Iterator[Path]:
@@ -192,9 +229,100 @@ def elf_machine(data: bytes) -> int | None:
     return int.from_bytes(data[18:20], "little" if data[5] == 1 else "big")
 
 
+def macho_cpus(data: bytes) -> set[int] | None:
+    """The CPU types of a Mach-O file (thin 64-bit or universal), or None when it is not one."""
+    if data[:4] == b"\xcf\xfa\xed\xfe" and len(data) >= 8:
+        return {int.from_bytes(data[4:8], "little")}
+    if data[:4] in (b"\xca\xfe\xba\xbe", b"\xca\xfe\xba\xbf") and len(data) >= 8:
+        count = int.from_bytes(data[4:8], "big")
+        size = 20 if data[3] == 0xBE else 32
+        if count > 32:  # a Java class file shares the magic; Mach-O fat files have a handful of slices
+            return None
+        return {int.from_bytes(data[8 + i * size : 12 + i * size], "big") for i in range(count)}
+    return None
+
+
 def file_mode(info: zipfile.ZipInfo) -> int:
     return (info.external_attr >> 16) & 0xFFFF
 
 
 def is_symlink_entry(info: zipfile.ZipInfo) -> bool:
     return stat.S_ISLNK(file_mode(info))
+
+
+def add_bytecode_to_records(site: Path, compiled: Sequence[str]) -> int:
+    """List each build-time `X.pyc` in the RECORD that lists its `X.py`, right after it (like pip does).
+
+    Returns how many pyc were recorded; a pyc whose source no RECORD lists is a build error.
+    """
+    pending = set(compiled)
+    for record in sorted(site.glob("*.dist-info/RECORD")):
+        out: list[bytes] = []
+        for line in record.read_bytes().splitlines(keepends=True):
+            out.append(line)
+            row = next(csv.reader(io.StringIO(line.decode("utf-8"))), [""])
+            path = posix_norm(row[0]) if row and row[0] else ""
+            if path in pending:
+                pending.discard(path)
+                pyc = site / (path + "c")
+                data = pyc.read_bytes()
+                ending = line[len(line.rstrip(b"\r\n")) :] or b"\n"
+                out.append(f"{path}c,{record_hash(data)},{len(data)}".encode() + ending)
+        record.write_bytes(b"".join(out))
+    if pending:
+        raise BuildError(
+            f"compiled modules that no RECORD lists: {', '.join(sorted(pending)[:5])}", exit_code=EXIT_FAILED
+        )
+    return len(compiled)
+
+
+def posix_norm(path: str) -> str:
+    return os.path.normpath(path).replace(os.sep, "/")
+
+
+LIBRARY_DIR_RE = re.compile(r"(^|/)([^/]+\.libs|\.dylibs)/")
+
+
+def is_library_member(rel: str) -> bool:
+    """A shared library a wheel vendors for its extensions (auditwheel `X.libs/`, delocate `.dylibs/`)."""
+    return bool(LIBRARY_DIR_RE.search(rel))
+
+
+def native_table(
+    names: Sequence[str], suffixes: Sequence[str], prefix: str = "site-packages/"
+) -> dict[str, list[str]]:
+    """Extension module name -> the archive members to extract for it (the module, then vendored libraries).
+
+    `names` are paths relative to site-packages; `suffixes` the target's extension suffixes, longest first.
+    """
+    libraries = sorted(prefix + n for n in names if is_library_member(n))
+    table: dict[str, list[str]] = {}
+    for rel in sorted(names):
+        if is_library_member(rel):
+            continue
+        base = rel.rsplit("/", 1)[-1]
+        suffix = next((s for s in suffixes if base.endswith(s)), None)
+        if suffix is None:
+            continue
+        module = rel[: -len(suffix)].replace("/", ".")
+        if not all(part.isidentifier() for part in module.split(".")):
+            continue
+        table[module] = [prefix + rel, *libraries]
+    return table
+
+
+def namespace_dirs(site: Path) -> list[str]:
+    """Directories importable as implicit namespace packages (Python files below, no __init__.py)."""
+    found: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(site):
+        dirnames.sort()
+        here = Path(dirpath)
+        if here == site or "__init__.py" in filenames:
+            continue
+        rel = here.relative_to(site).as_posix()
+        if not all(part.isidentifier() for part in rel.split("/")):
+            dirnames.clear()  # a dist-info, X.libs or data folder: nothing importable below
+            continue
+        if any(p.suffix == ".py" for p in here.rglob("*.py")):
+            found.append(rel)
+    return found

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import _archive as arc
+import _bytecode
 import _pyzlib as lib
 from _pyzlib import Target
 
@@ -137,6 +138,7 @@ def audit(
             _check_shebang(report, archive, target)
             _check_launcher(report, data, target, archive.name)
             _check_extensions(report, data, target)
+            _check_bytecode(report, data, target)
             _check_distributions(report, data, target, lock or lib.RUNTIME_LOCK)
         _check_environment(report, data)
         _check_records(report, data)
@@ -171,9 +173,14 @@ def _check_entries(report: AuditReport, infos: list[zipfile.ZipInfo], data: dict
         if info.is_dir():
             continue
         top = name.split("/", 1)[0]
-        if not (name in ("__main__.py", "environment.json") or top in ("_bootstrap", "site-packages")):
+        if not (
+            name in ("__main__.py", "__main__.pyc", "environment.json")
+            or top in ("_bootstrap", "site-packages")
+        ):
             report.add(
-                "unexpected-entry", name, "only __main__.py, environment.json, _bootstrap/ and site-packages/"
+                "unexpected-entry",
+                name,
+                "only __main__.py(c), environment.json, _bootstrap/ and site-packages/",
             )
         _check_denylist(report, name)
 
@@ -190,8 +197,10 @@ def _check_denylist(report: AuditReport, name: str) -> None:
     base = parts[-1]
     rel = name[len(SITE) :] if name.startswith(SITE) else ""
     rel_parts = rel.split("/") if rel else []
-    if "__pycache__" in parts or base.endswith((".pyc", ".pyo")):
-        report.add("bytecode", name, "builder bytecode must not be shipped (it is compiled on first run)")
+    if "__pycache__" in parts or base.endswith(".pyo"):
+        report.add(
+            "bytecode", name, "builder bytecode must not be shipped (only build-time X.pyc beside X.py)"
+        )
     if VCS_SEGMENTS & set(parts[:-1]) or base in VCS_FILES:
         report.add("vcs", name, "version-control or CI files must not be shipped")
     if base in SECRET_NAMES or SECRET_RE.match(base):
@@ -214,8 +223,10 @@ def _check_denylist(report: AuditReport, name: str) -> None:
         top = rel_parts[0].split("-", 1)[0] if rel_parts[0].endswith(".dist-info") else rel_parts[0]
         if lib.canonical_name(top.removesuffix(".py")) in DEV_TOOLS:
             report.add("dev-tool", name, f"a development tool ({top}) must not be shipped")
-    if base.lower().endswith(FOREIGN_SUFFIXES):
-        report.add("foreign-extension", name, "a Windows or macOS binary")
+    if base.lower().endswith(FOREIGN_SUFFIXES) and not (
+        report.target and report.target.os == "macos" and base.endswith(".dylib")
+    ):
+        report.add("foreign-extension", name, "a Windows binary, or a macOS one in a Linux build")
 
 
 # ------------------------------------------------------------------------------ launcher, environment
@@ -257,10 +268,26 @@ def _check_launcher(report: AuditReport, data: dict[str, bytes], target: Target,
         "version": report.version,
         "asset": target.asset_name(report.version),
         "build_id": str(env.get("build_id")) if env else "",
+        "entry_point": lib.ENTRY_POINT,
+        "dists": ",".join(sorted(_dist_infos(data))),
     }
     for key, value in expected.items():
         if table.get(key) != value:
             report.add("launcher", "__main__.py", f"BUILD[{key!r}] is {table.get(key)!r}, expected {value!r}")
+    if table.get("bytecode") not in ("none", f"cpython-{target.pytag[2:]}"):
+        report.add("launcher", "__main__.py", f"BUILD['bytecode'] is {table.get('bytecode')!r}")
+    version_out = table.get("out_version")
+    if version_out is not None and version_out != f"{report.version}\n":
+        report.add("launcher", "__main__.py", f"the prepared --version answer is {version_out!r}")
+    native = arc.launcher_native_table(source)
+    names = [n[len(SITE) :] for n in data if n.startswith(SITE)]
+    want = arc.native_table(names, target.extension_suffixes())
+    if native != want:
+        report.add(
+            "launcher",
+            "__main__.py",
+            f"the NATIVE table lists {sorted(native or {})}, the archive's extensions are {sorted(want)}",
+        )
     if asset != expected["asset"] and lib.parse_asset_name(asset) is not None:
         report.add("asset-name", asset, f"the launcher was built for {expected['asset']}")
 
@@ -297,7 +324,7 @@ def _check_environment(report: AuditReport, data: dict[str, bytes]) -> None:
         report.add("environment", "environment.json", f"build_id {build_id!r} is not a SHA-256")
         return
     h = hashlib.sha256()
-    for name in sorted(n for n in data if n.startswith(SITE)):
+    for name in sorted(n for n in data if n.startswith(SITE) and not n.endswith(".pyc")):  # as shiv does
         h.update(data[name])
         h.update(name[len(SITE) :].encode())
     if h.hexdigest() != build_id:
@@ -312,28 +339,70 @@ def _check_environment(report: AuditReport, data: dict[str, bytes]) -> None:
 
 
 def _check_extensions(report: AuditReport, data: dict[str, bytes], target: Target) -> None:
-    want = lib.ELF_MACHINES[target.machine]
     for name, blob in data.items():
         base = name.rsplit("/", 1)[-1]
-        is_so = bool(SO_RE.search(base))
-        if not (is_so or arc.is_elf(blob)):
+        binary = arc.is_elf(blob) or arc.macho_cpus(blob) is not None
+        if not (SO_RE.search(base) or base.endswith(".dylib") or binary):
             continue
-        if not arc.is_elf(blob):
-            report.add("foreign-extension", name, "a shared library that is not a Linux ELF file")
-        elif blob[4] != 2:
-            report.add("foreign-extension", name, "a 32-bit ELF file")
-        elif arc.elf_machine(blob) != want:
-            report.add(
-                "foreign-extension",
-                name,
-                f"built for ELF machine {arc.elf_machine(blob)}, not {target.machine}",
-            )
+        problem = _binary_problem(blob, target)
+        if problem:
+            report.add("foreign-extension", name, problem)
         elif not target.extension_ok(name):
             report.add(
                 "foreign-extension",
                 name,
-                f"an extension for another Python or CPU than {target.pytag}-{target.machine}",
+                f"an extension for another Python or platform than {target.pytag}-{target.platform}",
             )
+
+
+def _binary_problem(blob: bytes, target: Target) -> str | None:
+    if target.os == "macos":
+        cpus = arc.macho_cpus(blob)
+        if cpus is None:
+            return "a shared library that is not a macOS (Mach-O) file"
+        if lib.MACHO_CPUS[target.machine] not in cpus:
+            return f"a Mach-O file without {target.machine} code"
+        return None
+    if not arc.is_elf(blob):
+        return "a shared library that is not a Linux ELF file"
+    if blob[4] != 2:
+        return "a 32-bit ELF file"
+    if arc.elf_machine(blob) != lib.ELF_MACHINES[target.machine]:
+        return f"built for ELF machine {arc.elf_machine(blob)}, not {target.machine}"
+    return None
+
+
+# ------------------------------------------------------------------------------------------ bytecode
+
+
+def _check_bytecode(report: AuditReport, data: dict[str, bytes], target: Target) -> None:
+    """Exactly one build-time pyc beside each packed .py (site-packages and the launcher), none elsewhere."""
+    table = arc.launcher_build_table(data.get("__main__.py", b"")) or {}
+    enabled = table.get("bytecode", "none") != "none"
+    magic = _bytecode.magic_bytes(target.python)
+    for name, blob in sorted(data.items()):
+        if not name.endswith(".pyc") or "__pycache__" in name.split("/"):
+            continue
+        source = name[:-1]
+        if not (name.startswith(SITE) or name == "__main__.pyc") or source not in data:
+            report.add(
+                "bytecode", name, "a .pyc without its .py beside it (only build-time byte code is shipped)"
+            )
+        elif not enabled:
+            report.add("bytecode", name, "the launcher says this build has no byte code")
+        else:
+            problem = _bytecode.pyc_problem(blob, data[source], magic)
+            if problem:
+                report.add("bytecode-mismatch", name, problem)
+    if not enabled:
+        return
+    for name in sorted(data):
+        if (
+            name.endswith(".py")
+            and (name.startswith(SITE) or name == "__main__.py")
+            and name + "c" not in data
+        ):
+            report.add("missing-bytecode", name, "no build-time .pyc: every run would compile it")
 
 
 def _dist_infos(data: dict[str, bytes]) -> dict[str, str]:

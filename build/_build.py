@@ -14,9 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import _archive as arc
+import _bytecode
 import _pyzlib as lib
+import _smoke
 import _tools as tk
 from _pyzlib import BuildError, Target
+
+BYTECODE_MODES = ("require", "auto", "none")
 
 
 @dataclass(frozen=True)
@@ -104,17 +108,120 @@ def run_shiv(tools: tk.Tools, site: Path, out: Path, target: Target, sde: int) -
     )
 
 
-def finalise(raw: Path, final: Path, target: Target, version: str) -> None:
-    """Swap in our launcher and normalise every entry's mode (shiv copies the tools venv's modes)."""
+def find_compiler(target: Target, mode: str) -> str | None:
+    """The CPython that compiles the byte code: the target's own minor (pyc are per minor, not per OS)."""
+    if mode == "none":
+        return None
+    python = _smoke.find_python(target.python)
+    if python is None and mode == "require":
+        raise BuildError(
+            f"no CPython {target.python} on this machine to compile the archive's byte code with",
+            hint=f"install CPython {target.python} (or set CODEX_ORCHESTRATOR_PYTHON{target.pytag[2:]}); "
+            "--bytecode none builds without byte code (every run then compiles what it imports)",
+        )
+    if python is not None:
+        magic = tk.run(
+            [
+                python,
+                "-S",
+                "-I",
+                "-c",
+                "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())",
+            ],
+            what=f"asking CPython {target.python} for its byte-code magic number",
+        ).stdout.strip()
+        want = _bytecode.magic_bytes(target.python)
+        if want is None or magic != want.hex():
+            raise BuildError(
+                f"CPython {target.python} ({python}) writes byte code with magic {magic}, "
+                f"build/_bytecode.py expects {want.hex() if want else 'none'}",
+                hint="update MAGIC in build/_bytecode.py",
+                exit_code=lib.EXIT_FAILED,
+            )
+    return python
+
+
+def _compile_env() -> dict[str, str]:
+    env = tk.pip_environment()
+    env["PYTHONHASHSEED"] = "0"  # set and frozenset constants are marshalled in hash order
+    return env
+
+
+def compile_site(python: str, site: Path, prefix: str) -> tuple[list[str], list[str]]:
+    """Hash-based X.pyc beside every X.py (compiled by `python`), recorded in the RECORD files."""
+    out = tk.run(
+        [python, "-S", "-I", "-B", str(lib.BUILD_DIR / "_bytecode.py"), "tree", str(site), prefix],
+        what="compiling the byte code",
+        env=_compile_env(),
+    ).stdout
+    compiled = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("compiled ")]
+    skipped = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("skipped ")]
+    arc.add_bytecode_to_records(site, compiled)
+    return compiled, skipped
+
+
+def render_outputs(python: str, site: Path) -> dict[str, str]:
+    """What the CLI prints for `--version` and `--help` (at click's widest layout), for the launcher."""
+    outputs: dict[str, str] = {}
+    module, attribute = lib.ENTRY_POINT.split(":")
+    code = (
+        f"import sys; sys.path.insert(0, sys.argv[1]); from {module} import {attribute} as m; m(sys.argv[2:])"
+    )
+    env = {**tk.pip_environment(), "COLUMNS": "80", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+    for key, arg in (("out_version", "--version"), ("out_help", "--help")):
+        proc = tk.run(
+            [python, "-S", "-I", "-B", "-c", code, str(site), arg], what=f"rendering `{arg}`", env=env
+        )
+        if proc.stdout.isascii() and proc.stdout and not proc.stderr:
+            outputs[key] = proc.stdout
+    return outputs
+
+
+def finalise(
+    raw: Path,
+    final: Path,
+    target: Target,
+    version: str,
+    extra: dict[str, str],
+    native: dict[str, list[str]],
+    compiler: str | None,
+    work: Path,
+    site: Path,
+) -> None:
+    """Swap in our launcher (+ its pyc), add the byte code (shiv skips every .pyc), normalise modes."""
     with zipfile.ZipFile(raw) as zf:
         env = json.loads(zf.read("environment.json"))
     fields = {
         **target.launcher_fields(),
+        **extra,
         "version": version,
         "build_id": str(env["build_id"]),
         "asset": final.name,
+        "entry_point": lib.ENTRY_POINT,
+        "dists": ",".join(sorted(p.name for p in site.glob("*.dist-info"))),
+        "bytecode": f"cpython-{target.pytag[2:]}" if compiler else "none",
     }
-    launcher = arc.render_launcher(fields)
+    launcher = arc.render_launcher(fields, native)
+    launcher_pyc: bytes | None = None
+    if compiler is not None:
+        src, dst = work / "__main__.py", work / "__main__.pyc"
+        src.write_bytes(launcher)
+        tk.run(
+            [
+                compiler,
+                "-S",
+                "-I",
+                "-B",
+                str(lib.BUILD_DIR / "_bytecode.py"),
+                "file",
+                str(src),
+                str(dst),
+                f"{final.name}/__main__.py",
+            ],
+            what="compiling the launcher",
+            env=_compile_env(),
+        )
+        launcher_pyc = dst.read_bytes()
 
     def transform(info: zipfile.ZipInfo, data: bytes) -> tuple[zipfile.ZipInfo, bytes]:
         info.external_attr = 0o100644 << 16
@@ -122,7 +229,22 @@ def finalise(raw: Path, final: Path, target: Target, version: str) -> None:
             return info, launcher
         return info, data
 
-    arc.rewrite_archive(raw, final, transform=transform, canonical_order=True)
+    add = []
+    with zipfile.ZipFile(raw) as zf:
+        like = zf.getinfo("__main__.py")
+    if launcher_pyc is not None:
+        add.append((arc.entry_like(like, "__main__.pyc"), launcher_pyc))
+    for rel in arc.namespace_dirs(site):  # zipimport finds a namespace package only by its directory entry
+        add.append((arc.entry_like(like, f"site-packages/{rel}/", 0o40755), b""))
+    for path in arc.iter_files(site):
+        if path.suffix == ".pyc" and path.with_suffix(".py").is_file() and path.parent.name != "__pycache__":
+            add.append(
+                (
+                    arc.entry_like(like, f"site-packages/{path.relative_to(site).as_posix()}"),
+                    path.read_bytes(),
+                )
+            )
+    arc.rewrite_archive(raw, final, transform=transform, add=add, canonical_order=True)
 
 
 def build(
@@ -133,6 +255,7 @@ def build(
     wheelhouse: Path | None = None,
     offline: bool = False,
     quiet: bool = False,
+    bytecode: str = "require",
 ) -> BuildResult:
     """Build dist/codex-orchestrator-<version>-<pytag>-<platform>.pyz (+ .sha256) reproducibly."""
     started = time.monotonic()
@@ -144,16 +267,31 @@ def build(
         out_dir = (out_dir or source / "dist").absolute()
         wheelhouse = (wheelhouse or tk.default_wheelhouse()).absolute()
         _log(quiet, f"{target.pytag}-{target.platform}, version {version}, SOURCE_DATE_EPOCH={sde}")
+        if bytecode not in BYTECODE_MODES:
+            raise BuildError(
+                f"unknown bytecode mode {bytecode!r}", hint=f"use one of {BYTECODE_MODES}", exit_code=2
+            )
+        compiler = find_compiler(target, bytecode)
         tools = tk.ensure_tools(wheelhouse, offline)
         with tempfile.TemporaryDirectory(prefix="codex-orchestrator-pyz-") as tmp:
             work = Path(tmp)
             wheel = build_wheel(tools, source, work / "wheel", sde)
             site = install_site_packages(tools, target, wheel, wheelhouse, offline, work)
+            final = out_dir / target.asset_name(version)
+            if compiler is None:
+                _log(quiet, f"no byte code: CPython {target.python} compiles what it imports at every run")
+            else:
+                compiled, skipped = compile_site(compiler, site, f"{final.name}/site-packages")
+                _log(quiet, f"byte code: {len(compiled)} modules compiled by {compiler}")
+                for rel in skipped:
+                    _log(quiet, f"warning: {rel} does not compile with CPython {target.python}; no pyc")
+            names = [p.relative_to(site).as_posix() for p in arc.iter_files(site)]
+            native = arc.native_table(names, target.extension_suffixes())
+            outputs = render_outputs(compiler or sys.executable, site)
             raw = work / "raw.pyz"
             run_shiv(tools, site, raw, target, sde)
             out_dir.mkdir(parents=True, exist_ok=True)
-            final = out_dir / target.asset_name(version)
-            finalise(raw, final, target, version)
+            finalise(raw, final, target, version, outputs, native, compiler, work, site)
         digest = arc.sha256_file(final)
         sidecar = final.with_name(final.name + ".sha256")
         sidecar.write_text(f"{digest}  {final.name}\n", encoding="utf-8")
@@ -171,12 +309,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "from build/requirements.lock.",
     )
     p.add_argument(
-        "--python", default=None, help="target CPython minor: 3.11, 3.12 or 3.13 (default: this one)"
+        "--python", default=None, help="target CPython minor: 3.11, 3.12, 3.13 or 3.14 (default: this one)"
     )
     p.add_argument(
         "--platform",
         default=None,
-        help="target platform tag: manylinux_2_17_x86_64 or manylinux_2_17_aarch64 (default: this machine)",
+        help="target platform tag: manylinux_2_17_{x86_64,aarch64}, macosx_11_0_arm64 or macosx_10_15_x86_64 "
+        "(default: this machine)",
+    )
+    p.add_argument(
+        "--bytecode",
+        choices=BYTECODE_MODES,
+        default="require",
+        help="compile hash-based .pyc with the target CPython: require it (default), use it when found "
+        "(auto), or ship none",
     )
     p.add_argument("--out", type=Path, default=None, help="output folder (default: dist/ in the source tree)")
     p.add_argument(
@@ -228,6 +374,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             wheelhouse=args.wheelhouse,
             offline=args.offline,
             quiet=args.quiet,
+            bytecode=args.bytecode,
         )
     except BuildError as exc:
         return lib.report_error(exc, "build/pyz")

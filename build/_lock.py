@@ -1,14 +1,17 @@
 """build/lock: regenerate the hash-pinned locks (needs PyPI). Review the diff, then commit both files.
 
 - build/requirements.lock: every runtime dependency of pyproject.toml, universal (markers kept), with the
-  hashes of every wheel on the index, so one lock serves every target (cp311-cp313, x86_64/aarch64).
+  hashes of every wheel on the index, so one lock serves every target (cp311-cp314, Linux and macOS);
+  build/constraints.txt says where a platform must stay on an older release (and why).
 - build/tools.lock: pip, shiv and hatchling for the build itself (from build/tools.in).
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,13 +49,30 @@ def ensure_uv() -> Path:
     return uv
 
 
-def compile_lock(uv: Path, source: Path, out: Path, python: str) -> None:
-    body = tk.run(
+def compile_lock(uv: Path, source: Path, out: Path, python: str, constraints: Path | None = None) -> None:
+    """Re-lock `source` into `out`, keeping the versions `out` pins unless a requirement moves them."""
+    with tempfile.TemporaryDirectory(prefix="codex-orchestrator-lock-") as tmp:
+        previous = Path(tmp) / out.name
+        if out.is_file():  # uv prefers the versions already in its output file
+            shutil.copyfile(out, previous)
+        extra = ["--constraint", str(constraints)] if constraints else []
+        _uv_compile(uv, source, python, [*extra, "--output-file", str(previous)])
+        body = previous.read_text(encoding="utf-8")
+    body = "".join(line for line in body.splitlines(keepends=True) if not line.startswith("#"))
+    header = HEADER.format(name=out.name, uv=UV_VERSION, source=source.relative_to(lib.REPO_ROOT))
+    out.write_text(header + body, encoding="utf-8")
+    if not lib.parse_lock(out):  # refuse to leave a lock we cannot read
+        raise BuildError(f"uv wrote an empty {out.name}", hint="run uv by hand to see why", exit_code=1)
+
+
+def _uv_compile(uv: Path, source: Path, python: str, extra: list[str]) -> None:
+    tk.run(
         [
             uv,
             "pip",
             "compile",
             str(source),
+            *extra,
             "--universal",
             "--python-version",
             python,
@@ -66,11 +86,7 @@ def compile_lock(uv: Path, source: Path, out: Path, python: str) -> None:
         what=f"locking {source.name}",
         env={**tk.pip_environment(), "UV_NO_CONFIG": "1"},
         cwd=lib.REPO_ROOT,
-    ).stdout
-    header = HEADER.format(name=out.name, uv=UV_VERSION, source=source.relative_to(lib.REPO_ROOT))
-    out.write_text(header + body, encoding="utf-8")
-    if not lib.parse_lock(out):  # refuse to leave a lock we cannot read
-        raise BuildError(f"uv wrote an empty {out.name}", hint="run uv by hand to see why", exit_code=1)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -81,7 +97,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         uv = ensure_uv()
-        compile_lock(uv, lib.REPO_ROOT / "pyproject.toml", lib.RUNTIME_LOCK, args.python)
+        compile_lock(
+            uv,
+            lib.REPO_ROOT / "pyproject.toml",
+            lib.RUNTIME_LOCK,
+            args.python,
+            lib.BUILD_DIR / "constraints.txt",
+        )
         compile_lock(uv, lib.BUILD_DIR / "tools.in", lib.TOOLS_LOCK, args.python)
     except BuildError as exc:
         return lib.report_error(exc, "build/lock")

@@ -26,12 +26,22 @@ DIST_NAME = "codex-orchestrator"
 PACKAGE = "codex_orchestrator"
 CONSOLE_SCRIPT = "codex-orchestrator"
 ENTRY_POINT = "codex_orchestrator.cli:main"
-SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13")
+SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13", "3.14")
 SUPPORTED_MACHINES = ("x86_64", "aarch64")
 DEFAULT_GLIBC = (2, 17)
-SIZE_BUDGET = 12_000_000  # bytes, per asset
+# The platforms release/release builds by default: Linux glibc and macOS, both CPUs each. musllinux is
+# accepted by build/pyz but not released: pydantic-core publishes no musllinux wheels (checked on PyPI).
+DEFAULT_PLATFORMS = (
+    "manylinux_2_17_x86_64",
+    "manylinux_2_17_aarch64",
+    "macosx_11_0_arm64",
+    "macosx_10_15_x86_64",
+)
+# bytes, per asset: ~9.9 MB of code and wheels plus ~4.5 MB of build-time byte code (one .pyc per .py);
+# the macOS x86_64 asset is ~17.5 MB because its cryptography wheel is universal2 (both CPUs' code)
+SIZE_BUDGET = 18_000_000
 ELF_MACHINES = {"x86_64": 62, "aarch64": 183}
-LAUNCHER_BUILD_LINE = "BUILD: dict[str, str] = {}  # @BUILD@"
+MACHO_CPUS = {"x86_64": 0x01000007, "arm64": 0x0100000C}
 
 EXIT_FAILED = 1
 EXIT_ENVIRONMENT = 3
@@ -57,18 +67,29 @@ def report_error(exc: BuildError, prog: str) -> int:
 # --------------------------------------------------------------------------------------------- targets
 
 
-_PLATFORM_RE = re.compile(r"^manylinux_(\d+)_(\d+)_(x86_64|aarch64)$")
-_ASSET_RE = re.compile(
-    r"^codex-orchestrator-(?P<version>[^-]+)-cp(?P<major>3)(?P<minor>\d+)-(?P<platform>manylinux_\d+_\d+_\w+)\.pyz$"
+_PLATFORM_RE = re.compile(
+    r"^(?P<family>manylinux|musllinux|macosx)_(?P<major>\d+)_(?P<minor>\d+)_(?P<machine>x86_64|aarch64|arm64)$"
 )
+_ASSET_RE = re.compile(
+    r"^codex-orchestrator-(?P<version>[^-]+)-cp(?P<major>3)(?P<minor>\d+)-"
+    r"(?P<platform>(?:manylinux|musllinux|macosx)_\d+_\d+_\w+)\.pyz$"
+)
+# musllinux support is in place (tags, launcher check, audit) but off while a locked dependency lacks wheels.
+MUSLLINUX_ENABLED = False
+MUSLLINUX_BLOCKER = "pydantic-core (required by mcp) publishes no musllinux wheels on PyPI"
+_MACHINES = {
+    "manylinux": ("x86_64", "aarch64"),
+    "musllinux": ("x86_64", "aarch64"),
+    "macosx": ("x86_64", "arm64"),
+}
 
 
 @dataclass(frozen=True)
 class Target:
-    """One asset target: a CPython minor plus a manylinux platform tag."""
+    """One asset target: a CPython minor plus a platform tag (manylinux, musllinux or macosx)."""
 
     python: str  # "3.11"
-    platform: str  # "manylinux_2_17_x86_64"
+    platform: str  # "manylinux_2_17_x86_64", "musllinux_1_2_aarch64", "macosx_11_0_arm64"
 
     @classmethod
     def parse(cls, python: str, platform: str) -> Target:
@@ -78,10 +99,18 @@ class Target:
                 hint=f"use one of {', '.join(SUPPORTED_PYTHONS)}",
                 exit_code=2,
             )
-        if not _PLATFORM_RE.match(platform):
+        m = _PLATFORM_RE.match(platform)
+        if m and m.group("family") == "musllinux" and not MUSLLINUX_ENABLED:
+            raise BuildError(
+                f"no musllinux build: {MUSLLINUX_BLOCKER}",
+                hint="use a manylinux_2_17 asset on a glibc system (or run from a venv on musl)",
+                exit_code=2,
+            )
+        if not m or m.group("machine") not in _MACHINES[m.group("family")]:
             raise BuildError(
                 f"unsupported --platform {platform!r}",
-                hint="use manylinux_2_<N>_x86_64 or manylinux_2_<N>_aarch64, e.g. manylinux_2_17_x86_64",
+                hint="use manylinux_2_<N>_{x86_64,aarch64} or macosx_<X>_<Y>_{arm64,x86_64}, "
+                "e.g. manylinux_2_17_x86_64 or macosx_11_0_arm64",
                 exit_code=2,
             )
         return cls(python, platform)
@@ -89,9 +118,27 @@ class Target:
     @classmethod
     def host(cls, python: str | None = None) -> Target:
         machine = os.uname().machine.lower()
-        machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
         py = python or f"{sys.version_info[0]}.{sys.version_info[1]}"
+        if sys.platform == "darwin":
+            machine = {"aarch64": "arm64", "amd64": "x86_64"}.get(machine, machine)
+            return cls.parse(py, "macosx_11_0_arm64" if machine == "arm64" else "macosx_10_15_x86_64")
+        machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
         return cls.parse(py, f"manylinux_{DEFAULT_GLIBC[0]}_{DEFAULT_GLIBC[1]}_{machine}")
+
+    def _match(self) -> re.Match[str]:
+        m = _PLATFORM_RE.match(self.platform)
+        assert m is not None
+        return m
+
+    @property
+    def family(self) -> str:
+        """manylinux, musllinux or macosx."""
+        return self._match().group("family")
+
+    @property
+    def os(self) -> str:
+        """linux or macos (the launcher's vocabulary)."""
+        return "macos" if self.family == "macosx" else "linux"
 
     @property
     def pytag(self) -> str:
@@ -99,15 +146,17 @@ class Target:
 
     @property
     def machine(self) -> str:
-        m = _PLATFORM_RE.match(self.platform)
-        assert m is not None
-        return m.group(3)
+        return self._match().group("machine")
+
+    @property
+    def floor(self) -> tuple[int, int]:
+        """The glibc, musl or macOS version floor of the platform tag."""
+        m = self._match()
+        return int(m.group("major")), int(m.group("minor"))
 
     @property
     def glibc(self) -> tuple[int, int]:
-        m = _PLATFORM_RE.match(self.platform)
-        assert m is not None
-        return int(m.group(1)), int(m.group(2))
+        return self.floor
 
     @property
     def python_tuple(self) -> tuple[int, int]:
@@ -118,11 +167,22 @@ class Target:
         return f"{DIST_NAME}-{version}-{self.pytag}-{self.platform}.pyz"
 
     def pip_platforms(self) -> list[str]:
-        """Every platform tag a wheel may carry and still run at this glibc floor, newest first."""
-        major, minor = self.glibc
+        """Every platform tag a wheel may carry and still run at this floor, newest first."""
+        major, minor = self.floor
+        if self.family == "musllinux":
+            return [f"musllinux_{major}_{m}_{self.machine}" for m in range(minor, -1, -1)]
+        if self.family == "macosx":
+            versions = [(v, 0) for v in range(major, 10, -1)] if major >= 11 else []
+            versions += [(10, m) for m in range(minor if major == 10 else 16, 3, -1)]
+            out: list[str] = []
+            for vmaj, vmin in versions:
+                archs = [self.machine] if vmaj >= 11 or self.machine == "x86_64" else []
+                archs += ["universal2"] + (["intel"] if self.machine == "x86_64" else [])
+                out += [f"macosx_{vmaj}_{vmin}_{arch}" for arch in archs]
+            return out
         tags = [f"manylinux_{major}_{m}_{self.machine}" for m in range(minor, 4, -1)]
         legacy = {(2, 17): "manylinux2014", (2, 12): "manylinux2010", (2, 5): "manylinux1"}
-        out: list[str] = []
+        out = []
         for m in range(minor, 4, -1):
             out.append(f"manylinux_{major}_{m}_{self.machine}")
             alias = legacy.get((major, m))
@@ -141,6 +201,7 @@ class Target:
 
     def marker_environment(self) -> dict[str, str]:
         full = f"{self.python}.0"
+        macos = self.family == "macosx"
         return {
             "implementation_name": "cpython",
             "implementation_version": full,
@@ -148,28 +209,33 @@ class Target:
             "platform_machine": self.machine,
             "platform_python_implementation": "CPython",
             "platform_release": "",
-            "platform_system": "Linux",
+            "platform_system": "Darwin" if macos else "Linux",
             "platform_version": "",
             "python_full_version": full,
             "python_version": self.python,
-            "sys_platform": "linux",
+            "sys_platform": "darwin" if macos else "linux",
         }
+
+    def extension_suffixes(self) -> tuple[str, ...]:
+        """The file name endings this target's interpreter loads as extension modules."""
+        if self.family == "macosx":
+            return (f".cpython-{self.pytag[2:]}-darwin.so", ".abi3.so", ".so")
+        libc = "musl" if self.family == "musllinux" else "gnu"
+        return (f".cpython-{self.pytag[2:]}-{self.machine}-linux-{libc}.so", ".abi3.so", ".so")
 
     def extension_ok(self, name: str) -> bool:
         """Whether a CPython extension file name is loadable by this target's interpreter."""
         base = name.rsplit("/", 1)[-1]
-        m = re.search(r"\.cpython-(\d+)-([^.]+)\.so$", base)
+        m = re.search(r"\.cpython-\d+-[^.]+\.so$", base)
         if m:
-            return m.group(1) == self.pytag[2:] and m.group(2) == f"{self.machine}-linux-gnu"
-        return True  # .abi3.so and plain .so: judged by their ELF header
+            return base.endswith(self.extension_suffixes()[0])
+        return True  # .abi3.so and plain .so: judged by their  / Mach-O header
 
     def launcher_fields(self) -> dict[str, str]:
-        return {
-            "python": self.python,
-            "platform": self.platform,
-            "machine": self.machine,
-            "glibc": f"{self.glibc[0]}.{self.glibc[1]}",
-        }
+        fields = {"python": self.python, "platform": self.platform, "os": self.os, "machine": self.machine}
+        floor = f"{self.floor[0]}.{self.floor[1]}"
+        fields[{"manylinux": "glibc", "musllinux": "musl", "macosx": "macos"}[self.family]] = floor
+        return fields
 
 
 def parse_asset_name(name: str) -> tuple[str, Target] | None:
@@ -178,9 +244,10 @@ def parse_asset_name(name: str) -> tuple[str, Target] | None:
     if not m:
         return None
     python = f"{m.group('major')}.{m.group('minor')}"
-    if python not in SUPPORTED_PYTHONS or not _PLATFORM_RE.match(m.group("platform")):
+    try:
+        return m.group("version"), Target.parse(python, m.group("platform"))
+    except BuildError:
         return None
-    return m.group("version"), Target(python, m.group("platform"))
 
 
 # ----------------------------------------------------------------------------------------------- locks

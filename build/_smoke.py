@@ -57,12 +57,13 @@ def _probe(candidate: str) -> tuple[str, str] | None:
     """(X.Y, real executable) of a CPython, or None if it does not run."""
     try:
         out = subprocess.run(
-            [
+            [  # -S -E -s, not -I: Python 2.7 and 3.6 are probed too (for the wrong-Python checks)
                 candidate,
                 "-S",
-                "-I",
+                "-E",
+                "-s",
                 "-c",
-                "import sys; print('%d.%d' % sys.version_info[:2], sys.executable)",
+                "import sys; v = sys.version_info; sys.stdout.write('%d.%d ' % v[:2] + sys.executable)",
             ],
             capture_output=True,
             text=True,
@@ -113,10 +114,15 @@ def find_python(minor: str) -> str | None:
 
 
 def host_can_run(target: Target) -> bool:
+    """Whether this machine's OS and CPU are the target's (the CPython minor is looked up separately)."""
     machine = os.uname().machine.lower()
-    return sys.platform.startswith("linux") and {"amd64": "x86_64", "arm64": "aarch64"}.get(
-        machine, machine
-    ) == (target.machine)
+    if target.os == "macos":
+        return sys.platform == "darwin" and {"aarch64": "arm64", "amd64": "x86_64"}.get(machine, machine) == (
+            target.machine
+        )
+    if not sys.platform.startswith("linux"):
+        return False
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine) == target.machine
 
 
 # --------------------------------------------------------------------------------------- runner
@@ -165,8 +171,14 @@ class Sandbox:
         env.update(overrides)
         return {k: v for k, v in env.items() if v is not None}
 
-    def argv(self, *args: str, pyz: Path | None = None, python: str | None = None) -> list[str]:
-        return [python or self.python, "-S", "-I", str(pyz or self.pyz), *args]
+    def argv(
+        self,
+        *args: str,
+        pyz: Path | None = None,
+        python: str | None = None,
+        flags: tuple[str, ...] = ("-S", "-I"),
+    ) -> list[str]:
+        return [python or self.python, *flags, str(pyz or self.pyz), *args]
 
     def run(
         self,
@@ -175,11 +187,12 @@ class Sandbox:
         pyz: Path | None = None,
         python: str | None = None,
         cwd: Path | None = None,
+        flags: tuple[str, ...] = ("-S", "-I"),
     ) -> Result:
         started = time.perf_counter()
         try:
             proc = subprocess.run(
-                self.argv(*args, pyz=pyz, python=python),
+                self.argv(*args, pyz=pyz, python=python, flags=flags),
                 env=env or self.env(),
                 cwd=cwd or self.cwd,
                 capture_output=True,
@@ -260,6 +273,7 @@ def smoke(
     helped = box.run("--help")
     ok = helped.code == 0 and helped.text().startswith("Usage:")
     add(Check("--help", ok, "" if ok else helped.why(), helped.seconds))
+    _prepared_answers(add, box)
 
     checked = box.run("self-check", "--format", "json")
     if _missing_command(checked):
@@ -274,6 +288,9 @@ def smoke(
         expect(
             "self-check --format json (knows its own path and SHA-256)", checked, ok, f"; artifact={artifact}"
         )
+
+    _nothing_compiled(add, box)
+    _only_natives_extracted(add, box)
 
     init_repo = work / "init-repo"
     init_repo.mkdir()
@@ -350,19 +367,86 @@ def smoke(
 
 
 def _wrong_python(add: Callable[[Check], Check], box: Sandbox, target: Target) -> None:
-    others = [m for m in ("3.10", "3.11", "3.12", "3.13", "3.14") if m != target.python]
+    others = [m for m in ("2.7", "3.6", "3.10", "3.11", "3.12", "3.13", "3.14") if m != target.python]
     found = [(m, p) for m in others if (p := find_python(m))]
     if not found:
         add(Check("wrong Python minor: exit 3", True, "no other CPython minor on this machine", skipped=True))
         return
     for minor, exe in found:
-        res = box.run("--version", python=exe)
-        ok = res.code == 3 and not res.stdout and f"CPython {target.python}" in res.err()
+        flags = ("-S", "-E", "-s") if minor in ("2.7", "3.6") else ("-S", "-I")  # 2.7 has no -I
+        res = box.run("--version", python=exe, flags=flags)
+        want = f"needs CPython {target.python} on "
+        ok = (
+            res.code == 3 and not res.stdout and want in res.err() and f"`python{target.python} " in res.err()
+        )
+        ok = ok and len(res.err().splitlines()) == 1
         add(
             Check(
                 f"Python {minor} refused with exit 3 and a message", ok, "" if ok else res.why(), res.seconds
             )
         )
+
+
+PREPARED_OFF = "CODEX_ORCHESTRATOR_PYZ_FASTPATH"
+
+
+def _prepared_answers(add: Callable[[Check], Check], box: Sandbox) -> None:
+    """The launcher's prepared --version/--help are byte for byte what the CLI prints itself."""
+    for arg in ("--version", "--help", "-h"):
+        fast = box.run(arg)
+        slow = box.run(arg, env=box.env(**{PREPARED_OFF: "0"}))
+        ok = fast.code == slow.code == 0 and fast.stdout == slow.stdout and fast.stderr == slow.stderr
+        detail = "" if ok else f"prepared {fast.stdout[:60]!r} (exit {fast.code}), CLI {slow.stdout[:60]!r}"
+        add(Check(f"{arg}: the launcher's answer equals the CLI's", ok, detail, fast.seconds))
+
+
+_AUDIT_COMPILE = """
+import runpy, sys
+archive = sys.argv[1]
+compiled = []
+def hook(event, args):
+    if event == "compile" and isinstance(args[1], str) and args[1].startswith(archive):
+        compiled.append(args[1])
+sys.addaudithook(hook)
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_path(archive, run_name="__main__")
+except SystemExit:
+    pass
+sys.stderr.write("COMPILED %d %s\\n" % (len(compiled), " ".join(compiled[:3])))
+"""
+
+
+def _nothing_compiled(add: Callable[[Check], Check], box: Sandbox) -> None:
+    """No module of the archive is compiled at run time (an audit hook sees every compile() call)."""
+    for args in (("--version",), ("self-check",)):
+        env = box.env(**{PREPARED_OFF: "0"})
+        try:
+            proc = subprocess.run(
+                [box.python, "-S", "-I", "-c", _AUDIT_COMPILE, str(box.pyz), *args],
+                env=env,
+                cwd=box.cwd,
+                capture_output=True,
+                stdin=subprocess.DEVNULL,
+                timeout=TIMEOUT,
+                check=False,
+            )
+            tail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+        except subprocess.TimeoutExpired:
+            tail = []
+        ok = bool(tail) and tail[0].split()[:2] == ["COMPILED", "0"]
+        add(Check(f"{args[0]}: nothing compiled at run time", ok, "" if ok else (tail or ["no report"])[0]))
+
+
+def _only_natives_extracted(add: Callable[[Check], Check], box: Sandbox) -> None:
+    """After a first use, the extraction root holds compiled modules only (pure Python runs from the zip)."""
+    files = [p for p in box.shiv_root.rglob("*") if p.is_file()]
+    other = [p for p in files if not (".so" in p.name or p.name.endswith(".dylib") or ".libs" in str(p))]
+    ok = bool(files) and not other
+    detail = (
+        "" if ok else f"{len(files)} files, e.g. {[str(p.relative_to(box.shiv_root)) for p in other[:3]]}"
+    )
+    add(Check("first use extracted compiled modules only", ok, detail))
 
 
 # --------------------------------------------------------------------------------------- measure

@@ -32,7 +32,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--version", dest="expected_version", default=None, help="expected version (default: pyproject)"
     )
     p.add_argument(
-        "--budget-mb", type=float, default=lib.SIZE_BUDGET / 1e6, help="size budget in MB (default 12)"
+        "--budget-mb",
+        type=float,
+        default=lib.SIZE_BUDGET / 1e6,
+        help=f"size budget in MB (default {lib.SIZE_BUDGET / 1e6:g})",
     )
     p.add_argument(
         "--source",
@@ -95,7 +98,7 @@ def verify_one(pyz: Path, args: argparse.Namespace) -> int:
     python = args.python or (_smoke.find_python(target.python) if _smoke.host_can_run(target) else None)
     if python is None:
         reason = (
-            f"this machine is not linux-{target.machine}"
+            f"this machine is not {target.os}-{target.machine}"
             if not _smoke.host_can_run(target)
             else f"no CPython {target.python} found (set CODEX_ORCHESTRATOR_PYTHON{target.pytag[2:]})"
         )

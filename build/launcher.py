@@ -1,40 +1,61 @@
-"""`__main__.py` of the codex-orchestrator .pyz: runs before shiv's bootstrap.
+# ruff: noqa: UP031
+"""`__main__.py` of the codex-orchestrator .pyz: the whole start-up path of the archive.
 
-`build/pyz` writes this file into the archive in place of shiv's two-line `__main__.py`, with the
-`BUILD` table filled in. Rules: standard library only (`os`, `sys`), cheap (no zip reading, no `tempfile`,
-no `platform`), and never a byte on stdout, which is the MCP protocol channel.
+`build/pyz` writes this file into the archive in place of shiv's two-line `__main__.py` (plus its
+hash-based `__main__.pyc`), with the `BUILD` and `NATIVE` tables filled in. Rules:
 
-1. Refuse an interpreter the archive cannot run on (wrong CPython minor, OS, CPU or libc): a one-line
-   message naming the Python it needs, exit 3, before any compiled dependency fails with a traceback.
-2. Choose the extraction root: `SHIV_ROOT` when set (it must be absolute), else `~/.shiv` when HOME is
-   usable, else a private directory (0700, owned by us, absolute) under TMPDIR or /tmp, which is then
-   exported as `SHIV_ROOT` so that our own child processes reuse it.
-3. Hand over to shiv's bootstrap.
+- Parseable by every Python a user may start it with (2.7, 3.6, ...): no f-strings, no annotations (types
+  are comments, checked by mypy), `%` formatting. A wrong interpreter must get the one-line message and
+  exit 3, never a SyntaxError.
+- Standard library only, cheap (`os` and `sys`, already loaded by the interpreter), and never a byte on
+  stdout except the answer to `--version`/`--help`: stdout is the MCP protocol channel.
+
+What it does:
+1. Refuse what the archive cannot run on (Windows, another CPython minor, OS, CPU or libc): one sentence
+   naming the Python to use, exit 3.
+2. Choose the extraction root for compiled modules: `SHIV_ROOT` when set (it must be absolute), else
+   `~/.shiv` when HOME is usable, else a private directory (0700, owned by us) under TMPDIR or /tmp, then
+   exported as `SHIV_ROOT` so that our child processes reuse it.
+3. Answer `--version` and `--help` from the text `build/pyz` rendered with the real CLI (nothing imported).
+4. Import pure-Python code straight from the archive (zipimport, with the hash-based `.pyc` compiled at
+   build time beside each `.py`), and extract only a compiled extension module (plus the shared libraries
+   its wheel vendors) the first time it is imported. Nothing is compiled at run time; the first run
+   extracts nothing that is not needed.
+5. Call the entry point.
 """
-
-from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn  # click imports typing anyway: no extra start-up cost
 
-# Filled in by build/pyz (keys: version, python, platform, machine, glibc, build_id, asset).
-BUILD: dict[str, str] = {}  # @BUILD@
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # for mypy only: nothing more is imported at run time
+    from importlib.machinery import ModuleSpec  # noqa: F401 (named in type comments)
+    from importlib.metadata import PathDistribution  # noqa: F401
+
+# Filled in by build/pyz: version, python, platform, os, machine, glibc|musl|macos, build_id, asset,
+# entry_point, bytecode, dists (the dist-info folders, comma-separated), and the rendered outputs of
+# `--version` and `--help` (out_version, out_help).
+BUILD = {}  # type: dict[str, str]  # @BUILD@
+# Filled in by build/pyz: extension module name -> archive members to extract (the module first).
+NATIVE = {}  # type: dict[str, list[str]]  # @NATIVE@
 
 # What the launcher saw and chose; read by codex_orchestrator.runtime through sys.modules["__main__"].
-CODEX_ORCHESTRATOR_LAUNCHER: dict[str, str] = {}
+CODEX_ORCHESTRATOR_LAUNCHER = {}  # type: dict[str, str]
 
 EXIT_ENVIRONMENT = 3
-_MACHINE_ALIASES = {"amd64": "x86_64", "arm64": "aarch64"}
+FASTPATH_ENV = "CODEX_ORCHESTRATOR_PYZ_FASTPATH"  # "0": let the CLI answer --version/--help itself
+EXTRACT_ENV = "CODEX_ORCHESTRATOR_PYZ_EXTRACT"  # "all": extract every compiled module now (shared installs)
+_LINUX_MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
+_OS_NAMES = {"linux": "Linux", "macos": "macOS"}
 
 
-def _fail(message: str) -> NoReturn:
+def _fail(message):  # type: (str) -> None
     sys.stderr.write("codex-orchestrator: " + message + "\n")
     sys.stderr.flush()
     raise SystemExit(EXIT_ENVIRONMENT)
 
 
-def _glibc_version() -> tuple[int, int] | None:
+def _glibc_version():  # type: () -> tuple[int, int] | None
     try:
         text = os.confstr("CS_GNU_LIBC_VERSION") or ""
     except (ValueError, OSError, AttributeError):
@@ -49,99 +70,348 @@ def _glibc_version() -> tuple[int, int] | None:
         return None
 
 
-def check_interpreter(build: dict[str, str]) -> str | None:
+def _macos_version():  # type: () -> tuple[int, int] | None
+    """The macOS version from the Darwin kernel release (20.x = 11, 24.x = 15, 19.x = 10.15)."""
+    try:
+        darwin = int(os.uname()[2].split(".")[0])
+    except (AttributeError, IndexError, ValueError, OSError):
+        return None
+    if darwin >= 20:
+        return (darwin - 9, 0) if darwin < 25 else (darwin + 1, 0)
+    return 10, darwin - 4
+
+
+def _floor(text):  # type: (str) -> tuple[int, int]
+    parts = (text or "0.0").split(".")
+    return int(parts[0]), int(parts[1] if len(parts) > 1 else 0)
+
+
+def _wanted(build):  # type: (dict[str, str]) -> str
+    os_name = build.get("os", "linux")
+    where = "%s %s" % (_OS_NAMES.get(os_name, os_name), build.get("machine"))
+    if build.get("glibc"):
+        where += " (glibc >= %s)" % build["glibc"]
+    elif build.get("musl"):
+        where += " (musl libc)"
+    elif build.get("macos"):
+        where += " (macOS >= %s)" % build["macos"]
+    return where
+
+
+def check_interpreter(build):  # type: (dict[str, str]) -> str | None
     """Why this interpreter cannot run the archive, or None when it can."""
+    asset = build.get("asset", "this file")
+    if sys.platform.startswith(("win", "cygwin", "msys")):
+        return (
+            "codex-orchestrator does not run on Windows yet; use it under WSL, Linux or macOS "
+            "(%s is the build for %s)." % (asset, _wanted(build))
+        )
     need = build.get("python", "")
-    have = f"{sys.version_info[0]}.{sys.version_info[1]}"
-    problems: list[str] = []
-    if sys.implementation.name != "cpython":
-        problems.append(f"it is {sys.implementation.name}, not CPython")
+    have = "%d.%d" % (sys.version_info[0], sys.version_info[1])
+    problems = []  # type: list[str]
+    implementation = getattr(getattr(sys, "implementation", None), "name", "cpython")
+    if implementation != "cpython":
+        problems.append("it is %s, not CPython" % implementation)
     elif have != need:
-        problems.append(f"it is Python {sys.version.split()[0]}")
-    if not sys.platform.startswith("linux"):
-        problems.append(f"it runs on {sys.platform}, not Linux")
+        problems.append("it is Python %s" % sys.version.split()[0])
+    os_name = build.get("os", "linux")
+    machine = os.uname()[4].lower()
+    if os_name == "macos":
+        if sys.platform != "darwin":
+            problems.append("it runs on %s, not macOS" % sys.platform)
+        else:
+            if machine != build.get("machine"):
+                problems.append("the CPU is %s" % machine)
+            mac = _macos_version()
+            if mac is not None and mac < _floor(build.get("macos", "")):
+                problems.append("macOS is %d.%d" % mac)
+    elif not sys.platform.startswith("linux"):
+        problems.append("it runs on %s, not Linux" % sys.platform)
     else:
-        machine = os.uname().machine.lower()
-        machine = _MACHINE_ALIASES.get(machine, machine)
+        machine = _LINUX_MACHINES.get(machine, machine)
         if machine != build.get("machine"):
-            problems.append(f"the CPU is {machine}")
-        floor = tuple(int(p) for p in build.get("glibc", "2.17").split("."))
+            problems.append("the CPU is %s" % machine)
         libc = _glibc_version()
-        if libc is None:
+        if build.get("musl"):
+            if libc is not None:
+                problems.append("the C library is glibc, not musl")
+        elif libc is None:
             problems.append("the C library is not glibc")
-        elif libc < floor:
-            problems.append(f"glibc is {libc[0]}.{libc[1]}")
+        elif libc < _floor(build.get("glibc", "2.17")):
+            problems.append("glibc is %d.%d" % libc)
     if not problems:
         return None
-    asset = build.get("asset", "this file")
     where = sys.argv[0] if sys.argv and sys.argv[0] else asset
     return (
-        f"{asset} needs CPython {need} on Linux {build.get('machine')} (glibc >= {build.get('glibc')}), "
-        f"but {' and '.join(problems)} ({sys.executable or 'unknown interpreter'}). "
-        f"Run it as `python{need} {where}`, or download the asset built for your Python and platform."
+        "%s needs CPython %s on %s, but %s (%s). Run it as `python%s %s`, "
+        "or download the asset built for your Python and platform."
+        % (
+            asset,
+            need,
+            _wanted(build),
+            " and ".join(problems),
+            sys.executable or "unknown interpreter",
+            need,
+            where,
+        )
     )
 
 
-def _usable_dir(path: str) -> bool:
+# ------------------------------------------------------------------------------------ extraction root
+
+
+def _usable_dir(path):  # type: (str) -> bool
     """True when `path` is (or can be made) a directory we can write into."""
     try:
-        os.makedirs(path, exist_ok=True)
+        os.makedirs(path)
     except OSError:
-        return False
-    return os.access(path, os.W_OK | os.X_OK)
+        pass
+    return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
 
 
-def _private_root(uid: int) -> str:
+def _private_root(uid):  # type: (int) -> str
     """A 0700 directory owned by us under TMPDIR or /tmp; refuses one an attacker could control."""
     base = os.environ.get("TMPDIR", "")
     if not (base and os.path.isabs(base) and os.path.isdir(base) and os.access(base, os.W_OK | os.X_OK)):
         base = "/tmp"
-    path = os.path.join(base, f"codex-orchestrator-{uid}", "shiv")
+    path = os.path.join(base, "codex-orchestrator-%d" % uid, "shiv")
     top = os.path.dirname(path)
     try:
         os.mkdir(top, 0o700)
-    except FileExistsError:
-        pass
     except OSError as exc:
-        _fail(
-            f"cannot create a private extraction directory {top} ({exc.strerror}). "
-            "Set SHIV_ROOT to an absolute, writable directory and run again."
-        )
+        if not os.path.lexists(top):
+            _fail(
+                "cannot create a private extraction directory %s (%s). "
+                "Set SHIV_ROOT to an absolute, writable directory and run again." % (top, exc.strerror)
+            )
     st = os.lstat(top)
     if not os.path.isdir(top) or os.path.islink(top) or st.st_uid != uid:
         _fail(
-            f"{top} exists but is not a directory owned by you; refusing to extract there. "
-            "Set SHIV_ROOT to an absolute, writable directory and run again."
+            "%s exists but is not a directory owned by you; refusing to extract there. "
+            "Set SHIV_ROOT to an absolute, writable directory and run again." % top
         )
     if st.st_mode & 0o077:
         os.chmod(top, 0o700)
     if not _usable_dir(path):
-        _fail(f"cannot write to {path}. Set SHIV_ROOT to an absolute, writable directory and run again.")
+        _fail("cannot write to %s. Set SHIV_ROOT to an absolute, writable directory and run again." % path)
     return path
 
 
-def choose_root(build: dict[str, str], archive: str) -> str | None:
-    """The extraction root to export as SHIV_ROOT, or None to keep shiv's default (~/.shiv)."""
+def extraction_dir(root, build):  # type: (str, dict[str, str]) -> str
+    """Where this build's compiled modules are extracted: one folder per build id, whatever the file name."""
+    return os.path.join(root, "codex-orchestrator_%s" % build.get("build_id", "unknown"))
+
+
+def default_root():  # type: () -> str
+    return os.path.join(os.environ.get("HOME", ""), ".shiv")
+
+
+def choose_root(build, archive):  # type: (dict[str, str], str) -> str | None
+    """The extraction root to export as SHIV_ROOT, or None to keep the default (~/.shiv)."""
     explicit = os.environ.get("SHIV_ROOT")
     if explicit:
         expanded = os.path.expandvars(os.path.expanduser(explicit))
         if "$" in expanded or not os.path.isabs(expanded):
             _fail(
-                f"SHIV_ROOT must be an absolute path, got {explicit!r} (a relative path or an unset "
-                "variable would make extraction follow the current directory). Set it to an absolute "
-                "directory, e.g. SHIV_ROOT=/home/me/.shiv."
+                "SHIV_ROOT must be an absolute path, got %r (a relative path or an unset variable would "
+                "make extraction follow the current directory). Set it to an absolute directory, "
+                "e.g. SHIV_ROOT=/home/me/.shiv." % explicit
             )
         return expanded if expanded != explicit else None
     home = os.environ.get("HOME", "")
     if home and os.path.isabs(home) and os.path.isdir(home):  # never create a missing HOME
-        root = os.path.join(home, ".shiv")
-        extracted = os.path.join(root, f"{os.path.basename(archive)}_{build.get('build_id')}")
-        if os.path.isdir(os.path.join(extracted, "site-packages")) or _usable_dir(root):
+        root = default_root()
+        if os.path.isdir(extraction_dir(root, build)) or _usable_dir(root):
             return None
     return _private_root(os.getuid())
 
 
-def main() -> None:
+# --------------------------------------------------------------------------------- compiled modules
+
+
+class ArchiveFinder:
+    """The archive's own finder, first on `sys.meta_path`, for what zipimport cannot do by itself.
+
+    - Compiled extension modules (the names in `NATIVE`): extracted on first import, then loaded; a host's
+      copy of the same module can never be picked instead. Every other import goes to zipimport.
+    - Distribution metadata (`importlib.metadata`), which the standard finder reads from a zip's root
+      only, not from `archive.pyz/site-packages`.
+    """
+
+    def __init__(self, archive, target, native, dists):
+        # type: (str, str, dict[str, list[str]], list[str]) -> None
+        self.archive = archive  # the path zipimport knows the archive by
+        self.target = target
+        self.native = native
+        self.dists = dists  # "name-version.dist-info" folders under site-packages/
+
+    def find_distributions(self, context=None):  # type: (object) -> list[PathDistribution]
+        from importlib.metadata import PathDistribution
+
+        wanted = getattr(context, "name", None)
+        key = _dist_key(wanted) if wanted else None
+        found = []  # type: list[PathDistribution]
+        for folder in self.dists:
+            if key is None or _dist_key(folder[: -len(".dist-info")].rsplit("-", 1)[0]) == key:
+                path = ArchivePath(self.archive, "site-packages/" + folder)
+                found.append(PathDistribution(path))
+        return found
+
+    def find_spec(self, fullname, path=None, target=None):  # type: (str, object, object) -> ModuleSpec | None
+        members = self.native.get(fullname)
+        if not members:
+            return None
+        import importlib.machinery
+        import importlib.util
+
+        location = self.extract(members)[0]
+        loader = importlib.machinery.ExtensionFileLoader(fullname, location)
+        return importlib.util.spec_from_file_location(fullname, location, loader=loader)
+
+    def extract(self, members):  # type: (list[str]) -> list[str]
+        """Each member's path on disk, extracted from the archive unless already there (atomic rename)."""
+        paths = []  # type: list[str]
+        importer = None
+        for member in members:
+            dest = os.path.join(self.target, *member.split("/"))
+            paths.append(dest)
+            if os.path.isfile(dest):
+                continue
+            if importer is None:
+                import zipimport
+
+                importer = zipimport.zipimporter(self.archive)
+            tmp = "%s.%d.tmp" % (dest, os.getpid())
+            try:
+                data = importer.get_data(member)
+                parent = os.path.dirname(dest)
+                if not os.path.isdir(parent):
+                    os.makedirs(parent, 0o755)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+                try:
+                    _write_all(fd, data)
+                finally:
+                    os.close(fd)
+                os.rename(tmp, dest)
+            except OSError as exc:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise ImportError(  # noqa: B904 (no `from`: this file must parse on Python 2)
+                    "cannot extract %s from %s to %s (%s); set SHIV_ROOT to an absolute, writable "
+                    "directory on a filesystem that allows executable mappings"
+                    % (member, self.archive, dest, exc.strerror or exc)
+                )
+        return paths
+
+
+def _dist_key(name):  # type: (str) -> str
+    return name.lower().replace("-", "_").replace(".", "_")
+
+
+class ArchivePath:
+    """The little of a path that `importlib.metadata.PathDistribution` uses, over archive members."""
+
+    def __init__(self, archive, member):  # type: (str, str) -> None
+        self.archive = archive
+        self.member = member.rstrip("/")
+
+    def __str__(self):  # type: () -> str
+        return self.archive + "/" + self.member
+
+    def __truediv__(self, name):  # type: (str) -> ArchivePath
+        return self.joinpath(name)
+
+    @property
+    def parent(self):  # type: () -> ArchivePath
+        return ArchivePath(self.archive, self.member.rsplit("/", 1)[0] if "/" in self.member else "")
+
+    @property
+    def name(self):  # type: () -> str
+        return self.member.rsplit("/", 1)[-1]
+
+    def joinpath(self, *names):  # type: (*str) -> ArchivePath
+        parts = ([self.member] if self.member else []) + list(names)  # no [*x]: Python 2 must parse this
+        return ArchivePath(self.archive, "/".join(parts))
+
+    def read_bytes(self):  # type: () -> bytes
+        import zipimport
+
+        try:
+            data = zipimport.zipimporter(self.archive).get_data(self.member)
+        except OSError:
+            raise FileNotFoundError(str(self))  # noqa: B904 (no `from`: this file must parse on Python 2)
+        return bytes(data)
+
+    def read_text(self, encoding="utf-8"):  # type: (str) -> str
+        return self.read_bytes().decode(encoding)
+
+
+def _write_all(fd, data):  # type: (int, bytes) -> None
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+# ------------------------------------------------------------------------------------------- answers
+
+
+def _columns():  # type: () -> int
+    """The width click would format help for (shutil.get_terminal_size without importing shutil)."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+def prepared_answer(build, argv):  # type: (dict[str, str], list[str]) -> str | None
+    """The text `build/pyz` rendered for exactly these arguments, or None to let the CLI answer."""
+    if os.environ.get(FASTPATH_ENV) == "0":
+        return None
+    if argv == ["--version"]:
+        return build.get("out_version") or None
+    if argv in (["--help"], ["-h"]) and _columns() >= 80:  # rendered at click's widest layout
+        return build.get("out_help") or None
+    return None
+
+
+def _answer(text):  # type: (str) -> None
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError:  # a closed pipe: nothing more to say
+        os._exit(1)
+    raise SystemExit(0)
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def _archive_key():  # type: () -> str
+    """The archive path as zipimport knows it (its directory cache is keyed by this exact string)."""
+    loader = globals().get("__loader__")
+    archive = getattr(loader, "archive", None)
+    if isinstance(archive, str) and archive:
+        return archive
+    return sys.path[0] if sys.path and sys.path[0] else os.path.abspath(sys.argv[0])
+
+
+def _site_index():  # type: () -> int
+    """Before the host's first site-packages (like shiv), else at the end: the stdlib stays first."""
+    for index, entry in enumerate(sys.path):
+        if os.path.basename(entry.rstrip("/")) in ("site-packages", "dist-packages"):
+            return index
+    return len(sys.path)
+
+
+def main():  # type: () -> None
     problem = check_interpreter(BUILD)
     if problem:
         _fail(problem)
@@ -149,10 +419,28 @@ def main() -> None:
     root = choose_root(BUILD, archive)
     if root is not None:
         os.environ["SHIV_ROOT"] = root
-    CODEX_ORCHESTRATOR_LAUNCHER.update(BUILD, archive=archive, root=root or os.environ.get("SHIV_ROOT", ""))
-    import _bootstrap  # type: ignore[import-not-found]  # shiv's runtime, packed beside this file
-
-    _bootstrap.bootstrap()
+    chosen = root or os.environ.get("SHIV_ROOT") or default_root()
+    key = _archive_key()
+    dists = [d for d in BUILD.get("dists", "").split(",") if d]
+    finder = ArchiveFinder(key, extraction_dir(chosen, BUILD), NATIVE, dists)
+    if os.environ.get(EXTRACT_ENV) == "all":
+        try:
+            for members in NATIVE.values():
+                finder.extract(members)
+        except ImportError as exc:
+            _fail(str(exc))
+    answer = prepared_answer(BUILD, sys.argv[1:])
+    if answer is not None:
+        _answer(answer)
+    CODEX_ORCHESTRATOR_LAUNCHER.update(BUILD)
+    CODEX_ORCHESTRATOR_LAUNCHER.update(archive=archive, root=root or os.environ.get("SHIV_ROOT", ""))
+    for name in ("out_help", "out_version", "dists"):
+        CODEX_ORCHESTRATOR_LAUNCHER.pop(name, None)
+    sys.path.insert(_site_index(), key + "/site-packages")
+    sys.meta_path.insert(0, finder)
+    module_name, _, attribute = BUILD.get("entry_point", "codex_orchestrator.cli:main").partition(":")
+    module = __import__(module_name, fromlist=[attribute])
+    sys.exit(getattr(module, attribute)())
 
 
 if __name__ == "__main__":

@@ -35,9 +35,7 @@ CHANGELOG = REPO_ROOT / "CHANGELOG.md"
 SUMS = "SHA256SUMS"
 NOTES = "RELEASE_NOTES.md"
 DEFAULT_TARGETS = tuple(
-    Target(py, f"manylinux_2_17_{machine}")
-    for machine in lib.SUPPORTED_MACHINES
-    for py in lib.SUPPORTED_PYTHONS
+    Target(py, platform) for platform in lib.DEFAULT_PLATFORMS for py in lib.SUPPORTED_PYTHONS
 )
 _N = r"(?:0|[1-9]\d*)"
 CANONICAL = re.compile(rf"^{_N}(?:\.{_N})*(?:(?:a|b|rc){_N})?(?:\.post{_N})?(?:\.dev{_N})?$")
@@ -123,8 +121,10 @@ def notes_document(tag: Tag, body: str, assets: Sequence[str]) -> str:
     listing = "\n".join(f"- `{a}`" for a in assets)
     return (
         f"{body}\n\n## Assets\n\n{listing}\n\n"
-        "Pick the asset for your CPython minor and CPU; run it with that Python "
-        "(`python3.11 codex-orchestrator-...-cp311-....pyz --version`).\n\n"
+        "Pick the asset for your CPython minor, OS and CPU (`manylinux_2_17_x86_64`/`_aarch64`: Linux with "
+        "glibc 2.17+; `macosx_11_0_arm64`: Apple silicon; `macosx_10_15_x86_64`: Intel Mac); run it with "
+        "that Python (`python3.12 codex-orchestrator-...-cp312-....pyz --version`). Windows: not yet "
+        "(use WSL).\n\n"
         "## Verify\n\n```sh\n"
         "sha256sum --check --ignore-missing SHA256SUMS\n"
         "gh attestation verify FILE.pyz --repo OWNER/REPO\n"
@@ -160,7 +160,7 @@ def check_sums(folder: Path) -> list[str]:
 
 def parse_target(text: str) -> Target:
     python, _, platform = text.partition(":")
-    return Target.parse(python, platform or f"manylinux_2_17_{Target.host().machine}")
+    return Target.parse(python, platform or Target.host().platform)
 
 
 SNAPSHOT_ITEMS = (*lib.SOURCE_ITEMS, "CHANGELOG.md")  # the release notes come from the changelog
@@ -201,17 +201,27 @@ def build_release(
     offline: bool,
     repo: Path = REPO_ROOT,
     worktree: bool = False,
+    bytecode: str = "require",
 ) -> list[Path]:
     """Build and verify every asset, rebuild the first elsewhere and compare, write SHA256SUMS and notes."""
     if not os.environ.get("SOURCE_DATE_EPOCH"):
         os.environ["SOURCE_DATE_EPOCH"] = str(lib.source_date_epoch(repo))
     with tempfile.TemporaryDirectory(prefix="codex-orchestrator-source-") as tmp:
         source = export_source(repo, Path(tmp) / "source", worktree)
-        return _build_release(tag, targets, out, wheelhouse=wheelhouse, offline=offline, source=source)
+        return _build_release(
+            tag, targets, out, wheelhouse=wheelhouse, offline=offline, source=source, bytecode=bytecode
+        )
 
 
 def _build_release(
-    tag: Tag, targets: Sequence[Target], out: Path, *, wheelhouse: Path | None, offline: bool, source: Path
+    tag: Tag,
+    targets: Sequence[Target],
+    out: Path,
+    *,
+    wheelhouse: Path | None,
+    offline: bool,
+    source: Path,
+    bytecode: str = "require",
 ) -> list[Path]:
     if lib.project_version(source) != tag.version:
         raise BuildError(
@@ -226,14 +236,20 @@ def _build_release(
     assets: list[Path] = []
     for target in targets:
         result = _build.build(
-            target, source=source, out_dir=out, wheelhouse=wheelhouse, offline=offline, quiet=True
+            target,
+            source=source,
+            out_dir=out,
+            wheelhouse=wheelhouse,
+            offline=offline,
+            quiet=True,
+            bytecode=bytecode,
         )
         result.path.with_name(result.path.name + ".sha256").unlink()
         print(f"built    {result.path.name}  {result.sha256}  {result.size / 1e6:.2f} MB")
         assets.append(result.path)
     for asset in assets:
         verify_asset(asset, tag.version, source)
-    reproduce(targets[0], assets[0], source, wheelhouse, offline)
+    reproduce(targets[0], assets[0], source, wheelhouse, offline, bytecode)
     write_sums(out, assets)
     (out / NOTES).write_text(notes_document(tag, body, [a.name for a in assets]), encoding="utf-8")
     print(f"wrote    {out / SUMS} and {out / NOTES}")
@@ -251,7 +267,7 @@ def verify_asset(asset: Path, version: str, source: Path) -> None:
     assert target is not None
     python = _smoke.find_python(target.python) if _smoke.host_can_run(target) else None
     if python is None:
-        print(f"audited  {asset.name}  (smoke skipped: cannot run {target.pytag}-{target.machine} here)")
+        print(f"audited  {asset.name}  (smoke skipped: cannot run {target.pytag}-{target.platform} here)")
         return
     with tempfile.TemporaryDirectory(prefix="codex-orchestrator-release-") as tmp:
         smoke = _smoke.smoke(asset, version, target, python=python, work=Path(tmp), log=lambda c: None)
@@ -263,11 +279,24 @@ def verify_asset(asset: Path, version: str, source: Path) -> None:
     print(f"verified {asset.name}  (audit + {len(smoke.checks)} smoke checks with {python})")
 
 
-def reproduce(target: Target, asset: Path, source: Path, wheelhouse: Path | None, offline: bool) -> None:
+def reproduce(
+    target: Target,
+    asset: Path,
+    source: Path,
+    wheelhouse: Path | None,
+    offline: bool,
+    bytecode: str = "require",
+) -> None:
     """The reproducibility gate: the same commit built again in another folder gives the same bytes."""
     with tempfile.TemporaryDirectory(prefix="codex-orchestrator-rebuild-") as tmp:
         again = _build.build(
-            target, source=source, out_dir=Path(tmp), wheelhouse=wheelhouse, offline=offline, quiet=True
+            target,
+            source=source,
+            out_dir=Path(tmp),
+            wheelhouse=wheelhouse,
+            offline=offline,
+            quiet=True,
+            bytecode=bytecode,
         )
         want = arc.sha256_file(asset)
         if again.sha256 != want:
@@ -367,7 +396,14 @@ def _build_options(p: argparse.ArgumentParser) -> None:
         action="append",
         type=parse_target,
         metavar="PY:PLATFORM",
-        help="e.g. 3.12:manylinux_2_17_aarch64 (repeatable; default: 3.11-3.13 x x86_64/aarch64)",
+        help="e.g. 3.12:manylinux_2_17_aarch64 (repeatable; default: CPython 3.11-3.14 x Linux "
+        "x86_64/aarch64 and macOS arm64/x86_64)",
+    )
+    p.add_argument(
+        "--bytecode",
+        choices=_build.BYTECODE_MODES,
+        default="require",
+        help="byte code from each target's CPython: require it (default; a release ships it), auto, none",
     )
     p.add_argument("--wheelhouse", type=Path, default=None, help="wheel cache (see build/pyz)")
     p.add_argument("--offline", action="store_true", help="never download wheels")
@@ -399,6 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 wheelhouse=args.wheelhouse,
                 offline=args.offline,
                 worktree=args.worktree,
+                bytecode=args.bytecode,
             )
             if args.dry_run:
                 publish(tag, folder, dry_run=True)

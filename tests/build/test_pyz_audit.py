@@ -8,6 +8,7 @@ from pathlib import Path
 
 import _archive as arc
 import _audit
+import _bytecode
 import pytest
 from pyz_helpers import Built
 
@@ -81,6 +82,28 @@ def _extra_distribution(src: Path, dst: Path) -> None:
     )
 
 
+def _pyc_edit(name: str, edit: Callable[[bytes], bytes]) -> Mutation:
+    return _edit(name, lambda i, d: (i, edit(d)))
+
+
+def _timestamp_pyc(data: bytes) -> bytes:
+    return data[:4] + (0).to_bytes(4, "little") + b"\0" * 8 + data[16:]
+
+
+def _other_source_pyc(data: bytes) -> bytes:
+    return data[:8] + bytes(8) + data[16:]
+
+
+def _native_table_edited(src: Path, dst: Path) -> None:
+    def edit(info: Info, data: bytes) -> tuple[Info, bytes]:
+        native = arc.launcher_native_table(data) or {}
+        build = arc.launcher_build_table(data) or {}
+        native = {k: v for k, v in native.items() if k != "rpds.rpds"}
+        return info, arc.render_launcher(build, native)
+
+    _edit("__main__.py", edit)(src, dst)
+
+
 def _symlink(src: Path, dst: Path) -> None:
     _add(OUR + "_assets/schemas/link.json", b"../../../../../etc/passwd", 0o120777)(src, dst)
 
@@ -125,6 +148,31 @@ BROKEN: dict[str, tuple[Mutation, str, str]] = {
     ),
     "dev tool": (_add("site-packages/pytest/__init__.py", b""), "dev-tool", "pytest"),
     "unsafe path": (_add("site-packages/../../evil.py", b""), "unsafe-path", "evil.py"),
+    # byte code: exactly the build-time pyc beside each packed .py, for the target Python
+    "pyc without source": (_add(OUR + "ghost.pyc", b"\xa7\r\r\n" + b"\0" * 12), "bytecode", "ghost.pyc"),
+    "pyc outside site-packages": (_add("_bootstrap/__init__.pyc", b"\0" * 16), "bytecode", "_bootstrap"),
+    "timestamp pyc": (
+        _pyc_edit("site-packages/click/core.pyc", _timestamp_pyc),
+        "bytecode-mismatch",
+        "core.pyc",
+    ),
+    "pyc of other source": (
+        _pyc_edit("site-packages/click/core.pyc", _other_source_pyc),
+        "bytecode-mismatch",
+        "source hash",
+    ),
+    "pyc for another Python": (
+        _pyc_edit("site-packages/click/core.pyc", lambda d: (3531).to_bytes(2, "little") + d[2:]),
+        "bytecode-mismatch",
+        "magic",
+    ),
+    "missing pyc": (
+        _drop(lambda n: n == "site-packages/click/core.pyc"),
+        "missing-bytecode",
+        "click/core.py",
+    ),
+    "launcher pyc missing": (_drop(lambda n: n == "__main__.pyc"), "missing-bytecode", "__main__.py"),
+    "native table edited": (_native_table_edited, "launcher", "NATIVE"),
 }
 
 
@@ -133,7 +181,7 @@ def test_good_archive_passes(built: Built) -> None:
     report = _audit.audit(built.pyz, version=built.version, source=built.source)
     assert report.findings == []
     assert report.ok
-    assert report.size <= 12_000_000
+    assert report.size <= _audit.lib.SIZE_BUDGET
     assert f"codex-orchestrator=={built.version}" in report.distributions
     assert any(d.startswith("mcp==") for d in report.distributions)
 
@@ -178,3 +226,35 @@ def test_asset_differing_from_source_is_named(built: Built, tmp_path: Path) -> N
     report = _audit.audit(built.pyz, version=built.version, source=source)
     assert {f.code for f in report.findings} == {"asset-mismatch"}
     assert schema.name in report.findings[0].path
+
+
+@pytest.mark.slow
+def test_every_packed_module_has_its_build_time_pyc(built: Built) -> None:
+    with zipfile.ZipFile(built.pyz) as zf:
+        names = set(zf.namelist())
+        sources = sorted(
+            n for n in names if n.endswith(".py") and (n.startswith("site-packages/") or n == "__main__.py")
+        )
+        assert sources and all(s + "c" in names for s in sources)
+        magic = _bytecode.magic_bytes(built.target.python)
+        for name in (OUR + "cli/__init__.py", "site-packages/click/core.py", "__main__.py"):
+            assert _bytecode.pyc_problem(zf.read(name + "c"), zf.read(name), magic) is None
+        assert not [n for n in names if "__pycache__" in n]
+
+
+def test_pyc_problem_names_each_defect() -> None:
+    import importlib.util
+
+    source = b"x = 1\n"
+    code = compile(source, "m.py", "exec")
+    from importlib._bootstrap_external import _code_to_hash_pyc  # type: ignore[attr-defined]
+
+    good = bytes(_code_to_hash_pyc(code, importlib.util.source_hash(source), False))
+    magic = importlib.util.MAGIC_NUMBER
+    assert _bytecode.pyc_problem(good, source, magic) is None
+    assert "source hash" in (_bytecode.pyc_problem(good, b"x = 2\n", magic) or "")
+    checked = bytes(_code_to_hash_pyc(code, importlib.util.source_hash(source), True))
+    assert "checked" in (_bytecode.pyc_problem(checked, source, magic) or "")
+    assert "timestamp" in (_bytecode.pyc_problem(_timestamp_pyc(good), source, magic) or "")
+    assert "magic" in (_bytecode.pyc_problem(good, source, b"\0\0\r\n") or "")
+    assert "truncated" in (_bytecode.pyc_problem(good[:10], source, magic) or "")

@@ -9,6 +9,7 @@ import zipfile
 from pathlib import Path
 
 import _archive as arc
+import _build
 import _pyzlib as lib
 import pytest
 from pyz_helpers import REPO, Built, do_build, snapshot_source
@@ -31,9 +32,41 @@ def test_target_names_and_tags() -> None:
     assert args[args.index("--abi") : args.index("--abi") + 2] == ["--abi", "cp312"]
 
 
+def test_macos_and_314_targets() -> None:
+    arm = lib.Target.parse("3.14", "macosx_11_0_arm64")
+    assert arm.os == "macos" and arm.machine == "arm64" and arm.pytag == "cp314"
+    plats = arm.pip_platforms()
+    assert plats[:2] == ["macosx_11_0_arm64", "macosx_11_0_universal2"]
+    assert "macosx_10_9_universal2" in plats and "macosx_10_9_arm64" not in plats
+    assert "macosx_12_0_arm64" not in plats
+    intel = lib.Target.parse("3.11", "macosx_10_15_x86_64")
+    assert intel.pip_platforms()[:2] == ["macosx_10_15_x86_64", "macosx_10_15_universal2"]
+    assert intel.marker_environment()["sys_platform"] == "darwin"
+    assert intel.launcher_fields() == {
+        "python": "3.11",
+        "platform": "macosx_10_15_x86_64",
+        "os": "macos",
+        "machine": "x86_64",
+        "macos": "10.15",
+    }
+    assert intel.extension_ok("a/_x.cpython-311-darwin.so")
+    assert not intel.extension_ok("a/_x.cpython-311-x86_64-linux-gnu.so")
+    assert lib.Target.parse("3.11", "manylinux_2_17_x86_64").launcher_fields()["glibc"] == "2.17"
+    for platform in lib.DEFAULT_PLATFORMS:
+        for python in lib.SUPPORTED_PYTHONS:
+            name = lib.Target.parse(python, platform).asset_name("1.0.0")
+            assert lib.parse_asset_name(name) == ("1.0.0", lib.Target(python, platform))
+
+
 @pytest.mark.parametrize(
     ("python", "platform"),
-    [("3.10", "manylinux_2_17_x86_64"), ("3.11", "win_amd64"), ("3.11", "musllinux_1_2_x86_64")],
+    [
+        ("3.10", "manylinux_2_17_x86_64"),
+        ("3.11", "win_amd64"),
+        ("3.11", "musllinux_1_2_x86_64"),
+        ("3.11", "macosx_11_0_aarch64"),
+        ("3.11", "manylinux_2_17_arm64"),
+    ],
 )
 def test_unsupported_targets_are_refused(python: str, platform: str) -> None:
     with pytest.raises(lib.BuildError) as exc:
@@ -128,12 +161,54 @@ def test_normalise_site_packages(tmp_path: Path) -> None:
 
 
 def test_launcher_template_round_trip() -> None:
-    table = {"python": "3.11", "version": "0.1.0", "build_id": "ab" * 32}
-    rendered = arc.render_launcher(table)
+    table = {"python": "3.11", "version": "0.1.0", "build_id": "ab" * 32, "out_help": "Usage: x\n  \u00e9\n"}
+    native = {"rpds.rpds": ["site-packages/rpds/rpds.cpython-311-x86_64-linux-gnu.so"]}
+    rendered = arc.render_launcher(table, native)
+    assert rendered.isascii()
     assert arc.launcher_build_table(rendered) == table
+    assert arc.launcher_native_table(rendered) == native
     assert arc.launcher_matches_template(rendered)
     assert not arc.launcher_matches_template(rendered + b"\nprint('x')\n")
     compile(rendered, "__main__.py", "exec")
+
+
+def test_native_table_and_namespace_dirs(tmp_path: Path) -> None:
+    suffixes = lib.Target.parse("3.11", "manylinux_2_17_x86_64").extension_suffixes()
+    names = [
+        "rpds/rpds.cpython-311-x86_64-linux-gnu.so",
+        "rpds/__init__.py",
+        "_cffi_backend.cpython-311-x86_64-linux-gnu.so",
+        "cffi.libs/libffi-1234.so.8",
+        "cryptography/hazmat/bindings/_rust.abi3.so",
+        "pkg-1.0.data/scripts/x.so",
+    ]
+    table = arc.native_table(names, suffixes)
+    assert sorted(table) == ["_cffi_backend", "cryptography.hazmat.bindings._rust", "rpds.rpds"]
+    assert table["rpds.rpds"] == [
+        "site-packages/rpds/rpds.cpython-311-x86_64-linux-gnu.so",
+        "site-packages/cffi.libs/libffi-1234.so.8",
+    ]
+    site = tmp_path / "site"
+    for rel in (
+        "ns/sub/mod.py",
+        "ns/sub/__init__.py",
+        "ns2/mod.py",
+        "pkg/__init__.py",
+        "x-1.dist-info/RECORD",
+    ):
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text("")
+    assert arc.namespace_dirs(site) == ["ns", "ns2"]
+
+
+def test_macho_cpus() -> None:
+    thin = b"\xcf\xfa\xed\xfe" + (0x0100000C).to_bytes(4, "little") + b"\0" * 24
+    fat = b"\xca\xfe\xba\xbe" + (2).to_bytes(4, "big")
+    for cpu in (0x01000007, 0x0100000C):
+        fat += cpu.to_bytes(4, "big") + b"\0" * 16
+    assert arc.macho_cpus(thin) == {0x0100000C}
+    assert arc.macho_cpus(fat) == {0x01000007, 0x0100000C}
+    assert arc.macho_cpus(b"\x7fELF" + b"\0" * 60) is None
 
 
 def test_rewrite_archive_canonical_order(tmp_path: Path) -> None:
@@ -192,8 +267,11 @@ def test_build_contents(built: Built) -> None:
     with zipfile.ZipFile(built.pyz) as zf:
         infos = zf.infolist()
         table = arc.launcher_build_table(zf.read("__main__.py"))
-    assert {arc.file_mode(i) for i in infos} == {0o100644}
+    assert {arc.file_mode(i) for i in infos if not i.is_dir()} == {0o100644}
+    assert {arc.file_mode(i) for i in infos if i.is_dir()} <= {0o40755}
     assert table is not None and table["version"] == built.version and table["python"] == built.target.python
+    assert table["bytecode"] == f"cpython-{built.target.pytag[2:]}"
+    assert table["out_version"] == f"{built.version}\n" and table["out_help"].startswith("Usage:")
     assert len({i.date_time for i in infos}) == 1
 
 
@@ -207,3 +285,24 @@ def test_cli_usage_errors() -> None:
     assert out.returncode == 2
     assert "unsupported --python '3.9'" in out.stderr and "fix:" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_byte_code_needs_the_target_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    import _smoke
+
+    monkeypatch.setattr(_smoke, "find_python", lambda minor: None)
+    target = lib.Target.parse("3.14", "manylinux_2_17_x86_64")
+    with pytest.raises(lib.BuildError) as exc:
+        _build.find_compiler(target, "require")
+    assert "no CPython 3.14" in exc.value.message and "--bytecode none" in exc.value.hint
+    assert _build.find_compiler(target, "auto") is None
+    assert _build.find_compiler(target, "none") is None
+
+
+def test_byte_code_magic_table_matches_this_python() -> None:
+    import importlib.util
+
+    import _bytecode
+
+    minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert _bytecode.magic_bytes(minor) == importlib.util.MAGIC_NUMBER

@@ -132,3 +132,89 @@ def test_shiv_root_variables_are_expanded(
     assert launcher.choose_root(HOST, "/x/a.pyz") == f"{tmp_path}/shiv"
     monkeypatch.setenv("SHIV_ROOT", str(tmp_path / "abs"))
     assert launcher.choose_root(HOST, "/x/a.pyz") is None
+
+
+# ---------------------------------------------------------------------------- platforms, old Pythons
+
+
+def test_windows_is_refused_in_one_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys, "platform", "win32")
+    message = launcher.check_interpreter(HOST)
+    assert message is not None and message.startswith("codex-orchestrator does not run on Windows yet")
+    assert message.count(". ") == 0 and message.endswith(".")
+
+
+def test_macos_build_on_linux_names_macos() -> None:
+    mac = {**HOST, "os": "macos", "machine": "arm64", "macos": "11.0", "platform": "macosx_11_0_arm64"}
+    mac.pop("glibc")
+    message = launcher.check_interpreter(mac)
+    assert message is not None
+    assert "on macOS arm64 (macOS >= 11.0)" in message and "not macOS" in message
+
+
+def _old_python(version: str) -> str:
+    import _smoke
+
+    found = _smoke.find_python(version)
+    if found is None:
+        pytest.skip(f"no Python {version} on this machine")
+    return found
+
+
+@pytest.mark.parametrize("version", ["2.7", "3.6"])
+def test_old_python_gets_the_message_and_exit_3(version: str, tmp_path: Path) -> None:
+    """The launcher parses on Python 2.7 and 3.6 and answers like any other wrong version."""
+    import subprocess
+
+    import _archive as arc
+
+    script = tmp_path / "__main__.py"
+    script.write_bytes(arc.render_launcher({**HOST, "python": "3.11"}))
+    for python in (_old_python(version), sys.executable):
+        proc = subprocess.run(
+            [python, "-S", "-E", str(script), "--version"], capture_output=True, text=True, check=False
+        )
+        if python == sys.executable and HOST["python"] == "3.11":
+            continue  # the matching interpreter would go on to import the CLI
+        assert proc.returncode == 3, proc.stderr
+        assert proc.stdout == ""
+        lines = proc.stderr.splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert "needs CPython 3.11 on Linux" in lines[0] and f"it is Python {version}." in lines[0]
+        assert f"Run it as `python3.11 {script}`" in lines[0]
+
+
+def test_prepared_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    build = {**HOST, "out_version": "0.1.0\n", "out_help": "Usage: codex-orchestrator\n"}
+    monkeypatch.delenv(launcher.FASTPATH_ENV, raising=False)
+    monkeypatch.setenv("COLUMNS", "120")
+    assert launcher.prepared_answer(build, ["--version"]) == "0.1.0\n"
+    assert launcher.prepared_answer(build, ["-h"]) == "Usage: codex-orchestrator\n"
+    assert launcher.prepared_answer(build, ["--version", "x"]) is None
+    assert launcher.prepared_answer(build, ["status"]) is None
+    monkeypatch.setenv("COLUMNS", "60")  # click would wrap narrower than the rendered text
+    assert launcher.prepared_answer(build, ["--help"]) is None
+    assert launcher.prepared_answer(build, ["--version"]) == "0.1.0\n"
+    monkeypatch.setenv(launcher.FASTPATH_ENV, "0")
+    assert launcher.prepared_answer(build, ["--version"]) is None
+    monkeypatch.delenv(launcher.FASTPATH_ENV)
+    assert launcher.prepared_answer(dict(HOST), ["--version"]) is None  # nothing rendered: the CLI answers
+
+
+def test_archive_path_reads_members(tmp_path: Path) -> None:
+    import zipfile
+
+    archive = tmp_path / "a.pyz"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("site-packages/x-1.0.dist-info/METADATA", "Name: x\nVersion: 1.0\n")
+    path = launcher.ArchivePath(str(archive), "site-packages/x-1.0.dist-info")
+    assert path.joinpath("METADATA").read_text().startswith("Name: x")
+    assert (path.parent / "x-1.0.dist-info").name == "x-1.0.dist-info"
+    with pytest.raises(FileNotFoundError):
+        path.joinpath("missing").read_text()
+    finder = launcher.ArchiveFinder(str(archive), str(tmp_path / "t"), {}, ["x-1.0.dist-info"])
+    import importlib.metadata
+
+    (dist,) = finder.find_distributions(importlib.metadata.DistributionFinder.Context(name="X"))
+    assert dist.version == "1.0"
+    assert finder.find_distributions(importlib.metadata.DistributionFinder.Context(name="y")) == []

@@ -11,6 +11,7 @@ import importlib.util
 import logging
 import os
 import sys
+import zipimport
 from typing import Any
 
 from codex_orchestrator.errors import OrchestratorError
@@ -40,7 +41,15 @@ def handshake_versions() -> tuple[str, ...] | None:
         spec = importlib.util.find_spec("mcp_types")
         if spec is None or not spec.submodule_search_locations:
             return None
-        path = os.path.join(next(iter(spec.submodule_search_locations)), "version.py")
+        location = next(iter(spec.submodule_search_locations))
+        loader: object = spec.loader
+        if isinstance(loader, zipimport.zipimporter):  # the .pyz: the module's build-time byte code
+            code = zipimport.zipimporter(location).get_code("mcp_types.version")
+            namespace: dict[str, Any] = {"__name__": "_codex_orchestrator_mcp_versions"}
+            exec(code, namespace)
+            versions = tuple(str(v) for v in namespace["HANDSHAKE_PROTOCOL_VERSIONS"])
+            return versions or None
+        path = os.path.join(location, "version.py")
         loaded = importlib.util.spec_from_file_location("_codex_orchestrator_mcp_versions", path)
         if loaded is None or loaded.loader is None:
             return None

@@ -271,7 +271,7 @@ def test_cli_repo_is_a_file(tmp_path: Path) -> None:
 class Server:
     def __init__(self, repo: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "codex_orchestrator", "mcp", "serve", "--repo", str(repo)],
+            [sys.executable, "-m", "codex_orchestrator", "mcp", "serve", "--repo", str(repo), "--sandbox", "none"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

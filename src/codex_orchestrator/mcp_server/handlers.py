@@ -19,6 +19,7 @@ from codex_orchestrator.mcp_server import tools
 from codex_orchestrator.pipelines import resolve
 from codex_orchestrator.runs import lifecycle, metrics, queries
 from codex_orchestrator.runs.layout import Roots
+from codex_orchestrator.runs.policy import ORIGIN_MCP, RunPolicy
 from codex_orchestrator.validation import Validator
 
 log = logging.getLogger("codex_orchestrator.mcp")
@@ -83,9 +84,10 @@ def _run_line(view: Mapping[str, Any]) -> str:
 class ToolBox:
     """The tools of one server, pinned to one repository."""
 
-    def __init__(self, roots: Roots, *, read_only: bool = False) -> None:
+    def __init__(self, roots: Roots, *, read_only: bool = False, policy: RunPolicy | None = None) -> None:
         self.roots = roots
         self.read_only = read_only
+        self.policy = policy or RunPolicy(origin=ORIGIN_MCP)  # sandbox and pinned configuration
         self.specs = tools.available(read_only)
         self._impl: dict[str, Callable[[dict[str, Any]], Outcome]] = {
             spec.name: getattr(self, f"_{spec.name}") for spec in self.specs
@@ -129,7 +131,7 @@ class ToolBox:
     # -- the tools ------------------------------------------------------------------------------------
 
     def _list_pipelines(self, args: dict[str, Any]) -> Outcome:
-        data = resolve.list_pipelines(self.roots)
+        data = resolve.list_pipelines(self.roots, load=self.policy.configs.load)
         ids = [p["id"] for p in data["pipelines"]]
         return Outcome(
             data,
@@ -137,7 +139,7 @@ class ToolBox:
         )
 
     def _plan_pipeline(self, args: dict[str, Any]) -> Outcome:
-        data = resolve.plan(self.roots, args["pipeline"])
+        data = resolve.plan(self.roots, args["pipeline"], load=self.policy.configs.load)
         stages = [s["id"] for s in data["stages"]]
         return Outcome(
             data,
@@ -151,6 +153,7 @@ class ToolBox:
             task_id=args.get("task_id"),
             target_stage=args.get("target_stage"),
             detach=True,
+            policy=self.policy,
         )
         return Outcome(
             view,
@@ -214,7 +217,9 @@ class ToolBox:
         return Outcome(data, summary, [data["text"]] if data["text"] else [])
 
     def _resume_run(self, args: dict[str, Any]) -> Outcome:
-        view = lifecycle.resume_run(self.roots, args["run_id"], token=args.get("token"), detach=True)
+        view = lifecycle.resume_run(
+            self.roots, args["run_id"], token=args.get("token"), detach=True, policy=self.policy
+        )
         event = view.get("resume_event") or {}
         note = (
             "; the configuration changed since the run started: its own snapshot is used"

@@ -147,7 +147,7 @@ def _first_error(output: str) -> str:
 def _profile_hint(profile: str, output: str) -> str:
     if not profile.startswith(":") and f":{profile}" in BUILTIN_PROFILES:
         return f"the built-in profile is written with a colon: --sandbox codex::{profile}"
-    if "profile" in output or "permissions" in output:
+    if "default_permissions" in output or "[permissions]" in output or "profile `" in output:
         return (
             f"use a built-in profile ({', '.join(BUILTIN_PROFILES)}, e.g. --sandbox codex::workspace) or "
             f"define {profile!r} under [permissions] in {codexcli.codex_config_path()}"

@@ -43,7 +43,7 @@ def test_doctor_json_shape(tmp_path: Path, codex_home: Path, no_codex: None) -> 
     assert code == 0
     assert set(report) == {"status", "strict", "repo", "counts", "failing", "checks", "exit_code"}
     ids = [c["id"] for c in report["checks"]]
-    assert ids[:9] == [
+    assert ids[:10] == [
         "python",
         "artifact",
         "dependencies",
@@ -52,6 +52,7 @@ def test_doctor_json_shape(tmp_path: Path, codex_home: Path, no_codex: None) -> 
         "pipeline_tools",
         "git",
         "codex_cli",
+        "sandbox",
         "codex_mcp",
     ]
     assert any(i.startswith("optional:") for i in ids)

@@ -146,8 +146,7 @@ def test_resolve_reports_a_sandbox_that_cannot_be_set_up(tmp_path: Path) -> None
     with pytest.raises(SandboxError) as err:
         sbx.resolve("codex", tmp_path, find=lambda: CodexBinary(str(fake), "CODEX_CLI_BIN", fake))
     assert (
-        err.value.message
-        == "the Codex sandbox (profile :workspace) does not work here: Error: sandbox setup failed"
+        err.value.message == "the Codex sandbox (profile :workspace) does not work here: sandbox setup failed"
     )
     assert "user namespaces" in str(err.value.hint) and "--sandbox none" in str(err.value.hint)
 

@@ -140,7 +140,7 @@ def _first_error(output: str) -> str:
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     for line in lines:
         if "error" in line.lower() and not line.startswith("WARNING"):
-            return line[:300]
+            return line.removeprefix("Error: ")[:300]
     return (lines[-1] if lines else "no output")[:300]
 
 

@@ -125,6 +125,15 @@ def test_doctor_detects_a_registration(tmp_path: Path, codex_home: Path) -> None
     check = by_id(run_doctor(tmp_path)[1])["codex_mcp"]
     assert check["status"] == "ok"
     assert check["detail"] == f"registered as [mcp_servers.orch] in {codex_home / 'config.toml'}, repo /r"
+    unconfined = ["-m", "codex_orchestrator", "mcp", "serve", "--repo", "/r", "--sandbox", "none"]
+    _register(codex_home, "orch", sys.executable, unconfined)
+    check = by_id(run_doctor(tmp_path)[1])["codex_mcp"]
+    assert (
+        check["status"] == "warning"
+        and "runs with --sandbox none: stages the agent starts" in check["detail"]
+    )
+    assert check["fix"].startswith("codex mcp remove orch; then: codex mcp add orchestrator -- ")
+    assert check["fix"].endswith("--sandbox codex")
 
 
 def test_doctor_reports_a_disabled_or_foreign_registration(tmp_path: Path, codex_home: Path) -> None:

@@ -35,7 +35,7 @@ def test_start_refuses_a_sandbox_it_cannot_have_and_creates_nothing(repo: Path, 
     assert result.exit_code == 3 and result.stdout == ""
     assert result.stderr.splitlines() == [
         "Error: the Codex sandbox (profile :nope) does not work here: "
-        "Error: default_permissions unknown built-in profile `:nope`",
+        "default_permissions unknown built-in profile `:nope`",
         "Fix: use a built-in profile (:read-only, :workspace, :danger-full-access, e.g. --sandbox "
         f"codex::workspace) or define ':nope' under [permissions] in {Path.home() / '.codex/config.toml'}",
     ]
@@ -95,5 +95,5 @@ def test_doctor_reports_whether_the_sandbox_works(tmp_path: Path, fake_codex: Pa
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CODEX_CLI_BIN", str(broken))
         text = invoke("doctor", "--repo", str(tmp_path)).stdout
-    assert "missing  Codex sandbox" in text and "does not work here: Error: sandbox setup failed" in text
+    assert "missing  Codex sandbox" in text and "does not work here: sandbox setup failed" in text
     assert "unprivileged user namespaces" in text

@@ -283,3 +283,16 @@ def test_resume_refuses_when_the_recorded_sandbox_is_gone(
     paths, manifest = lifecycle.load_run(roots, run_id)
     assert manifest["status"] == "failed" and manifest["resume_events"] == []
     assert FileLock(paths.lock).try_acquire()  # the claim was given back
+
+
+def test_a_missing_program_reads_the_same_inside_the_sandbox(tmp_path: Path, fake_codex: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    write_config(
+        repo, {"pipelines": [{"id": "p", "stages": [{"id": "lint", "command": ["no-such-linter", "."]}]}]}
+    )
+    roots = Roots.resolve(repo)
+    for policy in (cli_policy(None, roots.repo), cli_policy("codex", roots.repo)):
+        stage = lifecycle.start_run(roots, "p", policy=policy)["commands"][0]
+        assert (stage["exit_code"], stage["summary"]) == (127, "command not found: 'no-such-linter'")
+    assert len(sandbox_calls(fake_codex)) == 1  # the probe only: nothing was started in the sandbox

@@ -282,6 +282,14 @@ def check_registration(roots: Roots | None) -> Finding:
             return Finding(
                 "codex_mcp", title, "warning", f"{where} is disabled", fix=f"set enabled = true in {where}"
             )
+        if any(a == "--sandbox" and b == "none" for a, b in zip(reg.args, reg.args[1:], strict=False)):
+            return Finding(
+                "codex_mcp",
+                title,
+                "warning",
+                f"{where} runs with --sandbox none: stages the agent starts run unconfined, as you",
+                fix=f"codex mcp remove {reg.name}; then: {fix}",
+            )
         return Finding("codex_mcp", title, "ok", f"registered as {where}")
     if report.registrations:
         other = report.registrations[0]

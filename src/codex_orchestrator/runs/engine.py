@@ -8,7 +8,9 @@ reporter), so tests drive it with fakes and never sleep.
 from __future__ import annotations
 
 import copy
+import errno
 import os
+import shutil
 import signal
 import threading
 from collections.abc import Callable
@@ -137,7 +139,7 @@ class RunEngine:
         return restore
 
     # -- stages -----------------------------------------------------------------------------
-    def _argv(self, stage: Stage, cwd: Path) -> list[str]:
+    def _argv(self, stage: Stage, cwd: Path, env: dict[str, str]) -> list[str]:
         """The stage's command, inside the run's sandbox (whose workspace is the repository root)."""
         if stage.shell:
             argv = ["/bin/sh", "-c", stage.command[0]]
@@ -145,6 +147,18 @@ class RunEngine:
             argv = list(stage.command)
             if argv and argv[0] == SELF:
                 argv = self_command() + argv[1:]
+        if self.sandbox.is_none:
+            return argv
+        # Inside the sandbox a missing program is the sandbox helper's crash (exit 101): say it as
+        # without a sandbox, "command not found" (exit 127).
+        name = argv[0] if argv else ""
+        found = (
+            os.access(cwd / name, os.X_OK) and (cwd / name).is_file()
+            if os.sep in name
+            else shutil.which(name, path=env.get("PATH")) is not None
+        )
+        if not found:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
         return self.sandbox.wrap(argv, cwd=cwd, workspace=Path(self.manifest["repo_root"]))
 
     def _env(self, stage: Stage) -> dict[str, str]:
@@ -202,9 +216,8 @@ class RunEngine:
         timed_out = False
         try:
             cwd = self._stage_cwd(stage)
-            proc = self.processes.start(
-                self._argv(stage, cwd), cwd=cwd, env=self._env(stage), log_path=log_path
-            )
+            env = self._env(stage)
+            proc = self.processes.start(self._argv(stage, cwd, env), cwd=cwd, env=env, log_path=log_path)
         except (OSError, ValueError) as exc:
             rc = 127 if isinstance(exc, FileNotFoundError) else 126
             start_error = _start_error(exc, stage, self.sandbox)

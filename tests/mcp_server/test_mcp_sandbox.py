@@ -298,3 +298,68 @@ def test_server_help_documents_the_sandbox() -> None:
         [sys.executable, "-m", "codex_orchestrator", "mcp", "serve", "--help"], capture_output=True, text=True
     )
     assert "--sandbox codex[:PROFILE]|none" in done.stdout and "--reload-config" in done.stdout
+
+
+@needs_codex
+def test_a_codex_registration_with_the_sandbox_serves_under_codexs_environment(tmp_path: Path) -> None:
+    """`codex mcp add … --sandbox codex`, then the server started as Codex starts it (its variable
+    whitelist plus the table's env): the sandbox is found and checked, the tools are listed."""
+    from test_mcp_codex import CODEX_ENV_WHITELIST
+
+    assert REAL_CODEX is not None
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    home = tmp_path / "home"
+    (home / ".codex").mkdir(parents=True)
+    env = {**server_env(), "HOME": str(home), "CODEX_HOME": str(home / ".codex")}
+    command = [
+        *[a for a in SERVE if a not in ("--sandbox", "none")],
+        "--repo",
+        str(repo),
+        "--sandbox",
+        "codex",
+    ]
+    added = subprocess.run(
+        [REAL_CODEX, "mcp", "add", "orchestrator", "--env", f"CODEX_CLI_BIN={REAL_CODEX}", "--", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert added.returncode == 0, added.stderr
+    got = subprocess.run(
+        [REAL_CODEX, "mcp", "get", "orchestrator", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    transport = json.loads(got.stdout)["transport"]
+    assert [transport["command"], *transport["args"]] == command
+    spawn_env = {k: v for k, v in env.items() if k in CODEX_ENV_WHITELIST} | transport["env"]
+    server = support.RawServer(repo, "--sandbox", "codex", env=spawn_env)  # the last --sandbox wins
+    try:
+        server.handshake()
+        assert len(server.request("tools/list")["result"]["tools"]) == 11
+        server.close_stdin()
+        assert "stages run in the codex sandbox, profile :workspace" in server.stderr_text()
+    finally:
+        server.close()
+
+
+def test_the_model_is_told_which_sandbox_its_stages_run_in(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    fake = write_fake_codex(tmp_path / "bin")
+    told = {}
+    for sandbox in ("codex", "none"):
+        server = support.RawServer(repo, "--sandbox", sandbox, env=_env(tmp_path, str(fake)))
+        try:
+            told[sandbox] = server.handshake()["result"]["instructions"]
+        finally:
+            server.close()
+    assert (
+        f"Stages run in the codex sandbox, profile :workspace ({FAKE_VERSION}): a stage that writes"
+        in told["codex"]
+    )
+    assert "Stages run in" not in told["none"]

@@ -114,7 +114,8 @@ def serve(
     """Serve MCP on this process's stdin/stdout until the client goes away. Returns why it stopped."""
     policy = policy or RunPolicy(origin="mcp")
     _log_policy(policy, read_only)
-    sandbox = policy.sandbox.describe() if policy.sandbox is not None and not read_only else None
+    confined = policy.sandbox is not None and policy.sandbox.confined and not read_only
+    sandbox = policy.sandbox.describe() if policy.sandbox is not None and confined else None
     instructions = tools.instructions(str(roots.repo), read_only, sandbox)
     early = early_answers(read_only, instructions)
     in_fd, out_fd = claim_stdio()

@@ -443,7 +443,7 @@ def instructions(repo: str, read_only: bool, sandbox: str | None = None) -> str:
         text += " This server is read-only: start_run, resume_run and cancel_run are not available."
     if sandbox:
         text += (
-            f" Stages run in {sandbox}: a stage that writes outside the repository and the temp folders "
+            f" Stages run in the {sandbox}: a stage that writes outside the repository and the temp folders "
             "or uses the network fails, and its summary says the sandbox refused it. The configuration "
             "is the one loaded when the server started."
         )

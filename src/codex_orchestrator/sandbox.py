@@ -14,11 +14,13 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from codex_orchestrator.codex import binary as codexcli
 from codex_orchestrator.errors import ManifestError, SandboxError, UsageError
 from codex_orchestrator.process import ProbeResult, run_probe
+
+if TYPE_CHECKING:  # finding the Codex CLI loads only when a sandbox is resolved (start-up cost)
+    from codex_orchestrator.codex.binary import CodexBinary
 
 NONE = "none"
 CODEX = "codex"
@@ -145,6 +147,8 @@ def _first_error(output: str) -> str:
 
 
 def _profile_hint(profile: str, output: str) -> str:
+    from codex_orchestrator.codex import binary as codexcli
+
     if not profile.startswith(":") and f":{profile}" in BUILTIN_PROFILES:
         return f"the built-in profile is written with a colon: --sandbox codex::{profile}"
     if "default_permissions" in output or "[permissions]" in output or "profile `" in output:
@@ -163,7 +167,7 @@ def resolve(
     workspace: Path,
     *,
     probe: Prober = run_probe,
-    find: Callable[[], codexcli.CodexBinary] = codexcli.find_codex,
+    find: Callable[[], CodexBinary] | None = None,
     label: str | None = None,
 ) -> Sandbox:
     """The sandbox `text` asks for, checked to work here by running a trivial command through it.
@@ -175,7 +179,9 @@ def resolve(
     if kind == NONE:
         return NO_SANDBOX
     assert profile is not None
-    found = find()
+    from codex_orchestrator.codex import binary as codexcli
+
+    found = (find or codexcli.find_codex)()
     if found.path is None:
         raise SandboxError(
             f"{label} needs the Codex CLI, but {found.describe_missing()}",

@@ -296,3 +296,9 @@ def test_a_missing_program_reads_the_same_inside_the_sandbox(tmp_path: Path, fak
         stage = lifecycle.start_run(roots, "p", policy=policy)["commands"][0]
         assert (stage["exit_code"], stage["summary"]) == (127, "command not found: 'no-such-linter'")
     assert len(sandbox_calls(fake_codex)) == 1  # the probe only: nothing was started in the sandbox
+
+
+def test_pinning_watches_the_configuration_file() -> None:
+    from codex_orchestrator.pipelines import config, pinning
+
+    assert pinning.CONFIG_FILE == config.CONFIG_FILE

@@ -13,12 +13,15 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from codex_orchestrator.errors import ConfigChangedError, OrchestratorError
-from codex_orchestrator.pipelines import config as cfg
 
-ConfigLoader = Callable[[Path], cfg.RepoConfig]
+if TYPE_CHECKING:  # the configuration loads only when a command needs it (start-up cost)
+    from codex_orchestrator.pipelines import config as cfg
+
+CONFIG_FILE = "codex.orchestrator.json"  # == config.CONFIG_FILE (checked by the tests)
+ConfigLoader = Callable[[Path], "cfg.RepoConfig"]
 RESTART_HINT = (
     "restart the MCP server to use the new configuration (in Codex: start a new session), "
     "or serve with --reload-config to follow edits"
@@ -43,6 +46,8 @@ class LiveConfig:
     pinned = False
 
     def load(self, root: Path) -> cfg.RepoConfig:
+        from codex_orchestrator.pipelines import config as cfg
+
         return cfg.load(root)
 
     def verify(self) -> None:
@@ -90,18 +95,20 @@ class PinnedConfig:
         pinned = cls(repo)
         pinned._load(repo)
         top = pinned.loaded[repo]
-        if isinstance(top, cfg.RepoConfig):
+        if not isinstance(top, OrchestratorError):
             for project in top.projects.values():
                 folder = (repo / project.path).resolve()
                 if folder == repo or repo not in folder.parents:
                     continue  # refused when used (cfg.project_root)
-                pinned.digests[folder / cfg.CONFIG_FILE] = file_digest(folder / cfg.CONFIG_FILE)
+                pinned.digests[folder / CONFIG_FILE] = file_digest(folder / CONFIG_FILE)
                 if folder.is_dir():
                     pinned._load(folder)
         return pinned
 
     def _load(self, root: Path) -> None:
-        path = root / cfg.CONFIG_FILE
+        from codex_orchestrator.pipelines import config as cfg
+
+        path = root / CONFIG_FILE
         self.digests[path] = file_digest(path)
         try:
             self.loaded[root] = cfg.load(root)

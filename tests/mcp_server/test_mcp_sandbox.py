@@ -275,8 +275,10 @@ async def test_the_configuration_is_pinned_for_the_session(tmp_path: Path) -> No
                 ]
             },
         )
-        listed = structured(await session.call_tool("list_pipelines", {}))
+        listed_result = await session.call_tool("list_pipelines", {})
+        listed = structured(listed_result)
         assert "escape" not in [p["id"] for p in listed["pipelines"]]  # what the session loaded
+        assert "the configuration changed on disk since the server started" in text(listed_result)
         for name, args in (
             ("start_run", {"pipeline": "escape"}),
             ("resume_run", {"run_id": first["run_id"]}),

@@ -133,9 +133,15 @@ class ToolBox:
     def _list_pipelines(self, args: dict[str, Any]) -> Outcome:
         data = resolve.list_pipelines(self.roots, load=self.policy.configs.load)
         ids = [p["id"] for p in data["pipelines"]]
+        stale = (
+            "; the configuration changed on disk since the server started: these are the pipelines it "
+            "loaded then, and start_run is refused until the server is restarted"
+            if self.policy.configs.changed()
+            else ""
+        )
         return Outcome(
             data,
-            f"{len(ids)} pipelines (default: {data.get('default_pipeline')}): {', '.join(ids)}",
+            f"{len(ids)} pipelines (default: {data.get('default_pipeline')}): {', '.join(ids)}{stale}",
         )
 
     def _plan_pipeline(self, args: dict[str, Any]) -> Outcome:

@@ -39,6 +39,10 @@ class ConfigSource(Protocol):
         """Raise ConfigChangedError when runs may not use this source any more."""
         ...
 
+    def changed(self) -> list[Path]:
+        """The configuration files that differ on disk from what this source runs."""
+        ...
+
 
 class LiveConfig:
     """The configuration as it is on disk at each call (the CLI, and `mcp serve --reload-config`)."""
@@ -52,6 +56,9 @@ class LiveConfig:
 
     def verify(self) -> None:
         return None
+
+    def changed(self) -> list[Path]:
+        return []
 
 
 LIVE = LiveConfig()

@@ -361,7 +361,10 @@ def test_the_model_is_told_which_sandbox_its_stages_run_in(tmp_path: Path) -> No
         finally:
             server.close()
     assert (
-        f"Stages run in the codex sandbox, profile :workspace ({FAKE_VERSION}): a stage that writes"
+        f"Stages run in the codex sandbox, profile :workspace ({FAKE_VERSION}), like your own commands"
         in told["codex"]
     )
     assert "Stages run in" not in told["none"]
+    assert (
+        "until the server is restarted" in told["none"] and "until the server is restarted" in told["codex"]
+    )

@@ -104,6 +104,24 @@ def _log_policy(policy: RunPolicy, read_only: bool) -> None:
         log.info("configuration reloaded on every call (--reload-config)")
 
 
+def _policy_notes(policy: RunPolicy) -> str:
+    """What the model should know about the rules its runs follow."""
+    notes = []
+    sandbox = policy.sandbox
+    if sandbox is not None and sandbox.confined:
+        notes.append(
+            f"Stages run in the {sandbox.describe()}, like your own commands: what it forbids (under "
+            ":workspace, writing outside the repository and the temp folders, and any network access) "
+            "fails, and the stage's summary says the sandbox refused it."
+        )
+    if policy.configs.pinned:
+        notes.append(
+            "The pipelines are those of codex.orchestrator.json as it was when the server started; after "
+            "an edit of that file, start_run and resume_run are refused until the server is restarted."
+        )
+    return " ".join(notes)
+
+
 def serve(
     roots: Roots,
     *,
@@ -114,9 +132,7 @@ def serve(
     """Serve MCP on this process's stdin/stdout until the client goes away. Returns why it stopped."""
     policy = policy or RunPolicy(origin="mcp")
     _log_policy(policy, read_only)
-    confined = policy.sandbox is not None and policy.sandbox.confined and not read_only
-    sandbox = policy.sandbox.describe() if policy.sandbox is not None and confined else None
-    instructions = tools.instructions(str(roots.repo), read_only, sandbox)
+    instructions = tools.instructions(str(roots.repo), read_only, "" if read_only else _policy_notes(policy))
     early = early_answers(read_only, instructions)
     in_fd, out_fd = claim_stdio()
     channel = Channel(in_fd, out_fd, early=early, idle_timeout=idle_timeout, on_close_unattached=_exit_now)

@@ -429,7 +429,7 @@ def available(read_only: bool) -> list[ToolSpec]:
     return [t for t in TOOLS if t.read_only or not read_only]
 
 
-def instructions(repo: str, read_only: bool, sandbox: str | None = None) -> str:
+def instructions(repo: str, read_only: bool, notes: str = "") -> str:
     """What the model reads about this server before choosing a tool."""
     text = (
         f"Runs the configured pipelines (build, lint, test, spec checks...) of the repository {repo} and "
@@ -441,10 +441,4 @@ def instructions(repo: str, read_only: bool, sandbox: str | None = None) -> str:
     )
     if read_only:
         text += " This server is read-only: start_run, resume_run and cancel_run are not available."
-    if sandbox:
-        text += (
-            f" Stages run in the {sandbox}: a stage that writes outside the repository and the temp folders "
-            "or uses the network fails, and its summary says the sandbox refused it. The configuration "
-            "is the one loaded when the server started."
-        )
-    return text
+    return text + (f" {notes}" if notes else "")

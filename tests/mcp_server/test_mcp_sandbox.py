@@ -44,6 +44,9 @@ def outside_home() -> Iterator[Path]:
     if not (base.is_dir() and os.access(base, os.W_OK)):
         pytest.skip("/var/tmp is not a writable folder here")
     home = Path(tempfile.mkdtemp(prefix="codex-orch-sandbox-home-", dir=base)).resolve()
+    if home.is_relative_to("/tmp"):  # /var/tmp is a link into /tmp here: the sandbox may write there
+        shutil.rmtree(home)
+        pytest.skip("/var/tmp lies inside /tmp on this machine")
     try:
         yield home
     finally:
@@ -90,7 +93,8 @@ def _escape_repo(root: Path, home: Path, port: int) -> Path:
 
 def _env(home: Path, codex: str | None) -> dict[str, str]:
     (home / ".codex").mkdir(parents=True, exist_ok=True)
-    env = server_env(HOME=str(home), CODEX_HOME=str(home / ".codex"))
+    # TMPDIR=/tmp: under :workspace $TMPDIR is writable, and it must not cover the HOME of these tests
+    env = server_env(HOME=str(home), CODEX_HOME=str(home / ".codex"), TMPDIR="/tmp")
     env.pop("CODEX_CLI_BIN", None)
     if codex is not None:
         env["CODEX_CLI_BIN"] = codex

@@ -212,7 +212,7 @@ def box_mcp(
     box: Sandbox, repo: Path, *, call: tuple[str, dict[str, Any]] | None, env: dict[str, str] | None = None
 ) -> McpSession:
     return mcp_session(
-        box.argv("mcp", "serve", "--repo", str(repo)),
+        box.argv("mcp", "serve", "--repo", str(repo), "--sandbox", "none"),
         env=env or box.env(),
         cwd=box.cwd,
         stderr_path=box.root / f"mcp-stderr-{time.monotonic_ns()}.log",

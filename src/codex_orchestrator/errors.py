@@ -100,3 +100,15 @@ class AssetError(OrchestratorError):
     """A bundled schema or template is missing or broken."""
 
     code = "asset_missing"
+
+
+class SandboxError(OrchestratorError):
+    """The sandbox asked for cannot be had here (no Codex CLI, unknown profile, no kernel support)."""
+
+    code = "sandbox_unavailable"
+
+
+class ConfigChangedError(ConfigError):
+    """codex.orchestrator.json changed on disk since an MCP session pinned it."""
+
+    code = "config_changed"

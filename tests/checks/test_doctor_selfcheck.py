@@ -43,7 +43,7 @@ def test_doctor_json_shape(tmp_path: Path, codex_home: Path, no_codex: None) -> 
     assert code == 0
     assert set(report) == {"status", "strict", "repo", "counts", "failing", "checks", "exit_code"}
     ids = [c["id"] for c in report["checks"]]
-    assert ids[:9] == [
+    assert ids[:10] == [
         "python",
         "artifact",
         "dependencies",
@@ -52,6 +52,7 @@ def test_doctor_json_shape(tmp_path: Path, codex_home: Path, no_codex: None) -> 
         "pipeline_tools",
         "git",
         "codex_cli",
+        "sandbox",
         "codex_mcp",
     ]
     assert any(i.startswith("optional:") for i in ids)
@@ -124,6 +125,15 @@ def test_doctor_detects_a_registration(tmp_path: Path, codex_home: Path) -> None
     check = by_id(run_doctor(tmp_path)[1])["codex_mcp"]
     assert check["status"] == "ok"
     assert check["detail"] == f"registered as [mcp_servers.orch] in {codex_home / 'config.toml'}, repo /r"
+    unconfined = ["-m", "codex_orchestrator", "mcp", "serve", "--repo", "/r", "--sandbox", "none"]
+    _register(codex_home, "orch", sys.executable, unconfined)
+    check = by_id(run_doctor(tmp_path)[1])["codex_mcp"]
+    assert (
+        check["status"] == "warning"
+        and "runs with --sandbox none: stages the agent starts" in check["detail"]
+    )
+    assert check["fix"].startswith("codex mcp remove orch; then: codex mcp add orchestrator -- ")
+    assert check["fix"].endswith("--sandbox codex")
 
 
 def test_doctor_reports_a_disabled_or_foreign_registration(tmp_path: Path, codex_home: Path) -> None:

@@ -43,7 +43,8 @@ def test_fresh_folder_gets_every_template(target: Path) -> None:
     # every template file carries its templateVersion marker, placeholders are filled
     for rel in EXPECTED[:-1]:
         text = (target / rel).read_text()
-        assert init_codex.template_version(text) == 1, rel
+        # the MCP registration is at version 2 (it names the sandbox); the rest at 1
+        assert init_codex.template_version(text) == (2 if rel == "docs/codex-mcp.toml" else 1), rel
         assert "{{" not in text, rel
     spec = (target / "tasks/specs/0001-mini-spec.md").read_text()
     assert f"\nlast_review: {TODAY}\n" in spec and spec.startswith("---\n")
@@ -62,7 +63,7 @@ def test_mcp_snippet_has_command_and_args_apart(target: Path) -> None:
     data = tomllib.loads((target / "docs/codex-mcp.toml").read_text())
     server = data["mcp_servers"]["orchestrator"]
     assert isinstance(server["command"], str) and " " not in Path(server["command"]).name
-    assert server["args"][-4:] == ["mcp", "serve", "--repo", str(target.resolve())]
+    assert server["args"][-6:] == ["mcp", "serve", "--repo", str(target.resolve()), "--sandbox", "codex"]
 
 
 def test_second_run_without_force_changes_nothing(target: Path) -> None:

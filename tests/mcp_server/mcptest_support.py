@@ -21,7 +21,9 @@ from typing import Any
 import pytest
 from testkit import py, write_config
 
-SERVE = [sys.executable, "-m", "codex_orchestrator", "mcp", "serve"]
+# Stages run unsandboxed unless a test asks for the Codex sandbox (a later --sandbox wins: click keeps the
+# last value); tests/mcp_server/test_mcp_sandbox.py covers the sandboxed server with the real Codex CLI.
+SERVE = [sys.executable, "-m", "codex_orchestrator", "mcp", "serve", "--sandbox", "none"]
 PROTOCOL = "2025-11-25"
 
 

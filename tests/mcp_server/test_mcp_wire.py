@@ -292,7 +292,7 @@ def test_an_sdk_that_does_not_load_is_a_clear_error(mcp_repo: Path) -> None:
         "import sys\n"
         "sys.modules['mcp'] = None  # as if the SDK's compiled parts did not match this Python\n"
         "from codex_orchestrator.cli import main\n"
-        f"main(['mcp', 'serve', '--repo', {str(mcp_repo)!r}])\n"
+        f"main(['mcp', 'serve', '--repo', {str(mcp_repo)!r}, '--sandbox', 'none'])\n"
     )
     init = {"protocolVersion": PROTOCOL, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
     request = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": init}) + "\n"

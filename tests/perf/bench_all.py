@@ -230,7 +230,7 @@ def main() -> None:
         res["cli_first_run_version_s"] = first
         rows.append(("pyz --version, first run (extracts)", ms(first), "", ""))
 
-        mcp_argv = [*me, "mcp", "serve", "--repo", str(repo)]
+        mcp_argv = [*me, "mcp", "serve", "--repo", str(repo), "--sandbox", "none"]
         warm_mcp = statistics.median(mcp_ready(mcp_argv, env, work) for _ in range(max(n, 20)))
         res["mcp_ready_warm_s"] = warm_mcp
         rows.append(

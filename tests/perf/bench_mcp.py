@@ -138,7 +138,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         repo = make_repo(Path(tmp))
-        argv = [str(opts.bin), "mcp", "serve", "--repo", str(repo), "--log-level", "error"]
+        argv = [str(opts.bin), "mcp", "serve", "--repo", str(repo), "--sandbox", "none"]
+        argv += ["--log-level", "error"]
         env = {k: v for k, v in os.environ.items() if not k.startswith("CODEX_ORCHESTRATOR_")}
 
         # one finished run to ask about

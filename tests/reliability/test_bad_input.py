@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from testkit import write_config
+from testkit import CLI, write_config
 
 from codex_orchestrator.cli import cli
 
@@ -342,7 +341,7 @@ def test_cli_repo_is_a_file(tmp_path: Path) -> None:
 class Server:
     def __init__(self, repo: Path) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "codex_orchestrator", "mcp", "serve", "--repo", str(repo)],
+            [*CLI, "mcp", "serve", "--repo", str(repo), "--sandbox", "none"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

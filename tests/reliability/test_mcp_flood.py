@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from testkit import write_config
+from testkit import CLI, write_config
 
 FRAMES = 10_000
 
@@ -100,7 +100,7 @@ def test_ten_thousand_hostile_frames(tmp_path: Path) -> None:
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     lines, expect = _frames(run_id, random.Random(7))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "codex_orchestrator", "mcp", "serve", "--repo", str(repo)],
+        [*CLI, "mcp", "serve", "--repo", str(repo), "--sandbox", "none"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

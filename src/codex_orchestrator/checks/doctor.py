@@ -235,6 +235,34 @@ def check_codex_cli() -> tuple[Finding, codexcli.CodexBinary]:
     return Finding("codex_cli", "Codex CLI", "ok", f"{version} ({binary.path}, from {binary.source})"), binary
 
 
+def check_sandbox(roots: Roots | None, codex: Finding) -> Finding:
+    """Whether `mcp serve --sandbox codex` (its default) can confine stages here: a trivial command is
+    run through `codex sandbox -P :workspace` from the repository root."""
+    from codex_orchestrator import sandbox as sbx
+    from codex_orchestrator.errors import SandboxError
+
+    title = "Codex sandbox"
+    if codex.status != "ok":
+        return Finding(
+            "sandbox",
+            title,
+            "missing",
+            "not checked: no working Codex CLI, so `mcp serve` (default --sandbox codex) will not start",
+            fix=f"{codexcli.INSTALL_HINT}; or register the server with --sandbox none (stages unconfined)",
+        )
+    workspace = roots.repo if roots else Path.cwd()
+    try:
+        box = sbx.resolve(sbx.CODEX, workspace)
+    except SandboxError as exc:
+        return Finding("sandbox", title, "missing", exc.message, fix=exc.hint)
+    return Finding(
+        "sandbox",
+        title,
+        "ok",
+        f"stages can run in the {box.describe()} (mcp serve --sandbox codex, the default)",
+    )
+
+
 def check_registration(roots: Roots | None) -> Finding:
     repo = roots.repo if roots else Path.cwd()
     fix = codexcli.add_command(repo)
@@ -253,6 +281,14 @@ def check_registration(roots: Roots | None) -> Finding:
         if not reg.enabled:
             return Finding(
                 "codex_mcp", title, "warning", f"{where} is disabled", fix=f"set enabled = true in {where}"
+            )
+        if any(a == "--sandbox" and b == "none" for a, b in zip(reg.args, reg.args[1:], strict=False)):
+            return Finding(
+                "codex_mcp",
+                title,
+                "warning",
+                f"{where} runs with --sandbox none: stages the agent starts run unconfined, as you",
+                fix=f"codex mcp remove {reg.name}; then: {fix}",
             )
         return Finding("codex_mcp", title, "ok", f"registered as {where}")
     if report.registrations:
@@ -297,6 +333,7 @@ def run(repo: str | None = None, *, strict: bool = False) -> dict[str, Any]:
         check_pipeline_tools(roots),
         check_git(),
         codex,
+        check_sandbox(roots, codex),
         check_registration(roots),
         *(check_optional(dep) for dep in OPTIONAL_DEPENDENCIES),
     ]

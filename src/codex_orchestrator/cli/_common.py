@@ -25,6 +25,11 @@ def repo_option(f: F) -> F:
     )(f)
 
 
+def sandbox_option(help_text: str) -> Callable[[F], F]:
+    """`--sandbox none|codex|codex:PROFILE` (checked by the core, so errors get our wording)."""
+    return click.option("--sandbox", default=None, metavar="none|codex[:PROFILE]", help=help_text)
+
+
 def format_options(f: F) -> F:
     f = click.option("--json", "json_flag", is_flag=True, default=False, help="Same as --format json.")(f)
     f = click.option(

@@ -10,7 +10,7 @@ import time
 
 import click
 
-from codex_orchestrator.errors import ExitCode, OrchestratorError
+from codex_orchestrator.errors import ExitCode, OrchestratorError, UsageError
 
 
 class _StartError(click.ClickException):
@@ -41,29 +41,58 @@ def mcp() -> None:
     help="Exit after this long without a request (0: never). The server always exits when stdin closes.",
 )
 @click.option(
+    "--sandbox",
+    default=None,
+    metavar="codex[:PROFILE]|none",
+    help="Run every stage inside the Codex CLI's sandbox (default: codex, profile :workspace); "
+    "`none` runs stages unconfined, with this server's rights (logged).",
+)
+@click.option(
+    "--reload-config",
+    is_flag=True,
+    help="Follow edits of codex.orchestrator.json (default: the configuration loaded at start is used, "
+    "and start_run/resume_run refuse once the file changes).",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"]),
     default="info",
     show_default=True,
     help="Logging level; logs go to stderr, never stdout.",
 )
-def serve(repo: str | None, read_only: bool, idle_timeout: float, log_level: str) -> None:
+def serve(
+    repo: str | None,
+    read_only: bool,
+    idle_timeout: float,
+    sandbox: str | None,
+    reload_config: bool,
+    log_level: str,
+) -> None:
     """Serve MCP over stdio: newline-delimited JSON-RPC on stdin/stdout, logs on stderr.
+
+    Stages started over MCP run inside the Codex CLI's sandbox (`codex sandbox`, profile :workspace):
+    they may write only in the repository and the temp folders, and may not use the network. The
+    configuration is pinned for the session. If the sandbox cannot be had, the server does not start.
 
     \b
     Register with Codex:
-      codex mcp add orchestrator -- python3 /abs/codex-orchestrator.pyz mcp serve --repo /abs/repo
+      codex mcp add orchestrator -- \
+        python3 /abs/codex-orchestrator.pyz mcp serve --repo /abs/repo --sandbox codex
     """
     from codex_orchestrator.mcp_server import server
     from codex_orchestrator.runs.layout import Roots
+    from codex_orchestrator.runs.policy import mcp_policy
 
     server.configure_logging(log_level)
     try:
         roots = Roots.resolve(repo)
+        policy = mcp_policy(roots.repo, sandbox=sandbox, read_only=read_only, reload_config=reload_config)
+    except UsageError as exc:
+        raise click.UsageError(f"{exc.message}" + (f" (fix: {exc.hint})" if exc.hint else "")) from None
     except OrchestratorError as exc:
         raise _StartError(f"{exc.message}" + (f" (fix: {exc.hint})" if exc.hint else "")) from None
     try:
-        server.serve(roots, read_only=read_only, idle_timeout=idle_timeout or None)
+        server.serve(roots, read_only=read_only, idle_timeout=idle_timeout or None, policy=policy)
     except OrchestratorError as exc:
         raise _StartError(f"{exc.message}" + (f" (fix: {exc.hint})" if exc.hint else "")) from None
     _finish()

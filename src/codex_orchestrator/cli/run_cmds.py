@@ -9,9 +9,19 @@ from typing import Any
 import click
 
 from codex_orchestrator import output
-from codex_orchestrator.cli._common import exit_with, format_options, guarded, repo_option, roots, wants_json
+from codex_orchestrator import sandbox as sbx
+from codex_orchestrator.cli._common import (
+    exit_with,
+    format_options,
+    guarded,
+    repo_option,
+    roots,
+    sandbox_option,
+    wants_json,
+)
 from codex_orchestrator.runs import lifecycle, queries
 from codex_orchestrator.runs.manifest import TERMINAL, exit_code_for
+from codex_orchestrator.runs.policy import cli_policy
 
 
 def _run_exit(view: Mapping[str, Any]) -> None:
@@ -28,6 +38,8 @@ def render_status(view: Mapping[str, Any]) -> str:
         "heartbeat "
         + (f"{age:.1f}s ago" if isinstance(age, int | float) else "none")
         + ("  STALE" if view.get("stale") else ""),
+        f"origin    {view.get('origin') or 'not recorded'}",
+        f"sandbox   {sbx.describe_record(view.get('sandbox'))}",
         f"manifest  {view['manifest']}",
     ]
     rows = []
@@ -65,6 +77,9 @@ def render_status(view: Mapping[str, Any]) -> str:
 @click.option(
     "--project", default=None, help='Run in a project folder declared under "projects" in the config.'
 )
+@sandbox_option(
+    "Run the stages in this sandbox: none (default), codex (profile :workspace) or codex:PROFILE."
+)
 @repo_option
 @format_options
 @guarded
@@ -75,6 +90,7 @@ def start(
     target_stage: str | None,
     parent_run_id: str | None,
     project: str | None,
+    sandbox: str | None,
     repo: str | None,
     fmt: str,
     json_flag: bool,
@@ -82,11 +98,14 @@ def start(
     """Run PIPELINE (default: the configured default, else `diagnostics`).
 
     Progress goes to stderr; the result (run id, status, manifest path) to stdout. Exits 1 if the run fails.
+    With `--sandbox codex` every stage runs inside the Codex CLI's sandbox, as it would over MCP.
     """
     as_json = wants_json(fmt, json_flag)
+    r = roots(repo)
     view = lifecycle.start_run(
-        roots(repo),
+        r,
         pipeline,
+        policy=cli_policy(sandbox, r.repo),
         adopt_orphans=not detach,
         task_id=task_id,
         target_stage=target_stage,
@@ -194,18 +213,30 @@ def status(run_id: str, watch: bool, interval: float, repo: str | None, fmt: str
     "--token", default=None, help="The run's resume token (from its .resume-token file); checked if given."
 )
 @click.option("--detach", is_flag=True, help="Resume in the background and return at once.")
+@sandbox_option("Run the remaining stages in this sandbox (default: the one the run recorded).")
 @repo_option
 @format_options
 @guarded
-def resume(run_id: str, token: str | None, detach: bool, repo: str | None, fmt: str, json_flag: bool) -> None:
+def resume(
+    run_id: str,
+    token: str | None,
+    detach: bool,
+    sandbox: str | None,
+    repo: str | None,
+    fmt: str,
+    json_flag: bool,
+) -> None:
     """Continue a failed, cancelled or stale run from its first unfinished stage.
 
     Stages that succeeded are skipped (matched by id). A live run is never resumed. Exits 1 if the run fails.
+    The stages run in the sandbox the run recorded unless --sandbox names another.
     """
     as_json = wants_json(fmt, json_flag)
+    r = roots(repo)
     view = lifecycle.resume_run(
-        roots(repo),
+        r,
         run_id,
+        policy=cli_policy(sandbox, r.repo),
         token=token,
         detach=detach,
         adopt_orphans=not detach,
@@ -271,7 +302,8 @@ def pipelines(project: str | None, repo: str | None, fmt: str, json_flag: bool) 
 @click.command(hidden=True)
 @click.option("--run-dir", required=True, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--lock-fd", required=True, type=int)
-def drive(run_dir: Path, lock_fd: int) -> None:
+@click.option("--expect", default=None, help="The launch digest of the manifest to drive.")
+def drive(run_dir: Path, lock_fd: int, expect: str | None) -> None:
     """Internal: drive a detached run (started by `start --detach`, `resume --detach`, MCP start_run)."""
-    final = lifecycle.drive(run_dir, lock_fd)
+    final = lifecycle.drive(run_dir, lock_fd, expect=expect)
     _run_exit(final)

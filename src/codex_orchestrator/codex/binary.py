@@ -19,6 +19,8 @@ BIN_ENV = "CODEX_CLI_BIN"
 DEFAULT_BIN = "codex"
 SERVER_NAME = "orchestrator"
 INSTALL_HINT = "install the Codex CLI (`npm install -g @openai/codex`) or set CODEX_CLI_BIN to its path"
+# Registrations name the sandbox explicitly: stages started over MCP run in Codex's own (profile :workspace).
+SERVE_SANDBOX = ("--sandbox", "codex")
 _SCRIPT_NAMES = frozenset({"codex-orchestrator", "codex-orch"})
 
 
@@ -61,7 +63,7 @@ def codex_config_path() -> Path:
 
 def server_command(repo: Path) -> tuple[str, list[str]]:
     """(command, args) that start this artifact's MCP server for `repo`, absolute where it matters."""
-    tail = ["mcp", "serve", "--repo", str(repo)]
+    tail = ["mcp", "serve", "--repo", str(repo), *SERVE_SANDBOX]
     archive = runtime.pyz_path()
     if archive is not None:
         # A .pyz is built for one CPython minor: name it, so `env python3` cannot pick another.
@@ -79,7 +81,7 @@ def server_command(repo: Path) -> tuple[str, list[str]]:
 def self_invocation(repo: Path) -> str:
     """How a user runs this artifact from a shell: `python3.11 /abs/x.pyz`, or `codex-orchestrator`."""
     command, args = server_command(repo)
-    prefix = [command, *args[:-4]]  # drop "mcp serve --repo REPO"
+    prefix = [command, *args[: -4 - len(SERVE_SANDBOX)]]  # drop "mcp serve --repo REPO --sandbox codex"
     if len(prefix) == 1 and Path(command).name == "codex-orchestrator" and shutil.which("codex-orchestrator"):
         return "codex-orchestrator"
     return shlex.join(prefix)

@@ -19,6 +19,7 @@ from codex_orchestrator.mcp_server import tools
 from codex_orchestrator.pipelines import resolve
 from codex_orchestrator.runs import lifecycle, metrics, queries
 from codex_orchestrator.runs.layout import Roots
+from codex_orchestrator.runs.policy import ORIGIN_MCP, RunPolicy
 from codex_orchestrator.validation import Validator
 
 log = logging.getLogger("codex_orchestrator.mcp")
@@ -156,9 +157,10 @@ def _run_line(view: Mapping[str, Any]) -> str:
 class ToolBox:
     """The tools of one server, pinned to one repository."""
 
-    def __init__(self, roots: Roots, *, read_only: bool = False) -> None:
+    def __init__(self, roots: Roots, *, read_only: bool = False, policy: RunPolicy | None = None) -> None:
         self.roots = roots
         self.read_only = read_only
+        self.policy = policy or RunPolicy(origin=ORIGIN_MCP)  # sandbox and pinned configuration
         self.specs = tools.available(read_only)
         self._impl: dict[str, Callable[[dict[str, Any]], Outcome]] = {
             spec.name: getattr(self, f"_{spec.name}") for spec in self.specs
@@ -205,7 +207,7 @@ class ToolBox:
 
     def _list_pipelines(self, args: dict[str, Any]) -> Outcome:
         project = args.get("project")
-        data = resolve.list_pipelines(self.roots, project=project)
+        data = resolve.list_pipelines(self.roots, project=project, load=self.policy.configs.load)
         ids = [p["id"] for p in data["pipelines"]]
         default = data.get("default_pipeline")
         step = None
@@ -213,14 +215,20 @@ class ToolBox:
             extra = {"project": project} if project else {}
             step = _next("start_run", "run the default pipeline", pipeline=default, **extra)
         where = f" of project {project}" if project else ""
+        stale = (
+            "; the configuration changed on disk since the server started: these are the pipelines it "
+            "loaded then, and start_run is refused until the server is restarted"
+            if self.policy.configs.changed()
+            else ""
+        )
         return Outcome(
             _with_next(data, step),
-            f"{len(ids)} pipelines{where} (default: {default}): {', '.join(ids)}",
+            f"{len(ids)} pipelines{where} (default: {default}): {', '.join(ids)}{stale}",
         )
 
     def _plan_pipeline(self, args: dict[str, Any]) -> Outcome:
         project = args.get("project")
-        data = resolve.plan(self.roots, args["pipeline"], project=project)
+        data = resolve.plan(self.roots, args["pipeline"], project=project, load=self.policy.configs.load)
         stages = [s["id"] for s in data["stages"]]
         extra = {"project": project} if project else {}
         step = _next("start_run", "run this pipeline", pipeline=data["pipeline_id"], **extra)
@@ -237,6 +245,7 @@ class ToolBox:
             target_stage=args.get("target_stage"),
             project=args.get("project"),
             detach=True,
+            policy=self.policy,
         )
         step = _next("wait_for_run", "the run goes on in the background", run_id=view["run_id"])
         return Outcome(
@@ -310,7 +319,9 @@ class ToolBox:
         return Outcome(data, summary, [data["text"]] if data["text"] else [])
 
     def _resume_run(self, args: dict[str, Any]) -> Outcome:
-        view = lifecycle.resume_run(self.roots, args["run_id"], token=args.get("token"), detach=True)
+        view = lifecycle.resume_run(
+            self.roots, args["run_id"], token=args.get("token"), detach=True, policy=self.policy
+        )
         event = view.get("resume_event") or {}
         note = (
             "; the configuration changed since the run started: its own snapshot is used"

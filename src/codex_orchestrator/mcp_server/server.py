@@ -18,6 +18,7 @@ from codex_orchestrator.errors import OrchestratorError
 from codex_orchestrator.mcp_server import tools
 from codex_orchestrator.mcp_server.channel import Channel, EarlyAnswers, claim_stdio
 from codex_orchestrator.runs.layout import Roots
+from codex_orchestrator.runs.policy import RunPolicy
 
 log = logging.getLogger("codex_orchestrator.mcp")
 
@@ -97,9 +98,50 @@ def _exit_now(reason: str) -> None:
     os._exit(0)
 
 
-def serve(roots: Roots, *, read_only: bool = False, idle_timeout: float | None = None) -> str:
+def _log_policy(policy: RunPolicy, read_only: bool) -> None:
+    sandbox = policy.sandbox
+    if sandbox is not None and sandbox.confined:
+        log.info("stages run in the %s", sandbox.describe())
+    elif not read_only:
+        log.warning(
+            "sandbox: %s: stages started over MCP run unconfined, with this server's rights",
+            "none (explicit --sandbox none)" if sandbox is None or sandbox.is_none else sandbox.describe(),
+        )
+    if policy.configs.pinned:
+        log.info("configuration pinned for this session (restart the server to use edits)")
+    else:
+        log.info("configuration reloaded on every call (--reload-config)")
+
+
+def _policy_notes(policy: RunPolicy) -> str:
+    """What the model should know about the rules its runs follow."""
+    notes = []
+    sandbox = policy.sandbox
+    if sandbox is not None and sandbox.confined:
+        notes.append(
+            f"Stages run in the {sandbox.describe()}, like your own commands: what it forbids (under "
+            ":workspace, writing outside the repository and the temp folders, and any network access) "
+            "fails, and the stage's summary says the sandbox refused it."
+        )
+    if policy.configs.pinned:
+        notes.append(
+            "The pipelines are those of codex.orchestrator.json as it was when the server started; after "
+            "an edit of that file, start_run and resume_run are refused until the server is restarted."
+        )
+    return " ".join(notes)
+
+
+def serve(
+    roots: Roots,
+    *,
+    read_only: bool = False,
+    idle_timeout: float | None = None,
+    policy: RunPolicy | None = None,
+) -> str:
     """Serve MCP on this process's stdin/stdout until the client goes away. Returns why it stopped."""
-    instructions = tools.instructions(str(roots.repo), read_only)
+    policy = policy or RunPolicy(origin="mcp")
+    _log_policy(policy, read_only)
+    instructions = tools.instructions(str(roots.repo), read_only, "" if read_only else _policy_notes(policy))
     early = early_answers(read_only, instructions)
     in_fd, out_fd = claim_stdio()
     channel = Channel(in_fd, out_fd, early=early, idle_timeout=idle_timeout, on_close_unattached=_exit_now)
@@ -119,7 +161,7 @@ def serve(roots: Roots, *, read_only: bool = False, idle_timeout: float | None =
         ) from None
     from codex_orchestrator.mcp_server.handlers import ToolBox
 
-    sdk.run(channel, ToolBox(roots, read_only=read_only), instructions)
+    sdk.run(channel, ToolBox(roots, read_only=read_only, policy=policy), instructions)
     reason = channel.close_reason or "session ended"
     log.info("%s; exiting", reason)
     return reason

@@ -87,6 +87,8 @@ _STATUS_PROPS: dict[str, Any] = {
     "stale": {"type": "boolean"},
     "heartbeat_at": _NULL_STR,
     "heartbeat_age_seconds": _NULL_NUM,
+    "origin": {"type": ["string", "null"], "description": "Who started the run: cli or mcp."},
+    "sandbox": {"type": ["object", "null"], "description": "The sandbox the stages run in."},
     "manifest": {"type": "string", "description": "Absolute path of the run's manifest.json."},
     "run_dir": {"type": "string"},
     "commands": {"type": "array", "items": _COMMAND_VIEW},
@@ -481,7 +483,7 @@ def available(read_only: bool) -> list[ToolSpec]:
     return [t for t in TOOLS if t.read_only or not read_only]
 
 
-def instructions(repo: str, read_only: bool) -> str:
+def instructions(repo: str, read_only: bool, notes: str = "") -> str:
     """What the model reads about this server before choosing a tool."""
     text = (
         f"Runs the configured pipelines (build, lint, test, spec checks...) of the repository {repo} and "
@@ -494,4 +496,4 @@ def instructions(repo: str, read_only: bool) -> str:
     )
     if read_only:
         text += " This server is read-only: start_run, resume_run and cancel_run are not available."
-    return text
+    return text + (f" {notes}" if notes else "")

@@ -4,6 +4,7 @@ pipeline and the task id, and describe pipelines and plans. Runs nothing."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,16 +31,18 @@ def resolve(
     *,
     task_id: str | None = None,
     project: str | None = None,
+    load: Callable[[Path], cfg.RepoConfig] = cfg.load,
 ) -> Resolved:
-    """Load configuration (of the project folder when `project` is given) and pick the pipeline."""
-    repo_config = cfg.load(roots.repo)
+    """Load configuration (of the project folder when `project` is given) and pick the pipeline.
+    `load` reads a folder's configuration: from disk, or as an MCP session pinned it."""
+    repo_config = load(roots.repo)
     stage_root = roots.repo
     config = repo_config
     project_task = None
     project_default = None
     if project is not None:
         stage_root, proj = cfg.project_root(roots.repo, repo_config, project)
-        config = cfg.load(stage_root) if stage_root != roots.repo else repo_config
+        config = load(stage_root) if stage_root != roots.repo else repo_config
         project_task, project_default = proj.task_id, proj.default_pipeline
     chosen = pipeline_id or project_default or config.pipelines.default_pipeline
     pipeline = config.pipelines.get(chosen)
@@ -49,9 +52,11 @@ def resolve(
     return Resolved(repo_config, stage_root, task, project, pipeline)
 
 
-def list_pipelines(roots: Roots, project: str | None = None) -> dict[str, Any]:
-    res = resolve(roots, project=project)
-    config = cfg.load(res.stage_root) if project else res.config
+def list_pipelines(
+    roots: Roots, project: str | None = None, *, load: Callable[[Path], cfg.RepoConfig] = cfg.load
+) -> dict[str, Any]:
+    res = resolve(roots, project=project, load=load)
+    config = load(res.stage_root) if project else res.config
     return {
         "repo": str(roots.repo),
         "config": str(config.path) if config.path else None,
@@ -76,8 +81,9 @@ def plan(
     *,
     project: str | None = None,
     target_stage: str | None = None,
+    load: Callable[[Path], cfg.RepoConfig] = cfg.load,
 ) -> dict[str, Any]:
-    res = resolve(roots, pipeline_id, project=project)
+    res = resolve(roots, pipeline_id, project=project, load=load)
     p = res.pipeline
     last = target_index(p, target_stage)
     return {

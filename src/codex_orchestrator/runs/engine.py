@@ -8,13 +8,16 @@ reporter), so tests drive it with fakes and never sleep.
 from __future__ import annotations
 
 import copy
+import errno
 import os
+import shutil
 import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from codex_orchestrator import sandbox as sbx
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock, iso
 from codex_orchestrator.errors import StorageError
 from codex_orchestrator.pipelines.model import SELF, Pipeline, Stage
@@ -64,6 +67,7 @@ class RunEngine:
         self.manifest = manifest
         self.pipeline = Pipeline.from_snapshot(manifest["pipeline"])
         self.stage_root = Path(manifest.get("stage_root") or manifest["repo_root"])
+        self.sandbox = sbx.Sandbox.from_record(manifest.get("sandbox"))  # what the run was claimed with
         self.clock = clock
         self.processes = process_runner or PosixProcessRunner()
         self.report = reporter or _quiet
@@ -135,13 +139,27 @@ class RunEngine:
         return restore
 
     # -- stages -----------------------------------------------------------------------------
-    def _argv(self, stage: Stage) -> list[str]:
+    def _argv(self, stage: Stage, cwd: Path, env: dict[str, str]) -> list[str]:
+        """The stage's command, inside the run's sandbox (whose workspace is the repository root)."""
         if stage.shell:
-            return ["/bin/sh", "-c", stage.command[0]]
-        argv = list(stage.command)
-        if argv and argv[0] == SELF:
-            argv = self_command() + argv[1:]
-        return argv
+            argv = ["/bin/sh", "-c", stage.command[0]]
+        else:
+            argv = list(stage.command)
+            if argv and argv[0] == SELF:
+                argv = self_command() + argv[1:]
+        if self.sandbox.is_none:
+            return argv
+        # Inside the sandbox a missing program is the sandbox helper's crash (exit 101): say it as
+        # without a sandbox, "command not found" (exit 127).
+        name = argv[0] if argv else ""
+        found = (
+            os.access(cwd / name, os.X_OK) and (cwd / name).is_file()
+            if os.sep in name
+            else shutil.which(name, path=env.get("PATH")) is not None
+        )
+        if not found:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+        return self.sandbox.wrap(argv, cwd=cwd, workspace=Path(self.manifest["repo_root"]))
 
     def _env(self, stage: Stage) -> dict[str, str]:
         env = dict(os.environ)
@@ -197,13 +215,12 @@ class RunEngine:
         self.report(f"[{i + 1}/{len(self.pipeline.stages)}] {stage.id}: {stage.display()}")
         timed_out = False
         try:
-            argv = self._argv(stage)
-            proc = self.processes.start(
-                argv, cwd=self._stage_cwd(stage), env=self._env(stage), log_path=log_path
-            )
+            cwd = self._stage_cwd(stage)
+            env = self._env(stage)
+            proc = self.processes.start(self._argv(stage, cwd, env), cwd=cwd, env=env, log_path=log_path)
         except (OSError, ValueError) as exc:
             rc = 127 if isinstance(exc, FileNotFoundError) else 126
-            start_error = _start_error(exc, stage)
+            start_error = _start_error(exc, stage, self.sandbox)
             note: str | None = start_error
             log_path.write_text(start_error + "\n", encoding="utf-8")
         else:
@@ -231,6 +248,9 @@ class RunEngine:
             sig = signal_name(rc)
             status = StageStatus.FAILED
             summary = note or (f"killed by {sig}" if sig else f"exited with code {rc}")
+            refused = self._refusal(log_path)
+            if refused:
+                summary += f"; the Codex sandbox ({self.sandbox.profile}) refused it: {refused}"
         with self._lock:
             mf.mark_stage_finished(
                 self.manifest,
@@ -264,8 +284,16 @@ class RunEngine:
         path = self.paths.error_file(i + 1, stage.id)
         path.parent.mkdir(parents=True, exist_ok=True)
         tail, truncated = read_tail(log_path, LOG_TAIL_BYTES)
+        refused = None if timed_out else self._refusal(log_path)
         if timed_out:
             hint = f"the stage passed its {stage.timeout_seconds:g}s timeout: raise it, or speed the stage up"
+        elif refused:
+            hint = (
+                f"the stage ran in the Codex sandbox (profile {self.sandbox.profile}), which refused it "
+                f"({refused}): under it a stage may write only in the repository and the temp folders and "
+                "may not use the network; change the stage, or run it yourself outside the sandbox "
+                "(`codex-orchestrator start`)"
+            )
         elif cmd["exit_code"] == 127:
             hint = "the command was not found; install it or fix the stage's command"
         else:
@@ -301,6 +329,16 @@ class RunEngine:
             mode=mode,
         )
         return path
+
+    def _refusal(self, log_path: Path) -> str | None:
+        """The sandbox's refusal a failed stage's output shows, when it ran in a confining sandbox."""
+        if not self.sandbox.confined:
+            return None
+        try:
+            tail, _ = read_tail(log_path, LOG_TAIL_BYTES)
+        except OSError:
+            return None
+        return sbx.refusal(tail)
 
     # -- the run ----------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -390,7 +428,9 @@ class RunEngine:
         return final
 
 
-def _start_error(exc: Exception, stage: Stage) -> str:
+def _start_error(exc: Exception, stage: Stage, sandbox: sbx.Sandbox) -> str:
+    if sandbox.binary is not None and isinstance(exc, OSError) and not os.access(sandbox.binary, os.X_OK):
+        return f"the sandbox's Codex CLI {sandbox.binary} cannot be run any more ({exc.strerror or exc})"
     if isinstance(exc, FileNotFoundError):
         return f"command not found: {stage.command[0]!r}"
     if isinstance(exc, PermissionError):

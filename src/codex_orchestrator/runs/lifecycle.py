@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import shutil
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from codex_orchestrator import sandbox as sbx
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock, iso
 from codex_orchestrator.errors import OrchestratorError, RunStateError, StorageError, TokenError
 from codex_orchestrator.ids import new_run_id, validate_run_id
@@ -33,6 +35,7 @@ from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs import records
 from codex_orchestrator.runs.layout import Roots, RunPaths
 from codex_orchestrator.runs.manifest import RunStatus, StatusView
+from codex_orchestrator.runs.policy import CLI_POLICY, RunPolicy
 from codex_orchestrator.runs.queries import load_run
 from codex_orchestrator.runs.store import FileLock, atomic_write_bytes, atomic_write_json, is_locked
 from codex_orchestrator.runtime import self_command
@@ -74,12 +77,15 @@ def create_run(
     parent_run_id: str | None = None,
     project: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    policy: RunPolicy = CLI_POLICY,
 ) -> tuple[RunPaths, dict[str, Any], cfg.RepoConfig]:
     """Resolve the pipeline and write a queued run: folder, resume token, first manifest. A creation
-    that fails part-way removes its folder."""
+    that fails part-way removes its folder. `policy`: where the pipeline comes from, the sandbox the
+    stages run in, and the origin recorded."""
     from codex_orchestrator.pipelines.resolve import resolve, target_index
 
-    res = resolve(roots, pipeline_id, task_id=task_id, project=project)
+    policy.configs.verify()
+    res = resolve(roots, pipeline_id, task_id=task_id, project=project, load=policy.configs.load)
     target_index(res.pipeline, target_stage)
     if parent_run_id is not None:
         validate_run_id(parent_run_id)
@@ -105,6 +111,8 @@ def create_run(
             stale_after=res.config.heartbeat_stale_after_seconds,
         )
         manifest["stage_root"] = str(res.stage_root)
+        manifest["origin"] = policy.origin
+        manifest["sandbox"] = (policy.sandbox or sbx.NO_SANDBOX).record()
         mf.write(paths.manifest, manifest)
     except BaseException:
         shutil.rmtree(paths.dir, ignore_errors=True)
@@ -152,10 +160,19 @@ def _hold_lock(paths: RunPaths) -> FileLock:
 _DETACH_SH = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 & echo $!'
 
 
-def _spawn_driver(paths: RunPaths, lock: FileLock, roots: Roots) -> int:
+def launch_digest(manifest: dict[str, Any]) -> str:
+    """Covers what a driver executes (pipeline snapshot, sandbox, folders): the process that claimed the
+    run passes it to the detached driver, which refuses a manifest changed on disk in between."""
+    keys = ("run_id", "repo_root", "stage_root", "pipeline", "sandbox")
+    text = json.dumps({k: manifest.get(k) for k in keys}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _spawn_driver(paths: RunPaths, lock: FileLock, roots: Roots, manifest: dict[str, Any]) -> int:
     """Start a detached driver that inherits the run lock; it makes itself a new session."""
     assert lock.fd is not None
     argv = [*self_command(), "_drive", "--run-dir", str(paths.dir), "--lock-fd", str(lock.fd)]
+    argv += ["--expect", launch_digest(manifest)]
     env = dict(os.environ)
     env["CODEX_ORCHESTRATOR_RUNS_DIR"] = str(roots.runs)
     env["CODEX_ORCHESTRATOR_OUT_DIR"] = str(roots.out)
@@ -197,6 +214,7 @@ def start_run(
     process_runner: ProcessRunner | None = None,
     reporter: Reporter | None = None,
     on_engine: Callable[[RunEngine], None] | None = None,
+    policy: RunPolicy = CLI_POLICY,
 ) -> StatusView:
     """Create a run and drive it (foreground) or hand it to a detached driver. Returns the status view.
 
@@ -210,10 +228,11 @@ def start_run(
         parent_run_id=parent_run_id,
         project=project,
         clock=clock,
+        policy=policy,
     )
     lock = _hold_lock(paths)
     if detach:
-        pid = _spawn_driver(paths, lock, roots)
+        pid = _spawn_driver(paths, lock, roots, manifest)
         view = mf.status_view(manifest, paths.manifest, clock.now())
         view["driver_pid"] = pid
         return view
@@ -274,8 +293,11 @@ def _stage_root(manifest: dict[str, Any]) -> Path:
     return Path(str(manifest.get("stage_root") or manifest["repo_root"]))
 
 
-def drive(run_dir: Path, lock_fd: int, *, clock: Clock = SYSTEM_CLOCK) -> dict[str, Any]:
-    """Body of the detached driver process (`_drive`)."""
+def drive(
+    run_dir: Path, lock_fd: int, *, expect: str | None = None, clock: Clock = SYSTEM_CLOCK
+) -> dict[str, Any]:
+    """Body of the detached driver process (`_drive`). `expect`: the launch digest of the manifest the
+    starting process wrote; a manifest that no longer matches it is not run."""
     lock = FileLock(RunPaths(run_dir).lock)
     lock.fd = lock_fd
     try:
@@ -287,6 +309,16 @@ def drive(run_dir: Path, lock_fd: int, *, clock: Clock = SYSTEM_CLOCK) -> dict[s
         paths = RunPaths(run_dir)
         manifest = mf.read(paths.manifest)
         roots = Roots.resolve(manifest["repo_root"])
+        if expect is not None and not hmac.compare_digest(launch_digest(manifest), expect):
+            records.finish(
+                roots,
+                paths,
+                manifest,
+                clock,
+                status=RunStatus.FAILED,
+                detail="the manifest was changed on disk before its runner started; nothing was run",
+            )
+            return manifest
         engine = _engine(
             roots,
             paths,
@@ -355,6 +387,16 @@ def _resumed_elsewhere(manifest: dict[str, Any], seen_resumes: int) -> bool:
     return manifest.get("status") not in mf.TERMINAL and pid != os.getpid() and process_alive(pid)
 
 
+def _recorded_sandbox(manifest: dict[str, Any], roots: Roots) -> sbx.Sandbox:
+    """The sandbox a run recorded, found and probed again now: a resume keeps it, and a binary path
+    written into the manifest is never what runs."""
+    recorded = sbx.Sandbox.from_record(manifest.get("sandbox"))
+    if recorded.is_none:
+        return recorded
+    label = f"resuming run {manifest.get('run_id')} in its sandbox ({recorded.spec})"
+    return sbx.resolve(recorded.spec, roots.repo, label=label)
+
+
 def prepare_resume(
     roots: Roots,
     run_id: str,
@@ -362,11 +404,16 @@ def prepare_resume(
     token: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
     sleep: Callable[[float], None] = time.sleep,
+    policy: RunPolicy = CLI_POLICY,
 ) -> tuple[RunPaths, dict[str, Any], FileLock, float]:
     """Check and claim a run for resumption: the configuration's current stages replace the snapshot
-    (what succeeded unchanged is kept) and a resume event is recorded. Returns the kill grace too."""
+    (what succeeded unchanged is kept) and a resume event is recorded. Returns the kill grace too.
+
+    The stages run in `policy.sandbox` when given (the MCP server's, or `resume --sandbox`), else in
+    the sandbox the run recorded, checked afresh; a change of sandbox is recorded in the event."""
     from codex_orchestrator.pipelines.resolve import resolve
 
+    policy.configs.verify()
     paths, manifest = load_run(roots, run_id)
     if manifest.get("status") == RunStatus.SUCCEEDED:
         raise _refuse_succeeded(run_id)
@@ -394,16 +441,23 @@ def prepare_resume(
             str(manifest["pipeline_id"]),
             task_id=str(manifest["task_id"]),
             project=project if isinstance(project, str) else None,
+            load=policy.configs.load,
         )
+        previous = manifest.get("sandbox")
+        chosen = policy.sandbox or _recorded_sandbox(manifest, roots)
         now = clock.now()
         stale = mf.is_stale(manifest, now)
-        mf.mark_resumed(
-            manifest,
-            res.pipeline,
-            now,
-            event={"stale": stale, "token_checked": token is not None, "pid": os.getpid()},
-        )
+        event: dict[str, Any] = {
+            "stale": stale,
+            "token_checked": token is not None,
+            "pid": os.getpid(),
+            "origin": policy.origin,
+        }
+        if previous != chosen.record():
+            event["previous_sandbox"] = previous if isinstance(previous, dict) else None
+        mf.mark_resumed(manifest, res.pipeline, now, event=event)
         manifest["stage_root"] = str(res.stage_root)
+        manifest["sandbox"] = chosen.record()
         paths.cancel_request.unlink(missing_ok=True)
         mf.write(paths.manifest, manifest)
     except BaseException:
@@ -423,17 +477,21 @@ def resume_run(
     process_runner: ProcessRunner | None = None,
     reporter: Reporter | None = None,
     on_engine: Callable[[RunEngine], None] | None = None,
+    policy: RunPolicy = CLI_POLICY,
 ) -> StatusView:
-    paths, manifest, lock, grace = prepare_resume(roots, run_id, token=token, clock=clock)
+    paths, manifest, lock, grace = prepare_resume(roots, run_id, token=token, clock=clock, policy=policy)
     event = manifest["resume_events"][-1]
     if detach:
-        pid = _spawn_driver(paths, lock, roots)
+        pid = _spawn_driver(paths, lock, roots, manifest)
         view = mf.status_view(manifest, paths.manifest, clock.now())
         view["driver_pid"] = pid
         view["resume_event"] = event
         return view
     if reporter is not None:
         reporter(f"resuming run {run_id}: skipping {', '.join(event['skipped']) or 'nothing'}")
+        if "previous_sandbox" in event:
+            now_in = sbx.describe_record(manifest["sandbox"])
+            reporter(f"note: the sandbox changed since this run started; the stages now run in: {now_in}")
         if event["config_changed"]:
             changed = ", ".join(event.get("changed_stages") or []) or "the pipeline"
             reporter(

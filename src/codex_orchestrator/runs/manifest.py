@@ -87,6 +87,8 @@ class StatusView(TypedDict):
     completed_at: str | None
     parent_run_id: str | None
     guardrail_status: str | None
+    origin: str | None  # "cli" or "mcp"; None in manifests written before it was recorded
+    sandbox: dict[str, Any] | None  # the manifest's sandbox record
     manifest: str
     run_dir: str
     commands: list[StageView]
@@ -292,6 +294,8 @@ def status_view(manifest: dict[str, Any], manifest_path: Path, now: datetime) ->
         "guardrail_status": g.get("status")
         if isinstance(g := manifest.get("guardrail_status"), dict)
         else None,
+        "origin": o if isinstance(o := manifest.get("origin"), str) else None,
+        "sandbox": sb if isinstance(sb := manifest.get("sandbox"), dict) else None,
         "manifest": str(manifest_path),
         "run_dir": str(manifest_path.parent),
         "commands": [

@@ -97,18 +97,9 @@ class ToolBox:
         if impl is None:
             raise UnknownToolError(name, self.names(), self.read_only)
         args = arguments or {}
-        problems = _validator(name).errors(args)
-        if problems:
-            listed = "; ".join(
-                f"{p.path.removeprefix('$').removeprefix('.') or 'arguments'}: {p.message}"
-                for p in problems[:5]
-            )
-            return _error(
-                "invalid_arguments",
-                f"invalid arguments for {name}: {listed}",
-                "call the tool again with arguments matching its input schema",
-                violations=[str(p) for p in problems[:20]],
-            )
+        invalid = self.check_arguments(name, args)
+        if invalid is not None:
+            return invalid
         try:
             outcome = impl(args)
         except OrchestratorError as exc:
@@ -123,6 +114,21 @@ class ToolBox:
         spec = tools.BY_NAME[name]
         log.log(logging.DEBUG if spec.read_only else logging.INFO, "%s: %s", name, outcome.summary)
         return outcome
+
+    def check_arguments(self, name: str, args: dict[str, Any]) -> Outcome | None:
+        """The error outcome for arguments that do not match the tool's input schema, else None."""
+        problems = _validator(name).errors(args)
+        if not problems:
+            return None
+        listed = "; ".join(
+            f"{p.path.removeprefix('$').removeprefix('.') or 'arguments'}: {p.message}" for p in problems[:5]
+        )
+        return _error(
+            "invalid_arguments",
+            f"invalid arguments for {name}: {listed}",
+            "call the tool again with arguments matching its input schema",
+            violations=[str(p) for p in problems[:20]],
+        )
 
     # -- the tools ------------------------------------------------------------------------------------
 
@@ -168,17 +174,7 @@ class ToolBox:
     def _wait_for_run(self, args: dict[str, Any]) -> Outcome:
         timeout = float(args.get("timeout_seconds", tools.WAIT_DEFAULT_SECONDS))
         view = service.wait_for_run(self.roots, args["run_id"], timeout_seconds=timeout)
-        if view["terminal"]:
-            head = f"finished: {_run_line(view)}"
-            if view.get("status") == "failed":
-                failed = [c["id"] for c in view.get("commands", []) if c.get("status") == "failed"]
-                if failed:
-                    head += f"; next: read_log(run_id={view['run_id']!r}, stage={failed[0]!r})"
-        else:
-            head = (
-                f"still {view.get('status')} after {timeout:g}s: {_run_line(view)}; call wait_for_run again"
-            )
-        return Outcome(view, head)
+        return wait_outcome(view, timeout)
 
     def _list_runs(self, args: dict[str, Any]) -> Outcome:
         runs = service.list_runs(
@@ -246,6 +242,21 @@ class ToolBox:
             f"{data['runs']} finished runs; success rate {_pct(rate)}, guardrail coverage {_pct(coverage)}, "
             f"reviewer-ready: {'yes' if data.get('reviewer_ready') else 'no'}",
         )
+
+
+def wait_outcome(view: dict[str, Any], waited: float, note: str = "") -> Outcome:
+    """The wait_for_run result for a status view that says whether the run is terminal."""
+    if view["terminal"]:
+        head = f"finished: {_run_line(view)}"
+        if view.get("status") == "failed":
+            failed = [c["id"] for c in view.get("commands", []) if c.get("status") == "failed"]
+            if failed:
+                head += f"; next: read_log(run_id={view['run_id']!r}, stage={failed[0]!r})"
+    else:
+        head = (
+            f"still {view.get('status')} after {waited:g}s{note}: {_run_line(view)}; call wait_for_run again"
+        )
+    return Outcome(view, head)
 
 
 def _pct(value: Any) -> str:

@@ -484,7 +484,7 @@ def run_session(
     ]
     for t in readers:
         t.start()
-    killer = threading.Timer(300, proc.kill)  # a bound on a hang, not a wait
+    killer = threading.Timer(240, proc.kill)  # a bound on a hang, not a wait
     killer.start()
     lines: list[bytes] = []
 
@@ -529,9 +529,17 @@ def run_session(
             emit(line)
         emit(b'{"jsonrpc":"2.0","id":"last-ping","method":"ping"}')
         payload = b"".join(lines)
-        for start in range(0, len(payload), 1 << 16):
-            proc.stdin.write(payload[start : start + (1 << 16)])
-        proc.stdin.flush()
+
+        def feed() -> None:  # in its own thread: a server that stops reading cannot block the test
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(payload)
+                proc.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                pass
+
+        writer = threading.Thread(target=feed, daemon=True)
+        writer.start()
 
         seen: dict[str, int] = {}
         parsed = [0]  # bytes of `out` already counted
@@ -555,6 +563,7 @@ def run_session(
                     f"{len(missing)} answers missing after 60 s: {shown}\n"
                     + err.decode(errors="replace")[-3000:]
                 )
+        writer.join(60)
         started = time.monotonic()
         proc.stdin.close()
         proc.wait(timeout=30)

@@ -155,10 +155,8 @@ class LongPolls:
         final = await self._tool("wait_for_run", {"run_id": run_id, "timeout_seconds": grace})
         if final.is_error or final.structured.get("terminal"):
             return final
-        if self.shutting_down:
-            waited = round(anyio.current_time() - started, 1)
-            return wait_outcome(final.structured, waited, " (the server is shutting down)")
-        return wait_outcome(final.structured, timeout)
+        note = " (the server is shutting down)" if self.shutting_down else ""
+        return wait_outcome(final.structured, round(anyio.current_time() - started, 1), note)
 
     @asynccontextmanager
     async def _watching(self, run_id: str) -> AsyncIterator[_Watch]:

@@ -205,6 +205,8 @@ def long_poll_bench(
         for i in range(polls)
     ]
     opened = time.perf_counter()
+    # the first call is read after the burst of `polls` requests ahead of it in the pipe
+    first = m.call("get_status", {"run_id": run_ids[0]})[0]
     latencies = [m.call("get_status", {"run_id": run_ids[i % runs]})[0] for i in range(calls)]
     elapsed = time.perf_counter() - opened
     still_open = sum(1 for rid, _ in waits if rid not in m.answers)
@@ -235,6 +237,7 @@ def long_poll_bench(
         "get_status_p50_s": percentile(latencies, 50),
         "get_status_p99_s": percentile(latencies, 99),
         "get_status_max_s": max(latencies),
+        "first_get_status_s": first,
         "calls": calls,
         "busy_answers": len(busy_latencies),
         "busy_p50_s": percentile(busy_latencies, 50) if busy_latencies else None,
@@ -248,7 +251,8 @@ def print_long_polls(r: dict[str, Any]) -> None:
     print(
         f"with {r['long_polls']} wait_for_run calls open on {r['runs']} run(s): get_status over {r['calls']} "
         f"calls p50 {r['get_status_p50_s'] * ms:.2f} ms, p99 {r['get_status_p99_s'] * ms:.2f} ms, "
-        f"max {r['get_status_max_s'] * ms:.2f} ms"
+        f"max {r['get_status_max_s'] * ms:.2f} ms (the first, queued behind the burst of "
+        f"{r['long_polls']} requests: {r['first_get_status_s'] * ms:.0f} ms)"
     )
     if r["busy_answers"]:
         print(

@@ -98,6 +98,14 @@ class _Watch:
         self.scope: anyio.CancelScope | None = None
 
 
+class _Flight:
+    """One status poll in progress, awaited by every caller that asked for it meanwhile."""
+
+    def __init__(self) -> None:
+        self.ready = anyio.Event()
+        self.outcome: Outcome | None = None
+
+
 class LongPolls:
     """`wait_for_run` without a thread per call, bounded, cut short at shutdown."""
 
@@ -109,6 +117,7 @@ class LongPolls:
         self._tg = task_group
         self._limiter = anyio.CapacityLimiter(POLL_THREADS)
         self._watches: dict[str, _Watch] = {}
+        self._flights: dict[str, _Flight] = {}
 
     def shut_down(self) -> None:
         """Stdin is at its end: every waiting call returns now with the run's current status."""
@@ -132,16 +141,14 @@ class LongPolls:
             self.active -= 1
 
     async def _wait(self, args: dict[str, Any]) -> Outcome:
-        invalid = await anyio.to_thread.run_sync(
-            self.toolbox.check_arguments, "wait_for_run", args, limiter=self._limiter
-        )
+        invalid = self.toolbox.check_arguments("wait_for_run", args)  # flat schema: microseconds
         if invalid is not None:
             return invalid
         run_id = str(args["run_id"])
         timeout = float(args.get("timeout_seconds", tools.WAIT_DEFAULT_SECONDS))
         started = anyio.current_time()
         deadline = started + max(0.0, timeout)
-        first = await self._tool("wait_for_run", {"run_id": run_id, "timeout_seconds": 0})
+        first = await self._status(run_id)
         if first.is_error or first.structured.get("terminal") or timeout <= 0:
             return first
         terminal = False
@@ -151,12 +158,33 @@ class LongPolls:
                     await watch.done.wait()
                 terminal = watch.done.is_set() and not self.shutting_down
         # seen terminal: its runner may still be letting go of the run; wait_for_run waits for that
-        grace = min(2.0, max(0.0, deadline - anyio.current_time())) if terminal else 0.0
-        final = await self._tool("wait_for_run", {"run_id": run_id, "timeout_seconds": grace})
+        if terminal:
+            grace = min(2.0, max(0.0, deadline - anyio.current_time()))
+            final = await self._tool("wait_for_run", {"run_id": run_id, "timeout_seconds": grace})
+        else:
+            final = await self._status(run_id)
         if final.is_error or final.structured.get("terminal"):
             return final
         note = " (the server is shutting down)" if self.shutting_down else ""
         return wait_outcome(final.structured, round(anyio.current_time() - started, 1), note)
+
+    async def _status(self, run_id: str) -> Outcome:
+        """wait_for_run(run_id, timeout 0), one poll shared by the callers asking at the same time
+        (e.g. hundreds of calls opened at once, or all cut short together at shutdown)."""
+        flight = self._flights.get(run_id)
+        if flight is None:
+            flight = self._flights[run_id] = _Flight()
+            try:
+                flight.outcome = await self._tool("wait_for_run", {"run_id": run_id, "timeout_seconds": 0})
+            finally:
+                flight.ready.set()
+                if self._flights.get(run_id) is flight:
+                    del self._flights[run_id]
+        else:
+            await flight.ready.wait()
+        if flight.outcome is None:  # the caller that polled was cancelled: poll ourselves
+            return await self._tool("wait_for_run", {"run_id": run_id, "timeout_seconds": 0})
+        return flight.outcome
 
     @asynccontextmanager
     async def _watching(self, run_id: str) -> AsyncIterator[_Watch]:

@@ -314,7 +314,18 @@ def test_progress_on_the_wire_only_with_a_token(tmp_path: Path) -> None:
 def inspector(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
     assert INSPECTOR is not None
     return subprocess.run(
-        [INSPECTOR, "--cli", str(SERVER_BIN), "mcp", "serve", "--repo", str(repo), *args],
+        [
+            INSPECTOR,
+            "--cli",
+            str(SERVER_BIN),
+            "mcp",
+            "serve",
+            "--repo",
+            str(repo),
+            "--sandbox",
+            "none",
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=120,

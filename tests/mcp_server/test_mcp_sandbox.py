@@ -289,7 +289,7 @@ async def test_the_configuration_is_pinned_for_the_session(tmp_path: Path) -> No
         ):
             refused = await session.call_tool(name, args)
             assert refused.is_error, name
-            error = refused.structured_content["error"] if refused.structured_content else {}
+            error = (refused.meta or {}).get("codex-orchestrator/error") or {}
             assert error.get("code") == "config_changed", refused
             assert "changed on disk since the MCP server started" in text(refused)
     assert not (repo / "escaped").exists()

@@ -176,18 +176,9 @@ class ToolBox:
         if name == "wait_for_run" and progress is not None:
             impl = partial(self._wait_for_run, progress=progress)
         args = arguments or {}
-        problems = _validator(name).errors(args)
-        if problems:
-            listed = "; ".join(
-                f"{p.path.removeprefix('$').removeprefix('.') or 'arguments'}: {p.message}"
-                for p in problems[:5]
-            )
-            return _error(
-                "invalid_arguments",
-                f"invalid arguments for {name}: {listed}",
-                "call the tool again with arguments matching its input schema",
-                violations=[str(p) for p in problems[:20]],
-            )
+        invalid = self.check_arguments(name, args)
+        if invalid is not None:
+            return invalid
         try:
             outcome = impl(args)
         except OrchestratorError as exc:
@@ -202,6 +193,21 @@ class ToolBox:
         spec = tools.BY_NAME[name]
         log.log(logging.DEBUG if spec.read_only else logging.INFO, "%s: %s", name, outcome.summary)
         return outcome
+
+    def check_arguments(self, name: str, args: dict[str, Any]) -> Outcome | None:
+        """The error outcome for arguments that do not match the tool's input schema, else None."""
+        problems = _validator(name).errors(args)
+        if not problems:
+            return None
+        listed = "; ".join(
+            f"{p.path.removeprefix('$').removeprefix('.') or 'arguments'}: {p.message}" for p in problems[:5]
+        )
+        return _error(
+            "invalid_arguments",
+            f"invalid arguments for {name}: {listed}",
+            "call the tool again with arguments matching its input schema",
+            violations=[str(p) for p in problems[:20]],
+        )
 
     # -- the tools ------------------------------------------------------------------------------------
 
@@ -274,15 +280,7 @@ class ToolBox:
             timeout_seconds=timeout,
             on_manifest=StageProgress(progress) if progress is not None else None,
         )
-        if view["terminal"]:
-            step = _after_end(view)
-            head = f"finished: {_run_line(view)}{_next_text(step)}"
-        else:
-            step = _next("wait_for_run", "the run is still going", run_id=view["run_id"])
-            head = (
-                f"still {view.get('status')} after {timeout:g}s: {_run_line(view)}; call wait_for_run again"
-            )
-        return Outcome(_with_next(view, step), head)
+        return wait_outcome(view, timeout)
 
     def _list_runs(self, args: dict[str, Any]) -> Outcome:
         listing = queries.run_list(
@@ -365,6 +363,19 @@ def _after_end(view: Mapping[str, Any]) -> dict[str, Any] | None:
     if failed:
         return _next("read_log", "see why the stage failed", run_id=view["run_id"], stage=failed[0])
     return _next("resume_run", "continue the run from its first unfinished stage", run_id=view["run_id"])
+
+
+def wait_outcome(view: Mapping[str, Any], waited: float, note: str = "") -> Outcome:
+    """The wait_for_run result for a status view that says whether the run is terminal."""
+    if view["terminal"]:
+        step = _after_end(view)
+        head = f"finished: {_run_line(view)}{_next_text(step)}"
+    else:
+        step = _next("wait_for_run", "the run is still going", run_id=view["run_id"])
+        head = (
+            f"still {view.get('status')} after {waited:g}s{note}: {_run_line(view)}; call wait_for_run again"
+        )
+    return Outcome(_with_next(view, step), head)
 
 
 def _pct(value: Any) -> str:

@@ -9,7 +9,17 @@ from typing import Any
 import click
 
 from codex_orchestrator import output
-from codex_orchestrator.cli._common import exit_with, format_options, guarded, repo_option, roots, wants_json
+from codex_orchestrator.cli import completion
+from codex_orchestrator.cli._common import (
+    exit_with,
+    format_options,
+    guarded,
+    repo_option,
+    roots,
+    run_options,
+    select_run,
+    wants_json,
+)
 from codex_orchestrator.runs import lifecycle, queries
 from codex_orchestrator.runs.manifest import TERMINAL, exit_code_for
 
@@ -45,19 +55,47 @@ def render_status(view: Mapping[str, Any]) -> str:
     if rows:
         lines.append("")
         lines.append(output.table(rows, ["STAGE", "STATUS", "EXIT", "TIME", "NOTE"]))
+    for cmd in view.get("commands", []):
+        if cmd.get("status") == "failed":
+            lines.extend(_render_failure(cmd))
     return "\n".join(lines)
 
 
+def _render_failure(cmd: Mapping[str, Any]) -> list[str]:
+    """A failed stage's cause where a person looks: its log, its last lines, the next step."""
+    lines = ["", f"stage {cmd['id']} failed: {cmd.get('summary') or 'failed'}"]
+    lines.append(f"  log   {cmd.get('log_path') or '(none)'}")
+    tail = cmd.get("output_tail")
+    if tail:
+        count = len(tail.splitlines())
+        lines.append(f"  last {count} line{'s' if count != 1 else ''} of output:")
+        lines.extend(f"  | {line}" for line in tail.splitlines())
+    elif cmd.get("log_path"):
+        lines.append("  (the stage printed nothing)")
+    if cmd.get("next_step"):
+        lines.append(f"  next  {cmd['next_step']}")
+    return lines
+
+
 @click.command()
-@click.argument("pipeline", required=False)
+@click.argument("pipeline", required=False, shell_complete=completion.pipelines)
 @click.option(
-    "--task", "task_id", default=None, help="Task id (default: $MCP_RUNNER_TASK_ID, else 'default')."
+    "--task",
+    "task_id",
+    default=None,
+    shell_complete=completion.tasks,
+    help="Task id (default: $MCP_RUNNER_TASK_ID, else 'default').",
 )
 @click.option(
     "--detach", is_flag=True, help="Return at once with the run id; the run continues in its own session."
 )
 @click.option(
-    "--target", "target_stage", default=None, metavar="STAGE", help="Run up to and including STAGE."
+    "--target",
+    "target_stage",
+    default=None,
+    metavar="STAGE",
+    shell_complete=completion.stages,
+    help="Run up to and including STAGE.",
 )
 @click.option(
     "--parent-run", "parent_run_id", default=None, metavar="ID", help="Record ID as this run's parent."
@@ -107,9 +145,14 @@ def start(
 
 
 @click.command()
-@click.argument("pipeline", required=False)
+@click.argument("pipeline", required=False, shell_complete=completion.pipelines)
 @click.option(
-    "--target", "target_stage", default=None, metavar="STAGE", help="Plan up to and including STAGE."
+    "--target",
+    "target_stage",
+    default=None,
+    metavar="STAGE",
+    shell_complete=completion.stages,
+    help="Plan up to and including STAGE.",
 )
 @click.option("--project", default=None, help="Plan in a project folder declared in the config.")
 @repo_option
@@ -147,7 +190,7 @@ def plan(
 
 
 @click.command()
-@click.option("--run", "run_id", required=True, help="The run id.")
+@run_options
 @click.option("--watch", is_flag=True, help="Refresh until the run is finished.")
 @click.option(
     "--interval",
@@ -159,10 +202,21 @@ def plan(
 @repo_option
 @format_options
 @guarded
-def status(run_id: str, watch: bool, interval: float, repo: str | None, fmt: str, json_flag: bool) -> None:
-    """Show one run's state: status, stages, heartbeat age, stale flag, paths."""
+def status(
+    run_id: str | None,
+    task_id: str | None,
+    watch: bool,
+    interval: float,
+    repo: str | None,
+    fmt: str,
+    json_flag: bool,
+) -> None:
+    """Show one run's state: status, stages, heartbeat age, stale flag, paths.
+
+    Without --run: the latest run. A failed stage shows its log path, last lines and the next step.
+    """
     as_json = wants_json(fmt, json_flag)
-    r = roots(repo)
+    r, run_id = select_run(repo, run_id, task_id)
     if watch:
         last = None
         for view in queries.watch(r, run_id, interval=interval):
@@ -189,7 +243,7 @@ def status(run_id: str, watch: bool, interval: float, repo: str | None, fmt: str
 
 
 @click.command()
-@click.option("--run", "run_id", required=True, help="The run id.")
+@run_options
 @click.option(
     "--token", default=None, help="The run's resume token (from its .resume-token file); checked if given."
 )
@@ -197,14 +251,23 @@ def status(run_id: str, watch: bool, interval: float, repo: str | None, fmt: str
 @repo_option
 @format_options
 @guarded
-def resume(run_id: str, token: str | None, detach: bool, repo: str | None, fmt: str, json_flag: bool) -> None:
-    """Continue a failed, cancelled or stale run from its first unfinished stage.
+def resume(
+    run_id: str | None,
+    task_id: str | None,
+    token: str | None,
+    detach: bool,
+    repo: str | None,
+    fmt: str,
+    json_flag: bool,
+) -> None:
+    """Continue a failed, cancelled or stale run from its first unfinished stage (default: the latest run).
 
     Stages that succeeded are skipped (matched by id). A live run is never resumed. Exits 1 if the run fails.
     """
     as_json = wants_json(fmt, json_flag)
+    r, run_id = select_run(repo, run_id, task_id)
     view = lifecycle.resume_run(
-        roots(repo),
+        r,
         run_id,
         token=token,
         detach=detach,
@@ -222,7 +285,7 @@ def resume(run_id: str, token: str | None, detach: bool, repo: str | None, fmt: 
 
 
 @click.command()
-@click.option("--run", "run_id", required=True, help="The run id.")
+@run_options
 @click.option(
     "--grace",
     type=click.FloatRange(0, 300),
@@ -232,9 +295,12 @@ def resume(run_id: str, token: str | None, detach: bool, repo: str | None, fmt: 
 @repo_option
 @format_options
 @guarded
-def cancel(run_id: str, grace: float | None, repo: str | None, fmt: str, json_flag: bool) -> None:
-    """Stop a live run: terminate its whole process group and record `cancelled`."""
-    view = lifecycle.cancel_run(roots(repo), run_id, grace_seconds=grace)
+def cancel(
+    run_id: str | None, task_id: str | None, grace: float | None, repo: str | None, fmt: str, json_flag: bool
+) -> None:
+    """Stop a live run: terminate its whole process group and record `cancelled` (default: the latest run)."""
+    r, run_id = select_run(repo, run_id, task_id)
+    view = lifecycle.cancel_run(r, run_id, grace_seconds=grace)
     if wants_json(fmt, json_flag):
         output.emit_json(view)
         return

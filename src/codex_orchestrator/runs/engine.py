@@ -264,15 +264,9 @@ class RunEngine:
         path = self.paths.error_file(i + 1, stage.id)
         path.parent.mkdir(parents=True, exist_ok=True)
         tail, truncated = read_tail(log_path, LOG_TAIL_BYTES)
-        if timed_out:
-            hint = f"the stage passed its {stage.timeout_seconds:g}s timeout: raise it, or speed the stage up"
-        elif cmd["exit_code"] == 127:
-            hint = "the command was not found; install it or fix the stage's command"
-        else:
-            hint = (
-                f"read {log_path} for the full output, fix the problem, then "
-                f"`codex-orchestrator resume --run {self.manifest['run_id']}`"
-            )
+        hint = mf.failure_next_step(
+            self.manifest["run_id"], log_path, exit_code=cmd["exit_code"], timed_out=timed_out
+        )
         try:  # the error file quotes the log: it is readable by no more users than the log
             mode = log_path.stat().st_mode & 0o777
         except OSError:

@@ -119,7 +119,7 @@ CLI_CASES: list[tuple[str, Setup, list[str], int, str, str]] = [
     ),
     ("parent-run-bad", _noop, ["start", "--parent-run", "../x"], 2, "invalid_id", "could escape"),
     ("pipeline-unknown", _noop, ["start", "ghost"], 3, "unknown_pipeline", "available: diagnostics, p"),
-    ("target-unknown", _noop, ["start", "--target", "nope"], 2, "usage", "has no stage 'nope'"),
+    ("target-unknown", _noop, ["start", "--target", "nope"], 3, "unknown_stage", "has no stage 'nope'"),
     ("project-unknown", _noop, ["start", "--project", "api"], 3, "config_invalid", "unknown project 'api'"),
     ("project-missing-dir", _noop, ["start", "--project", "web"], 3, "config_invalid", "does not exist"),
     ("config-not-json", _config_text("{oops"), ["start"], 3, "config_invalid", "invalid JSON at line 1"),

@@ -21,11 +21,11 @@ from codex_orchestrator.cli._common import (
     wants_json,
 )
 from codex_orchestrator.runs import lifecycle, queries
-from codex_orchestrator.runs.manifest import TERMINAL, exit_code_for
+from codex_orchestrator.runs.manifest import TERMINAL, StatusView, exit_code_for, run_exit_code
 
 
-def _run_exit(view: Mapping[str, Any]) -> None:
-    exit_with(exit_code_for(view.get("status")))
+def _run_exit(view: StatusView) -> None:
+    exit_with(run_exit_code(view))
 
 
 def render_status(view: Mapping[str, Any]) -> str:
@@ -340,4 +340,4 @@ def pipelines(project: str | None, repo: str | None, fmt: str, json_flag: bool) 
 def drive(run_dir: Path, lock_fd: int) -> None:
     """Internal: drive a detached run (started by `start --detach`, `resume --detach`, MCP start_run)."""
     final = lifecycle.drive(run_dir, lock_fd)
-    _run_exit(final)
+    exit_with(exit_code_for(final.get("status")))

@@ -60,7 +60,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _fail(path, f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
-    errors = schemacheck.validate(data, SCHEMA)
+    # an unknown property is usually the cause of the rest (a typo hides a required one): name it first
+    errors = sorted(schemacheck.validate(data, SCHEMA), key=lambda e: "unknown property" not in e.message)
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise _fail(path, f"{errors[0]}{more}")

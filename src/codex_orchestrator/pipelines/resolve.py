@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codex_orchestrator.errors import UsageError
+from codex_orchestrator.errors import StageNotFoundError
 from codex_orchestrator.ids import DEFAULT_TASK_ID, validate_id
 from codex_orchestrator.pipelines import config as cfg
 from codex_orchestrator.pipelines.model import Pipeline
@@ -105,7 +105,7 @@ def target_index(pipeline: Pipeline, target_stage: str | None) -> int:
         return pipeline.stage_index(target_stage)
     except KeyError:
         known = ", ".join(s.id for s in pipeline.stages)
-        raise UsageError(
+        raise StageNotFoundError(
             f"pipeline {pipeline.id!r} has no stage {target_stage!r}; stages: {known}",
             hint="pass one of the listed stage ids to --target",
         ) from None

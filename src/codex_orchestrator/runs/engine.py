@@ -72,6 +72,7 @@ class RunEngine:
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._cancel_reason = ""
+        self.interrupted = False  # cancelled by SIGINT (Ctrl-C): the command exits 130
         self._current: StageProcess | None = None
         self._stop_heartbeat = threading.Event()
 
@@ -124,6 +125,8 @@ class RunEngine:
             return lambda: None
 
         def handler(signum: int, _frame: object) -> None:
+            if signum == signal.SIGINT and not self._cancel.is_set():
+                self.interrupted = True
             self.request_cancel(f"received {signal.Signals(signum).name}")
 
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -219,10 +219,13 @@ def start_run(
         reporter(f"run {manifest['run_id']} ({manifest['pipeline_id']}): {paths.manifest}")
     if adopt_orphans:
         become_subreaper()
-    final = _run_foreground(
+    final, interrupted = _run_foreground(
         roots, paths, manifest, lock, config.kill_grace_seconds, clock, process_runner, reporter, on_engine
     )
-    return mf.status_view(final, paths.manifest, clock.now())
+    view = mf.status_view(final, paths.manifest, clock.now())
+    if interrupted:
+        view["interrupted"] = True
+    return view
 
 
 def _run_foreground(
@@ -235,8 +238,9 @@ def _run_foreground(
     process_runner: ProcessRunner | None,
     reporter: Reporter | None,
     on_engine: Callable[[RunEngine], None] | None,
-) -> dict[str, Any]:
-    """Drive a claimed run in this process (Ctrl-C/SIGTERM cancel it); always releases the lock."""
+) -> tuple[dict[str, Any], bool]:
+    """Drive a claimed run in this process (Ctrl-C/SIGTERM cancel it); always releases the lock.
+    Returns the final manifest and whether Ctrl-C (SIGINT) ended it."""
     try:
         engine = _engine(
             roots,
@@ -252,9 +256,10 @@ def _run_foreground(
             on_engine(engine)
         restore = engine.install_signal_handlers()
         try:
-            return engine.run()
+            final = engine.run()
         finally:
             restore()
+        return final, engine.interrupted
     finally:
         lock.release()
 
@@ -430,9 +435,13 @@ def resume_run(
             )
     if adopt_orphans:
         become_subreaper()
-    final = _run_foreground(roots, paths, manifest, lock, grace, clock, process_runner, reporter, on_engine)
+    final, interrupted = _run_foreground(
+        roots, paths, manifest, lock, grace, clock, process_runner, reporter, on_engine
+    )
     view = mf.status_view(final, paths.manifest, clock.now())
     view["resume_event"] = event
+    if interrupted:
+        view["interrupted"] = True
     return view
 
 

@@ -59,6 +59,11 @@ def exit_code_for(status: object) -> int:
     return 1 if status in (RunStatus.FAILED, RunStatus.CANCELLED) else 0
 
 
+def run_exit_code(view: StatusView) -> int:
+    """What a foreground start/resume exits with: 130 when Ctrl-C ended the run, else its outcome."""
+    return 130 if view.get("interrupted") else exit_code_for(view.get("status"))
+
+
 class StageView(TypedDict):
     id: str | None
     title: str | None
@@ -102,6 +107,7 @@ class StatusView(TypedDict):
     driver_pid: NotRequired[int]
     resume_event: NotRequired[dict[str, Any]]
     already_terminal: NotRequired[bool]
+    interrupted: NotRequired[bool]
 
 
 def new_manifest(

@@ -9,7 +9,12 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock
-from codex_orchestrator.errors import OrchestratorError, RunNotFoundError, UsageError
+from codex_orchestrator.errors import (
+    OrchestratorError,
+    RunNotFoundError,
+    StageNotFoundError,
+    UsageError,
+)
 from codex_orchestrator.ids import RUN_ID_RE, validate_id
 from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs.layout import Roots, RunPaths
@@ -169,6 +174,6 @@ def read_log(roots: Roots, run_id: str, stage: str, *, max_bytes: int = 16384) -
                 "text": text,
             }
     known = ", ".join(c.get("id", "?") for c in manifest.get("commands", []))
-    raise UsageError(
+    raise StageNotFoundError(
         f"run {run_id!r} has no stage {stage!r}; stages: {known}", hint="pass one of the listed stages"
     )

@@ -20,8 +20,13 @@ from codex_orchestrator.cli._common import (
     select_run,
     wants_json,
 )
+from codex_orchestrator.cli.progress import LiveProgress, WatchFollower
 from codex_orchestrator.runs import lifecycle, queries
 from codex_orchestrator.runs.manifest import TERMINAL, StatusView, exit_code_for, run_exit_code
+
+
+def _live(follow: bool, as_json: bool) -> LiveProgress:
+    return LiveProgress(follow=follow, tty=output.stderr_is_tty(), quiet=as_json)
 
 
 def _run_exit(view: StatusView) -> None:
@@ -103,6 +108,7 @@ def _render_failure(cmd: Mapping[str, Any]) -> list[str]:
 @click.option(
     "--project", default=None, help='Run in a project folder declared under "projects" in the config.'
 )
+@click.option("--follow", is_flag=True, help="Stream the running stage's output to stderr as it is written.")
 @repo_option
 @format_options
 @guarded
@@ -113,26 +119,34 @@ def start(
     target_stage: str | None,
     parent_run_id: str | None,
     project: str | None,
+    follow: bool,
     repo: str | None,
     fmt: str,
     json_flag: bool,
 ) -> None:
     """Run PIPELINE (default: the configured default, else `diagnostics`).
 
-    Progress goes to stderr; the result (run id, status, manifest path) to stdout. Exits 1 if the run fails.
+    Progress goes to stderr (on a terminal with the running stage's elapsed time; --follow streams its
+    output); the result (run id, status, manifest path) to stdout. Exits 1 if the run fails, 130 on Ctrl-C.
     """
     as_json = wants_json(fmt, json_flag)
-    view = lifecycle.start_run(
-        roots(repo),
-        pipeline,
-        adopt_orphans=not detach,
-        task_id=task_id,
-        target_stage=target_stage,
-        parent_run_id=parent_run_id,
-        project=project,
-        detach=detach,
-        reporter=None if as_json else output.diag,
-    )
+    live = _live(follow, as_json) if not detach else None
+    try:
+        view = lifecycle.start_run(
+            roots(repo),
+            pipeline,
+            adopt_orphans=not detach,
+            task_id=task_id,
+            target_stage=target_stage,
+            parent_run_id=parent_run_id,
+            project=project,
+            detach=detach,
+            reporter=None if as_json else (live.report if live else output.diag),
+            on_engine=live.attach if live else None,
+        )
+    finally:
+        if live is not None:
+            live.close()
     if as_json:
         output.emit_json(view)
     elif detach:
@@ -199,6 +213,7 @@ def plan(
     show_default=True,
     help="Seconds between refreshes.",
 )
+@click.option("--follow", is_flag=True, help="With --watch: stream the running stage's output to stderr.")
 @repo_option
 @format_options
 @guarded
@@ -207,6 +222,7 @@ def status(
     task_id: str | None,
     watch: bool,
     interval: float,
+    follow: bool,
     repo: str | None,
     fmt: str,
     json_flag: bool,
@@ -217,15 +233,22 @@ def status(
     """
     as_json = wants_json(fmt, json_flag)
     r, run_id = select_run(repo, run_id, task_id)
+    if follow and not watch:
+        raise click.UsageError("--follow needs --watch (status --watch --follow)")
     if watch:
         last = None
-        for view in queries.watch(r, run_id, interval=interval):
+        follower = WatchFollower() if follow else None
+        for view in queries.watch(r, run_id, interval=min(interval, 0.5) if follow else interval):
+            if follower is not None:
+                follower.update(view)
             if not as_json:
                 text = render_status(view)
                 if text != last:
                     output.emit(text)
                     output.emit("")
                     last = text
+        if follower is not None:
+            follower.close(view)
         if as_json:
             output.emit_json(view)
         if view["status"] not in TERMINAL:
@@ -248,6 +271,7 @@ def status(
     "--token", default=None, help="The run's resume token (from its .resume-token file); checked if given."
 )
 @click.option("--detach", is_flag=True, help="Resume in the background and return at once.")
+@click.option("--follow", is_flag=True, help="Stream the running stage's output to stderr as it is written.")
 @repo_option
 @format_options
 @guarded
@@ -256,6 +280,7 @@ def resume(
     task_id: str | None,
     token: str | None,
     detach: bool,
+    follow: bool,
     repo: str | None,
     fmt: str,
     json_flag: bool,
@@ -266,14 +291,20 @@ def resume(
     """
     as_json = wants_json(fmt, json_flag)
     r, run_id = select_run(repo, run_id, task_id)
-    view = lifecycle.resume_run(
-        r,
-        run_id,
-        token=token,
-        detach=detach,
-        adopt_orphans=not detach,
-        reporter=None if as_json else output.diag,
-    )
+    live = _live(follow, as_json) if not detach else None
+    try:
+        view = lifecycle.resume_run(
+            r,
+            run_id,
+            token=token,
+            detach=detach,
+            adopt_orphans=not detach,
+            reporter=None if as_json else (live.report if live else output.diag),
+            on_engine=live.attach if live else None,
+        )
+    finally:
+        if live is not None:
+            live.close()
     if as_json:
         output.emit_json(view)
     elif detach:

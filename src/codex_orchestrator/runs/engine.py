@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,22 @@ from codex_orchestrator.runs.store import atomic_write_json, read_tail
 from codex_orchestrator.runtime import self_command
 
 Reporter = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """What a progress hook hears: stage `index` of `total` started (`running`) or ended (`finished`,
+    with its status). Renderers use it to show elapsed time or follow `log_path`."""
+
+    index: int
+    total: int
+    stage_id: str
+    state: str  # running | finished
+    log_path: Path
+    status: str | None = None
+
+
+ProgressHook = Callable[[StageEvent], None]
 LOG_TAIL_BYTES = 4096
 POLL_SECONDS = 0.5
 
@@ -67,6 +84,7 @@ class RunEngine:
         self.clock = clock
         self.processes = process_runner or PosixProcessRunner()
         self.report = reporter or _quiet
+        self.progress: ProgressHook | None = None  # set by a renderer (elapsed time, --follow)
         self.kill_grace = kill_grace_seconds
         self.mode = mode
         self._lock = threading.Lock()
@@ -102,6 +120,13 @@ class RunEngine:
 
     def event(self, name: str, **fields: Any) -> None:
         records.record_event(self.paths, self.clock.now(), name, self.report, **fields)
+
+    def _progress(self, event: StageEvent) -> None:
+        if self.progress is not None:
+            try:
+                self.progress(event)
+            except Exception as exc:  # a renderer's problem never stops the run
+                self.report(f"warning: progress display failed: {exc}")
 
     # -- cancellation -----------------------------------------------------------------------
     def request_cancel(self, reason: str = "cancelled") -> None:
@@ -198,6 +223,7 @@ class RunEngine:
             self._save(changed=(i,))
         self.event("stage_started", stage=stage.id, index=i + 1)
         self.report(f"[{i + 1}/{len(self.pipeline.stages)}] {stage.id}: {stage.display()}")
+        self._progress(StageEvent(i + 1, len(self.pipeline.stages), stage.id, "running", log_path))
         timed_out = False
         try:
             argv = self._argv(stage)
@@ -256,6 +282,9 @@ class RunEngine:
             status=str(status),
             exit_code=cmd["exit_code"],
             duration=duration,
+        )
+        self._progress(
+            StageEvent(i + 1, len(self.pipeline.stages), stage.id, "finished", log_path, str(status))
         )
         verdict = str(status) if not cmd.get("failure_allowed") else "failed (allowed)"
         self.report(f"      {stage.id}: {verdict} in {duration:.2f}s" + (f" - {summary}" if summary else ""))

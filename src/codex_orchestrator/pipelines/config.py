@@ -21,6 +21,7 @@ SCHEMA = "config.schema.json"
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
 DEFAULT_STALE_AFTER = 30.0
 DEFAULT_KILL_GRACE = 3.0
+DEFAULT_LOG_MAX_BYTES = 64 * 1024 * 1024  # per stage log; 0 in the config: no cap
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,7 @@ class RepoConfig:
     heartbeat_interval_seconds: float = DEFAULT_HEARTBEAT_INTERVAL
     heartbeat_stale_after_seconds: float = DEFAULT_STALE_AFTER
     kill_grace_seconds: float = DEFAULT_KILL_GRACE
+    log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
     retention: dict[str, Any] = field(default_factory=dict)
 
 
@@ -170,6 +172,7 @@ def load(root: Path) -> RepoConfig:
         heartbeat_interval_seconds=float(raw.get("heartbeat_interval_seconds", DEFAULT_HEARTBEAT_INTERVAL)),
         heartbeat_stale_after_seconds=float(raw.get("heartbeat_stale_after_seconds", DEFAULT_STALE_AFTER)),
         kill_grace_seconds=float(raw.get("kill_grace_seconds", DEFAULT_KILL_GRACE)),
+        log_max_bytes=int(raw.get("log_max_bytes", DEFAULT_LOG_MAX_BYTES)),
         retention=dict(raw.get("retention", {})),
     )
 

@@ -75,6 +75,7 @@ class RunEngine:
         reporter: Reporter | None = None,
         kill_grace_seconds: float = 3.0,
         mode: str = "foreground",
+        log_max_bytes: int | None = None,
     ) -> None:
         self.roots = roots
         self.paths = paths
@@ -82,7 +83,7 @@ class RunEngine:
         self.pipeline = Pipeline.from_snapshot(manifest["pipeline"])
         self.stage_root = Path(manifest.get("stage_root") or manifest["repo_root"])
         self.clock = clock
-        self.processes = process_runner or PosixProcessRunner()
+        self.processes = process_runner or PosixProcessRunner(log_max_bytes)
         self.report = reporter or _quiet
         self.progress: ProgressHook | None = None  # set by a renderer (elapsed time, --follow)
         self.kill_grace = kill_grace_seconds
@@ -247,6 +248,7 @@ class RunEngine:
             proc.signal_group(signal.SIGKILL)  # nothing of the stage outlives it: its group ...
             self._current = None
             reap_run(self.manifest["run_id"])  # ... nor what left the group (setsid, double fork)
+            proc.close()  # its output has ended: the log is complete (and within its cap)
         duration = max(0.0, self.clock.monotonic() - started)
         cancelled = self._cancel.is_set() and rc != 0
         if rc == 0:

@@ -132,6 +132,7 @@ def _engine(
         reporter=reporter,
         kill_grace_seconds=kill_grace,
         mode=mode,
+        log_max_bytes=_log_max_bytes(manifest),
     )
 
 
@@ -271,6 +272,17 @@ def _kill_grace(manifest: dict[str, Any]) -> float:
         return cfg.load(_stage_root(manifest)).kill_grace_seconds
     except (OrchestratorError, OSError):
         return DEFAULT_KILL_GRACE
+
+
+def _log_max_bytes(manifest: dict[str, Any]) -> int | None:
+    """The configured cap of each stage log (None: no cap); the default when the config cannot be read."""
+    from codex_orchestrator.pipelines import config as cfg
+
+    try:
+        cap = cfg.load(_stage_root(manifest)).log_max_bytes
+    except (OrchestratorError, OSError):
+        cap = cfg.DEFAULT_LOG_MAX_BYTES
+    return cap or None
 
 
 def _stage_root(manifest: dict[str, Any]) -> Path:

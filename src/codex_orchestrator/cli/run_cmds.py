@@ -187,6 +187,8 @@ def plan(
     if wants_json(fmt, json_flag):
         output.emit_json(result)
         return
+    for note in result["notes"]:
+        output.diag(f"note: {note}")
     output.emit(f"pipeline {result['pipeline_id']}: {result['title']}  (from {result['source']})")
     rows = []
     for i, stage in enumerate(result["stages"], 1):
@@ -363,6 +365,8 @@ def pipelines(project: str | None, repo: str | None, fmt: str, json_flag: bool) 
         for p in result["pipelines"]
     ]
     output.emit(output.table(rows, ["PIPELINE", "FROM", "STAGES"]))
+    for note in result["notes"]:
+        output.diag(f"note: {note}")
 
 
 @click.command(hidden=True)

@@ -15,6 +15,7 @@ from codex_orchestrator import validation as schemacheck
 from codex_orchestrator.errors import ConfigError
 from codex_orchestrator.pipelines import adapters
 from codex_orchestrator.pipelines.model import GUARDRAIL_STAGE_IDS, Pipeline, PipelineSet, Stage
+from codex_orchestrator.pipelines.tools import installed_only
 
 CONFIG_FILE = "codex.orchestrator.json"
 SCHEMA = "config.schema.json"
@@ -144,6 +145,16 @@ def load(root: Path) -> RepoConfig:
     path = root / CONFIG_FILE
     raw: dict[str, Any] = read_config_file(path) if path.is_file() else {}
     builtin, detected = adapters.diagnostics_pipeline(root)
+    builtin, missing = installed_only(builtin, root)
+    left_out = tuple(
+        (
+            stage.id,
+            tool,
+            f"the built-in pipeline leaves out stage {stage.id!r} ({stage.display()}): "
+            f"`{tool}` is not installed",
+        )
+        for stage, tool in missing
+    )
     pipelines = {builtin.id: builtin}
     config_path = path if path.is_file() else None
     for pipeline in _pipelines(path, raw):
@@ -167,7 +178,9 @@ def load(root: Path) -> RepoConfig:
         root=root,
         path=config_path,
         raw=raw,
-        pipelines=PipelineSet(pipelines=pipelines, default_pipeline=default, adapters=detected),
+        pipelines=PipelineSet(
+            pipelines=pipelines, default_pipeline=default, adapters=detected, left_out=left_out
+        ),
         projects=projects,
         heartbeat_interval_seconds=float(raw.get("heartbeat_interval_seconds", DEFAULT_HEARTBEAT_INTERVAL)),
         heartbeat_stale_after_seconds=float(raw.get("heartbeat_stale_after_seconds", DEFAULT_STALE_AFTER)),

@@ -57,6 +57,7 @@ def list_pipelines(roots: Roots, project: str | None = None) -> dict[str, Any]:
         "config": str(config.path) if config.path else None,
         "default_pipeline": config.pipelines.default_pipeline,
         "adapters": list(config.pipelines.adapters),
+        "notes": config.pipelines.notes,
         "pipelines": [
             {
                 "id": p.id,
@@ -87,6 +88,7 @@ def plan(
         "task_id": res.task_id,
         "stage_root": str(res.stage_root),
         "guardrails_required": p.guardrails_required,
+        "notes": notes_for(res),
         "stages": [
             {
                 **s.snapshot(),
@@ -96,6 +98,14 @@ def plan(
             for i, s in enumerate(p.stages)
         ],
     }
+
+
+def notes_for(res: Resolved) -> list[str]:
+    """What a person should know about the resolved pipeline (stages the built-in one left out)."""
+    if not res.pipeline.source.startswith("builtin"):
+        return []
+    config = cfg.load(res.stage_root) if res.project else res.config
+    return config.pipelines.notes
 
 
 def target_index(pipeline: Pipeline, target_stage: str | None) -> int:

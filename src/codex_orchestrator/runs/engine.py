@@ -18,7 +18,7 @@ from typing import Any
 
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock, iso
 from codex_orchestrator.errors import StorageError
-from codex_orchestrator.pipelines.model import SELF, Pipeline, Stage
+from codex_orchestrator.pipelines.model import SELF, VIRTUAL_ENV, Pipeline, Stage
 from codex_orchestrator.process import (
     RUN_MARKER,
     PosixProcessRunner,
@@ -175,6 +175,12 @@ class RunEngine:
     def _env(self, stage: Stage) -> dict[str, str]:
         env = dict(os.environ)
         env.update(dict(stage.env))
+        venv = dict(stage.env).get(VIRTUAL_ENV)
+        if venv:  # activate it: as `source VENV/bin/activate` would
+            home = self.stage_root / venv
+            env[VIRTUAL_ENV] = str(home)
+            env["PATH"] = os.pathsep.join([str(home / "bin"), env.get("PATH") or os.defpath])
+            env.pop("PYTHONHOME", None)
         m = self.manifest
         env.update(
             {

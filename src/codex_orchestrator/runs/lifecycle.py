@@ -73,13 +73,17 @@ def create_run(
     parent_run_id: str | None = None,
     project: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    reporter: Reporter | None = None,
 ) -> tuple[RunPaths, dict[str, Any], cfg.RepoConfig]:
     """Resolve the pipeline and write a queued run: folder, resume token, first manifest. A creation
     that fails part-way removes its folder."""
-    from codex_orchestrator.pipelines.resolve import resolve, target_index
+    from codex_orchestrator.pipelines.resolve import notes_for, resolve, target_index
 
     res = resolve(roots, pipeline_id, task_id=task_id, project=project)
     target_index(res.pipeline, target_stage)
+    if reporter is not None:
+        for note in notes_for(res):
+            reporter(f"note: {note}")
     if parent_run_id is not None:
         validate_run_id(parent_run_id)
     paths = _make_run_dir(roots, res.task_id, clock)
@@ -209,6 +213,7 @@ def start_run(
         parent_run_id=parent_run_id,
         project=project,
         clock=clock,
+        reporter=reporter,
     )
     lock = _hold_lock(paths)
     if detach:

@@ -119,3 +119,20 @@ def test_watch_follower_output(tmp_path: Path, capsys: pytest.CaptureFixture[str
         fh.write("b\n")
     follower.close({"commands": [{"id": "test", "status": "failed", "log_path": str(log)}]})
     assert capsys.readouterr().err == "a\nb\n"
+
+
+def test_follow_off_a_terminal_notes_a_silent_stage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = Ticks()
+    log = tmp_path / "01-test.log"
+    live = LiveProgress(follow=True, tty=False, note_every=30, clock=clock)
+    live.on_stage(StageEvent(1, 1, "test", "running", log))
+    clock.now += 20
+    log.write_text("progress\n")
+    live.tick()  # output: a sign of life, the clock for the note restarts
+    clock.now += 29
+    live.tick()
+    clock.now += 1
+    live.tick()
+    assert capsys.readouterr().err == "progress\n      test: still running (50s)\n"

@@ -75,6 +75,7 @@ class LiveProgress:
         for chunk in self._follower.drain():
             self._clear()
             output.diag_bytes(chunk)
+            self._last_note = self.clock()  # output is a sign of life: no note needed for a while
 
     def tick(self) -> None:
         """One refresh: stream new output (--follow), redraw the elapsed time (terminal), or write a
@@ -85,12 +86,12 @@ class LiveProgress:
             elapsed = self.clock() - self._started
             if self.follow:
                 self._pump()
-            elif self.quiet:
+            if self.quiet:
                 return
-            elif self.tty:
+            if self.tty and not self.follow:
                 output.status_line(f"      {self._label} running {_duration(elapsed)}")
                 self._line_shown = True
-            elif self.clock() - self._last_note >= self.note_every:
+            elif not self.tty and self.clock() - self._last_note >= self.note_every:
                 self._last_note = self.clock()
                 output.diag(f"      {self._stage}: still running ({_duration(elapsed)})")
 

@@ -50,7 +50,14 @@ def select_run(roots: Roots, selector: str | None, *, task_id: str | None = None
     if len(found) == 1:
         return roots.find_run(found[0].run_id)
     if not found:
-        return roots.find_run(selector)  # a legacy id, or: no run (its error says how to list them)
+        try:
+            return roots.find_run(selector)  # a legacy (migrated) id
+        except RunNotFoundError:
+            raise RunNotFoundError(
+                f"no run matches {selector!r} under {roots.runs} "
+                "(give a run id, `latest`, a unique prefix of an id, or its 8-hex suffix)",
+                hint="`codex-orchestrator runs list` shows the runs",
+            ) from None
     shown = ", ".join(p.run_id for p in found[:MAX_CANDIDATES])
     more = f" and {len(found) - MAX_CANDIDATES} more" if len(found) > MAX_CANDIDATES else ""
     raise UsageError(

@@ -152,7 +152,7 @@ def start(
     elif detach:
         output.emit(view["run_id"])
         output.diag(f"started {view['pipeline_id']} in the background; manifest: {view['manifest']}")
-        output.diag(f"follow it with: codex-orchestrator status --run {view['run_id']} --watch")
+        output.diag(f"follow it with: codex-orchestrator status --run {view['run_id']} --watch --follow")
     else:
         output.emit(render_status(view))
     _run_exit(view)

@@ -275,7 +275,10 @@ def failure_next_step(run_id: str, log_path: object, *, exit_code: object, timed
     if timed_out:
         return f"the stage passed its timeout: raise its timeout_seconds or speed it up, then {resume}"
     if exit_code == 127:
-        return f"the command was not found: install it or fix the stage's command, then {resume}"
+        return (
+            "the command was not found: install it (`codex-orchestrator doctor` names the fix) "
+            f"or fix the stage's command, then {resume}"
+        )
     where = f"read {log_path}" if log_path else "read the stage's log"
     return f"{where} for the full output, fix the problem, then {resume}"
 

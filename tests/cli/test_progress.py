@@ -136,3 +136,11 @@ def test_follow_off_a_terminal_notes_a_silent_stage(
     clock.now += 1
     live.tick()
     assert capsys.readouterr().err == "progress\n      test: still running (50s)\n"
+
+
+def test_follow_and_detach_do_not_mix(repo: Path) -> None:
+    result = invoke("start", "--detach", "--follow", "--json", "--repo", str(repo))
+    assert (
+        result.exit_code == 2 and "status --watch --follow" in json.loads(result.stdout)["error"]["message"]
+    )
+    assert not (repo / ".runs").exists()  # nothing was started

@@ -130,6 +130,10 @@ def start(
     output); the result (run id, status, manifest path) to stdout. Exits 1 if the run fails, 130 on Ctrl-C.
     """
     as_json = wants_json(fmt, json_flag)
+    if follow and detach:
+        raise click.UsageError(
+            "--follow needs a foreground run; follow a detached one with status --watch --follow"
+        )
     live = _live(follow, as_json) if not detach else None
     try:
         view = lifecycle.start_run(
@@ -293,6 +297,10 @@ def resume(
     """
     as_json = wants_json(fmt, json_flag)
     r, run_id = select_run(repo, run_id, task_id)
+    if follow and detach:
+        raise click.UsageError(
+            "--follow needs a foreground run; follow a detached one with status --watch --follow"
+        )
     live = _live(follow, as_json) if not detach else None
     try:
         view = lifecycle.resume_run(

@@ -153,6 +153,9 @@ class FakeProcess:
         if self.killed_rc is None:
             self.killed_rc = -sig
 
+    def close(self) -> None:
+        pass
+
 
 class FakeRunner:
     """Hands out FakeProcesses by stage id: script = {stage_id: (rc or None, duration)}."""

@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     FAILED = 1  # the run or check failed
     USAGE = 2  # bad arguments (click's own code too)
     CONFIG = 3  # configuration or environment: missing repo, invalid config, unknown run id
+    INTERRUPTED = 130  # Ctrl-C
 
 
 class OrchestratorError(Exception):
@@ -62,6 +63,12 @@ class RepoError(OrchestratorError):
 
 class PipelineNotFoundError(OrchestratorError):
     code = "unknown_pipeline"
+
+
+class StageNotFoundError(OrchestratorError):
+    """A stage id that the pipeline (or run) does not have: an unknown name, like an unknown pipeline."""
+
+    code = "unknown_stage"
 
 
 class RunNotFoundError(OrchestratorError):

@@ -65,3 +65,38 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
     for row in rows:
         lines.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip())
     return "\n".join(lines)
+
+
+def stderr_is_tty() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def diag_bytes(data: bytes) -> None:
+    """Write raw bytes (a stage's output, as it was written) to stderr."""
+    try:
+        buffer = getattr(sys.stderr, "buffer", None)
+        if buffer is not None:
+            sys.stderr.flush()
+            buffer.write(data)
+            buffer.flush()
+        else:
+            sys.stderr.write(data.decode("utf-8", errors="replace"))
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def status_line(text: str) -> None:
+    """Show `text` on the terminal's current line (stderr), replacing what was there; no newline."""
+    try:
+        sys.stderr.write("\r" + text + "\x1b[K")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def clear_status_line() -> None:
+    status_line("")

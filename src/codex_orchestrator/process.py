@@ -12,7 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from codex_orchestrator.capped_log import CappedLogCopier
+
 MAX_PROBE_OUTPUT = 64 * 1024
+LOG_FINISH_SECONDS = 5.0  # after the stage's group is gone, its output ends at once
 
 
 class StageProcess(Protocol):
@@ -25,16 +28,25 @@ class StageProcess(Protocol):
 
     def signal_group(self, sig: int) -> None: ...
 
+    def close(self) -> None:
+        """After the stage and its group are gone: its log is complete once this returns."""
+        ...
+
 
 class ProcessRunner(Protocol):
     def start(self, argv: list[str], *, cwd: Path, env: dict[str, str], log_path: Path) -> StageProcess: ...
 
 
 class PosixStageProcess:
-    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], copier: CappedLogCopier | None = None) -> None:
         self.proc = proc
         self.pid = proc.pid
         self.pgid = proc.pid  # start_new_session: the child leads its own group
+        self.copier = copier
+
+    def close(self) -> None:
+        if self.copier is not None:
+            self.copier.finish(LOG_FINISH_SECONDS)
 
     def wait(self, timeout: float | None) -> int | None:
         try:
@@ -48,9 +60,17 @@ class PosixStageProcess:
 
 
 class PosixProcessRunner:
-    """Runs a stage in a new session (its own process group) with stdin closed and output to a file."""
+    """Runs a stage in a new session (its own process group) with stdin closed and output to a file.
+
+    With `log_max_bytes`, the output goes through a pipe to a copier that keeps the log under that cap
+    (head and tail); without, the child writes the file itself."""
+
+    def __init__(self, log_max_bytes: int | None = None) -> None:
+        self.log_max_bytes = log_max_bytes or None
 
     def start(self, argv: list[str], *, cwd: Path, env: dict[str, str], log_path: Path) -> StageProcess:
+        if self.log_max_bytes is not None:
+            return self._start_capped(argv, cwd=cwd, env=env, log_path=log_path, cap=self.log_max_bytes)
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(
                 argv,
@@ -63,6 +83,34 @@ class PosixProcessRunner:
                 close_fds=True,
             )
         return PosixStageProcess(proc)
+
+    def _start_capped(
+        self, argv: list[str], *, cwd: Path, env: dict[str, str], log_path: Path, cap: int
+    ) -> StageProcess:
+        read_fd, write_fd = os.pipe()
+        try:
+            copier = CappedLogCopier(read_fd, log_path, cap)
+        except BaseException:
+            os.close(read_fd)
+            os.close(write_fd)
+            raise
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=write_fd,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        except BaseException:
+            os.close(write_fd)  # the copier sees the end of the output
+            copier.finish()
+            raise
+        os.close(write_fd)  # only the stage (and what it starts) holds the writing end
+        return PosixStageProcess(proc, copier)
 
 
 def signal_name(returncode: int | None) -> str | None:

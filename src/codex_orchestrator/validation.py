@@ -7,6 +7,7 @@ can never silently ignore a constraint. The test suite checks it agrees with jso
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -215,7 +216,9 @@ class Validator:
             if not matched:
                 if extra is False:
                     allowed = ", ".join(sorted(props)) or "none"
-                    out.append(Violation(sub, f"unknown property {name!r} (allowed: {allowed})"))
+                    close = difflib.get_close_matches(name, list(props), n=1, cutoff=0.6)
+                    guess = f"did you mean {close[0]!r}? " if close else ""
+                    out.append(Violation(sub, f"unknown property {name!r} ({guess}allowed: {allowed})"))
                 elif isinstance(extra, dict):
                     self._check(item, extra, sub, out)
 

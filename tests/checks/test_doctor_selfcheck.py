@@ -43,13 +43,14 @@ def test_doctor_json_shape(tmp_path: Path, codex_home: Path, no_codex: None) -> 
     assert code == 0
     assert set(report) == {"status", "strict", "repo", "counts", "failing", "checks", "exit_code"}
     ids = [c["id"] for c in report["checks"]]
-    assert ids[:10] == [
+    assert ids[:11] == [
         "python",
         "artifact",
         "dependencies",
         "runs_root",
         "config",
         "pipeline_tools",
+        "project_dependencies",
         "git",
         "codex_cli",
         "sandbox",

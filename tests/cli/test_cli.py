@@ -172,7 +172,7 @@ def test_metrics_summarize(repo: Path) -> None:
         (["resume", "--run", "20990101T000000000Z-deadbeef"], 3, "no run"),
         (["cancel", "--run", "20990101T000000000Z-deadbeef"], 3, "no run"),
         (["start", "nope"], 3, "unknown pipeline 'nope'; available: diagnostics, failing, quick"),
-        (["plan", "quick", "--target", "deploy"], 2, "has no stage 'deploy'"),
+        (["plan", "quick", "--target", "deploy"], 3, "has no stage 'deploy'"),
     ],
 )
 def test_bad_arguments(repo: Path, args: list[str], code: int, needle: str) -> None:

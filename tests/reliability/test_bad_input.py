@@ -7,7 +7,9 @@ isError tool result for MCP), that no traceback leaks, and that nothing outside 
 from __future__ import annotations
 
 import json
+import select
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -130,7 +132,7 @@ CLI_CASES: list[tuple[str, Setup, list[str], int, str, str]] = [
     ),
     ("parent-run-bad", _noop, ["start", "--parent-run", "../x"], 2, "invalid_id", "could escape"),
     ("pipeline-unknown", _noop, ["start", "ghost"], 3, "unknown_pipeline", "available: diagnostics, p"),
-    ("target-unknown", _noop, ["start", "--target", "nope"], 2, "usage", "has no stage 'nope'"),
+    ("target-unknown", _noop, ["start", "--target", "nope"], 3, "unknown_stage", "has no stage 'nope'"),
     ("project-unknown", _noop, ["start", "--project", "api"], 3, "config_invalid", "unknown project 'api'"),
     ("project-missing-dir", _noop, ["start", "--project", "web"], 3, "config_invalid", "does not exist"),
     ("config-not-json", _config_text("{oops"), ["start"], 3, "config_invalid", "invalid JSON at line 1"),
@@ -376,9 +378,12 @@ class Server:
         self._write(data)
         return self.read_until(None)
 
-    def read_until(self, want: Any) -> dict[str, Any]:
+    def read_until(self, want: Any, timeout: float = 60.0) -> dict[str, Any]:
         assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
         while True:
+            ready, _, _ = select.select([self.proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"no answer with id {want!r} within {timeout:g}s"
             line = self.proc.stdout.readline()
             assert line, "server closed stdout"
             msg = json.loads(line)
@@ -488,11 +493,16 @@ def test_mcp_bad_input(
     assert server.request("ping", None)["result"] == {}  # still answering
 
 
+def test_mcp_invalid_utf8_in_a_frame_is_replaced_and_answered(served: tuple[Server, Path, str]) -> None:
+    server = served[0]
+    server._write(b'{"jsonrpc":"2.0","id":1,"method":"ping","x":"\xff\xfe"}')
+    assert server.read_until(1)["result"] == {}  # carried safely (U+FFFD), the same way everywhere
+
+
 @pytest.mark.parametrize(
     ("case", "frame", "code"),
     [
         ("not-json", b"{nope", -32700),
-        ("not-utf8", b'{"jsonrpc":"2.0","id":1,"method":"ping","x":"\xff\xfe"}', -32700),
         ("array-batch", b"[]", -32600),
         ("bad-jsonrpc-version", b'{"jsonrpc":"1.0","id":77,"method":"ping"}', -32600),
         ("params-not-object", b'{"jsonrpc":"2.0","id":78,"method":"tools/list","params":[1]}', -32602),

@@ -188,17 +188,76 @@ def check_pipeline_tools(roots: Roots | None) -> Finding:
         tool = missing_tool(stage.command, shell=stage.shell, root=roots.repo / stage.cwd)
         if tool is not None:
             gaps.append((stage.id, tool))
-    if not gaps:
+    dropped = [(sid, tool) for sid, tool, _ in pipelines.left_out]
+    if not gaps and not dropped:
         return Finding(
             "pipeline_tools",
             "Pipeline tools",
             "ok",
             f"every tool of pipeline {pipeline.id!r} is installed ({len(pipeline.stages)} stages)",
         )
-    detail = "; ".join(f"stage {sid!r} needs `{tool}`, not installed" for sid, tool in gaps)
-    fixes = [tool_fix(tool) for _, tool in gaps]
+    details = [f"stage {sid!r} needs `{tool}`, not installed" for sid, tool in gaps]
+    details += [
+        f"the built-in pipeline leaves out stage {sid!r}: `{tool}` is not installed" for sid, tool in dropped
+    ]
+    fixes = [tool_fix(tool) for _, tool in gaps + dropped]
     fix = "; ".join(dict.fromkeys(fixes)) + " (or edit the stage in codex.orchestrator.json)"
-    return Finding("pipeline_tools", "Pipeline tools", "warning", detail, fix=fix)
+    return Finding("pipeline_tools", "Pipeline tools", "warning", "; ".join(details), fix=fix)
+
+
+_NODE_INSTALL = {
+    "npm": ("npm ci", "npm install"),
+    "pnpm": ("pnpm install --frozen-lockfile", "pnpm install"),
+    "yarn": ("yarn install --frozen-lockfile", "yarn install"),
+    "bun": ("bun install --frozen-lockfile", "bun install"),
+}
+_NODE_LOCKS = (
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "pnpm-lock.yaml",
+    "yarn.lock",
+    "bun.lockb",
+    "bun.lock",
+)
+
+
+def check_dependencies(roots: Roots | None) -> Finding:
+    """Are the project's own dependencies installed? (A Node project without node_modules fails every
+    stage in a way that says nothing about the code.)"""
+    title = "Project dependencies"
+    if roots is None:
+        return Finding("project_dependencies", title, "warning", "no repository to read", fix="pass --repo")
+    from codex_orchestrator.pipelines import adapters
+
+    root = roots.repo
+    package = adapters.read_package_json(root)
+    if package is not None:
+        declared = any(
+            isinstance(package.get(k), dict) and package[k] for k in ("dependencies", "devDependencies")
+        )
+        if declared and not (root / "node_modules").is_dir():
+            manager = adapters.node_manager(root, package)
+            locked = any((root / name).is_file() for name in _NODE_LOCKS)
+            fix = _NODE_INSTALL[manager][0 if locked else 1]
+            return Finding(
+                "project_dependencies",
+                title,
+                "warning",
+                f"{root / 'package.json'} declares dependencies but node_modules is missing",
+                fix=f"run `{fix}` in {root}",
+            )
+        return Finding(
+            "project_dependencies",
+            title,
+            "ok",
+            "node_modules is installed" if declared else "no Node dependencies",
+        )
+    venv = next((root / v for v in (".venv", "venv") if (root / v / "pyvenv.cfg").is_file()), None)
+    if venv is not None:
+        return Finding(
+            "project_dependencies", title, "ok", f"virtualenv {venv} (active for every built-in stage)"
+        )
+    return Finding("project_dependencies", title, "ok", "nothing to check")
 
 
 def check_git() -> Finding:
@@ -331,6 +390,7 @@ def run(repo: str | None = None, *, strict: bool = False) -> dict[str, Any]:
         check_runs_root(roots, problem),
         check_config(roots),
         check_pipeline_tools(roots),
+        check_dependencies(roots),
         check_git(),
         codex,
         check_sandbox(roots, codex),

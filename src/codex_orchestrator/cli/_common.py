@@ -30,6 +30,38 @@ def sandbox_option(help_text: str) -> Callable[[F], F]:
     return click.option("--sandbox", default=None, metavar="none|codex[:PROFILE]", help=help_text)
 
 
+def run_options(f: F) -> F:
+    """`--run SELECTOR` (a run id, `latest`, a unique prefix or the 8-hex suffix; default: the latest
+    run) and `--task` (whose latest run; default: any task)."""
+    from codex_orchestrator.cli import completion
+
+    f = click.option(
+        "--task",
+        "task_id",
+        default=None,
+        metavar="TASK",
+        shell_complete=completion.tasks,
+        help="With `latest` (or no --run): the latest run of this task (default: of any task).",
+    )(f)
+    f = click.option(
+        "--run",
+        "run_id",
+        default=None,
+        metavar="RUN",
+        shell_complete=completion.runs,
+        help="A run id, `latest`, a unique prefix or the 8-hex suffix (default: the latest run).",
+    )(f)
+    return f
+
+
+def select_run(repo: str | None, run_id: str | None, task_id: str | None) -> tuple[Roots, str]:
+    """The roots and the full id of the run a `--run` selector means."""
+    from codex_orchestrator.runs.queries import select_run_id
+
+    r = roots(repo)
+    return r, select_run_id(r, run_id, task_id=task_id)
+
+
 def format_options(f: F) -> F:
     f = click.option("--json", "json_flag", is_flag=True, default=False, help="Same as --format json.")(f)
     f = click.option(

@@ -19,12 +19,29 @@ class _StartError(click.ClickException):
     exit_code = int(ExitCode.CONFIG)
 
 
+class _ServeCommand(click.Command):
+    """Its help ends with the registration command that works for this very install (a `.pyz`: the
+    interpreter with its version and the archive's absolute path; else the installed script)."""
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        from pathlib import Path
+
+        from codex_orchestrator.codex import binary as codexcli
+
+        raw = os.environ.get("CODEX_ORCHESTRATOR_ROOT") or os.getcwd()
+        repo = Path(raw).expanduser().resolve()
+        formatter.write_paragraph()
+        formatter.write_text("Register this install with Codex (for the repository in the current folder):")
+        formatter.write(f"  {codexcli.add_command(repo)}\n")  # one line: it is copied as a whole
+        super().format_epilog(ctx, formatter)
+
+
 @click.group()
 def mcp() -> None:
     """The stdio MCP server for Codex and other agents."""
 
 
-@mcp.command()
+@mcp.command(cls=_ServeCommand)
 @click.option(
     "--repo",
     type=click.Path(file_okay=False, path_type=str),
@@ -73,11 +90,6 @@ def serve(
     Stages started over MCP run inside the Codex CLI's sandbox (`codex sandbox`, profile :workspace):
     they may write only in the repository and the temp folders, and may not use the network. The
     configuration is pinned for the session. If the sandbox cannot be had, the server does not start.
-
-    \b
-    Register with Codex:
-      codex mcp add orchestrator -- \
-        python3 /abs/codex-orchestrator.pyz mcp serve --repo /abs/repo --sandbox codex
     """
     from codex_orchestrator.mcp_server import server
     from codex_orchestrator.runs.layout import Roots

@@ -7,14 +7,22 @@ from pathlib import Path
 import click
 
 from codex_orchestrator import output
-from codex_orchestrator.cli._common import exit_with, format_options, guarded, repo_option, roots, wants_json
+from codex_orchestrator.cli._common import (
+    exit_with,
+    format_options,
+    guarded,
+    repo_option,
+    run_options,
+    select_run,
+    wants_json,
+)
 from codex_orchestrator.runs.store import read_tail
 
 SHOW_BYTES = 256_000
 
 
 @click.command()
-@click.option("--run", "run_id", required=True, metavar="ID", help="The run to review.")
+@run_options
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
@@ -25,8 +33,12 @@ SHOW_BYTES = 256_000
 @repo_option
 @format_options
 @guarded
-def review(run_id: str, timeout: float, repo: str | None, fmt: str, json_flag: bool) -> None:
+def review(
+    run_id: str | None, task_id: str | None, timeout: float, repo: str | None, fmt: str, json_flag: bool
+) -> None:
     """Review a finished run with the Codex CLI ($CODEX_CLI_BIN, else `codex` on PATH).
+
+    Without --run: the latest run.
 
     Runs `codex exec --sandbox read-only -c approval_policy="never"` with stdin closed and a hard
     timeout; the prompt (run summary + git diff, without .runs/ and out/), Codex's output and
@@ -46,7 +58,8 @@ def review(run_id: str, timeout: float, repo: str | None, fmt: str, json_flag: b
         if not as_json:
             output.diag(f"review: running {codex} exec (read-only, timeout {timeout:g} s); output: {log}")
 
-    result = core.run_review(roots(repo), run_id, timeout=timeout, on_start=started)
+    r, run_id = select_run(repo, run_id, task_id)
+    result = core.run_review(r, run_id, timeout=timeout, on_start=started)
     if as_json:
         output.emit_json(result)
     elif result["status"] == "succeeded":

@@ -10,22 +10,30 @@ import click
 
 from codex_orchestrator import output
 from codex_orchestrator import sandbox as sbx
+from codex_orchestrator.cli import completion
 from codex_orchestrator.cli._common import (
     exit_with,
     format_options,
     guarded,
     repo_option,
     roots,
+    run_options,
     sandbox_option,
+    select_run,
     wants_json,
 )
+from codex_orchestrator.cli.progress import LiveProgress, WatchFollower
 from codex_orchestrator.runs import lifecycle, queries
-from codex_orchestrator.runs.manifest import TERMINAL, exit_code_for
+from codex_orchestrator.runs.manifest import TERMINAL, StatusView, exit_code_for, run_exit_code
 from codex_orchestrator.runs.policy import cli_policy
 
 
-def _run_exit(view: Mapping[str, Any]) -> None:
-    exit_with(exit_code_for(view.get("status")))
+def _live(follow: bool, as_json: bool) -> LiveProgress:
+    return LiveProgress(follow=follow, tty=output.stderr_is_tty(), quiet=as_json)
+
+
+def _run_exit(view: StatusView) -> None:
+    exit_with(run_exit_code(view))
 
 
 def render_status(view: Mapping[str, Any]) -> str:
@@ -57,19 +65,47 @@ def render_status(view: Mapping[str, Any]) -> str:
     if rows:
         lines.append("")
         lines.append(output.table(rows, ["STAGE", "STATUS", "EXIT", "TIME", "NOTE"]))
+    for cmd in view.get("commands", []):
+        if cmd.get("status") == "failed":
+            lines.extend(_render_failure(cmd))
     return "\n".join(lines)
 
 
+def _render_failure(cmd: Mapping[str, Any]) -> list[str]:
+    """A failed stage's cause where a person looks: its log, its last lines, the next step."""
+    lines = ["", f"stage {cmd['id']} failed: {cmd.get('summary') or 'failed'}"]
+    lines.append(f"  log   {cmd.get('log_path') or '(none)'}")
+    tail = cmd.get("output_tail")
+    if tail:
+        count = len(tail.splitlines())
+        lines.append(f"  last {count} line{'s' if count != 1 else ''} of output:")
+        lines.extend(f"  | {line}" for line in tail.splitlines())
+    elif cmd.get("log_path"):
+        lines.append("  (the stage printed nothing)")
+    if cmd.get("next_step"):
+        lines.append(f"  next  {cmd['next_step']}")
+    return lines
+
+
 @click.command()
-@click.argument("pipeline", required=False)
+@click.argument("pipeline", required=False, shell_complete=completion.pipelines)
 @click.option(
-    "--task", "task_id", default=None, help="Task id (default: $MCP_RUNNER_TASK_ID, else 'default')."
+    "--task",
+    "task_id",
+    default=None,
+    shell_complete=completion.tasks,
+    help="Task id (default: $MCP_RUNNER_TASK_ID, else 'default').",
 )
 @click.option(
     "--detach", is_flag=True, help="Return at once with the run id; the run continues in its own session."
 )
 @click.option(
-    "--target", "target_stage", default=None, metavar="STAGE", help="Run up to and including STAGE."
+    "--target",
+    "target_stage",
+    default=None,
+    metavar="STAGE",
+    shell_complete=completion.stages,
+    help="Run up to and including STAGE.",
 )
 @click.option(
     "--parent-run", "parent_run_id", default=None, metavar="ID", help="Record ID as this run's parent."
@@ -80,6 +116,7 @@ def render_status(view: Mapping[str, Any]) -> str:
 @sandbox_option(
     "Run the stages in this sandbox: none (default), codex (profile :workspace) or codex:PROFILE."
 )
+@click.option("--follow", is_flag=True, help="Stream the running stage's output to stderr as it is written.")
 @repo_option
 @format_options
 @guarded
@@ -91,44 +128,61 @@ def start(
     parent_run_id: str | None,
     project: str | None,
     sandbox: str | None,
+    follow: bool,
     repo: str | None,
     fmt: str,
     json_flag: bool,
 ) -> None:
     """Run PIPELINE (default: the configured default, else `diagnostics`).
 
-    Progress goes to stderr; the result (run id, status, manifest path) to stdout. Exits 1 if the run fails.
+    Progress goes to stderr (on a terminal with the running stage's elapsed time; --follow streams its
+    output); the result (run id, status, manifest path) to stdout. Exits 1 if the run fails, 130 on Ctrl-C.
     With `--sandbox codex` every stage runs inside the Codex CLI's sandbox, as it would over MCP.
     """
     as_json = wants_json(fmt, json_flag)
+    if follow and detach:
+        raise click.UsageError(
+            "--follow needs a foreground run; follow a detached one with status --watch --follow"
+        )
     r = roots(repo)
-    view = lifecycle.start_run(
-        r,
-        pipeline,
-        policy=cli_policy(sandbox, r.repo),
-        adopt_orphans=not detach,
-        task_id=task_id,
-        target_stage=target_stage,
-        parent_run_id=parent_run_id,
-        project=project,
-        detach=detach,
-        reporter=None if as_json else output.diag,
-    )
+    live = _live(follow, as_json) if not detach else None
+    try:
+        view = lifecycle.start_run(
+            r,
+            pipeline,
+            policy=cli_policy(sandbox, r.repo),
+            adopt_orphans=not detach,
+            task_id=task_id,
+            target_stage=target_stage,
+            parent_run_id=parent_run_id,
+            project=project,
+            detach=detach,
+            reporter=None if as_json else (live.report if live else output.diag),
+            on_engine=live.attach if live else None,
+        )
+    finally:
+        if live is not None:
+            live.close()
     if as_json:
         output.emit_json(view)
     elif detach:
         output.emit(view["run_id"])
         output.diag(f"started {view['pipeline_id']} in the background; manifest: {view['manifest']}")
-        output.diag(f"follow it with: codex-orchestrator status --run {view['run_id']} --watch")
+        output.diag(f"follow it with: codex-orchestrator status --run {view['run_id']} --watch --follow")
     else:
         output.emit(render_status(view))
     _run_exit(view)
 
 
 @click.command()
-@click.argument("pipeline", required=False)
+@click.argument("pipeline", required=False, shell_complete=completion.pipelines)
 @click.option(
-    "--target", "target_stage", default=None, metavar="STAGE", help="Plan up to and including STAGE."
+    "--target",
+    "target_stage",
+    default=None,
+    metavar="STAGE",
+    shell_complete=completion.stages,
+    help="Plan up to and including STAGE.",
 )
 @click.option("--project", default=None, help="Plan in a project folder declared in the config.")
 @repo_option
@@ -149,6 +203,8 @@ def plan(
     if wants_json(fmt, json_flag):
         output.emit_json(result)
         return
+    for note in result["notes"]:
+        output.diag(f"note: {note}")
     output.emit(f"pipeline {result['pipeline_id']}: {result['title']}  (from {result['source']})")
     rows = []
     for i, stage in enumerate(result["stages"], 1):
@@ -166,7 +222,7 @@ def plan(
 
 
 @click.command()
-@click.option("--run", "run_id", required=True, help="The run id.")
+@run_options
 @click.option("--watch", is_flag=True, help="Refresh until the run is finished.")
 @click.option(
     "--interval",
@@ -175,22 +231,42 @@ def plan(
     show_default=True,
     help="Seconds between refreshes.",
 )
+@click.option("--follow", is_flag=True, help="With --watch: stream the running stage's output to stderr.")
 @repo_option
 @format_options
 @guarded
-def status(run_id: str, watch: bool, interval: float, repo: str | None, fmt: str, json_flag: bool) -> None:
-    """Show one run's state: status, stages, heartbeat age, stale flag, paths."""
+def status(
+    run_id: str | None,
+    task_id: str | None,
+    watch: bool,
+    interval: float,
+    follow: bool,
+    repo: str | None,
+    fmt: str,
+    json_flag: bool,
+) -> None:
+    """Show one run's state: status, stages, heartbeat age, stale flag, paths.
+
+    Without --run: the latest run. A failed stage shows its log path, last lines and the next step.
+    """
     as_json = wants_json(fmt, json_flag)
-    r = roots(repo)
+    r, run_id = select_run(repo, run_id, task_id)
+    if follow and not watch:
+        raise click.UsageError("--follow needs --watch (status --watch --follow)")
     if watch:
         last = None
-        for view in queries.watch(r, run_id, interval=interval):
+        follower = WatchFollower() if follow else None
+        for view in queries.watch(r, run_id, interval=min(interval, 0.5) if follow else interval):
+            if follower is not None:
+                follower.update(view)
             if not as_json:
                 text = render_status(view)
                 if text != last:
                     output.emit(text)
                     output.emit("")
                     last = text
+        if follower is not None:
+            follower.close(view)
         if as_json:
             output.emit_json(view)
         if view["status"] not in TERMINAL:
@@ -208,40 +284,53 @@ def status(run_id: str, watch: bool, interval: float, repo: str | None, fmt: str
 
 
 @click.command()
-@click.option("--run", "run_id", required=True, help="The run id.")
+@run_options
 @click.option(
     "--token", default=None, help="The run's resume token (from its .resume-token file); checked if given."
 )
 @click.option("--detach", is_flag=True, help="Resume in the background and return at once.")
 @sandbox_option("Run the remaining stages in this sandbox (default: the one the run recorded).")
+@click.option("--follow", is_flag=True, help="Stream the running stage's output to stderr as it is written.")
 @repo_option
 @format_options
 @guarded
 def resume(
-    run_id: str,
+    run_id: str | None,
+    task_id: str | None,
     token: str | None,
     detach: bool,
     sandbox: str | None,
+    follow: bool,
     repo: str | None,
     fmt: str,
     json_flag: bool,
 ) -> None:
-    """Continue a failed, cancelled or stale run from its first unfinished stage.
+    """Continue a failed, cancelled or stale run from its first unfinished stage (default: the latest run).
 
     Stages that succeeded are skipped (matched by id). A live run is never resumed. Exits 1 if the run fails.
     The stages run in the sandbox the run recorded unless --sandbox names another.
     """
     as_json = wants_json(fmt, json_flag)
-    r = roots(repo)
-    view = lifecycle.resume_run(
-        r,
-        run_id,
-        policy=cli_policy(sandbox, r.repo),
-        token=token,
-        detach=detach,
-        adopt_orphans=not detach,
-        reporter=None if as_json else output.diag,
-    )
+    r, run_id = select_run(repo, run_id, task_id)
+    if follow and detach:
+        raise click.UsageError(
+            "--follow needs a foreground run; follow a detached one with status --watch --follow"
+        )
+    live = _live(follow, as_json) if not detach else None
+    try:
+        view = lifecycle.resume_run(
+            r,
+            run_id,
+            policy=cli_policy(sandbox, r.repo),
+            token=token,
+            detach=detach,
+            adopt_orphans=not detach,
+            reporter=None if as_json else (live.report if live else output.diag),
+            on_engine=live.attach if live else None,
+        )
+    finally:
+        if live is not None:
+            live.close()
     if as_json:
         output.emit_json(view)
     elif detach:
@@ -253,7 +342,7 @@ def resume(
 
 
 @click.command()
-@click.option("--run", "run_id", required=True, help="The run id.")
+@run_options
 @click.option(
     "--grace",
     type=click.FloatRange(0, 300),
@@ -263,9 +352,12 @@ def resume(
 @repo_option
 @format_options
 @guarded
-def cancel(run_id: str, grace: float | None, repo: str | None, fmt: str, json_flag: bool) -> None:
-    """Stop a live run: terminate its whole process group and record `cancelled`."""
-    view = lifecycle.cancel_run(roots(repo), run_id, grace_seconds=grace)
+def cancel(
+    run_id: str | None, task_id: str | None, grace: float | None, repo: str | None, fmt: str, json_flag: bool
+) -> None:
+    """Stop a live run: terminate its whole process group and record `cancelled` (default: the latest run)."""
+    r, run_id = select_run(repo, run_id, task_id)
+    view = lifecycle.cancel_run(r, run_id, grace_seconds=grace)
     if wants_json(fmt, json_flag):
         output.emit_json(view)
         return
@@ -297,6 +389,8 @@ def pipelines(project: str | None, repo: str | None, fmt: str, json_flag: bool) 
         for p in result["pipelines"]
     ]
     output.emit(output.table(rows, ["PIPELINE", "FROM", "STAGES"]))
+    for note in result["notes"]:
+        output.diag(f"note: {note}")
 
 
 @click.command(hidden=True)
@@ -306,4 +400,4 @@ def pipelines(project: str | None, repo: str | None, fmt: str, json_flag: bool) 
 def drive(run_dir: Path, lock_fd: int, expect: str | None) -> None:
     """Internal: drive a detached run (started by `start --detach`, `resume --detach`, MCP start_run)."""
     final = lifecycle.drive(run_dir, lock_fd, expect=expect)
-    _run_exit(final)
+    exit_with(exit_code_for(final.get("status")))

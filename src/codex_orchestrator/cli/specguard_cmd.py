@@ -13,11 +13,18 @@ from codex_orchestrator.cli._common import exit_with, format_options, guarded, r
 def render_report(report: dict[str, Any]) -> str:
     if report["status"] == "nothing_to_check":
         return f"spec-guard: nothing to check: {report['reason']} (0 files checked)"
-    counts = ", ".join(f"{n} {status.replace('_', ' ')}" for status, n in sorted(report["counts"].items()))
+    placeholders = report["counts"].get("placeholder", 0)
+    counts = ", ".join(
+        f"{n} {status.replace('_', ' ')}"
+        for status, n in sorted(report["counts"].items())
+        if status != "placeholder"
+    )
     head = (
         f"spec-guard: {report['status'].upper()}: {report['checked']} checked ({counts}); "
         f"max age {report['max_age_days']} days, today {report['today']}"
     )
+    if placeholders:
+        head += f"; {placeholders} placeholder(s) not checked"
     rows = []
     for e in report["entries"]:
         if e["status"] == "ok":

@@ -76,6 +76,7 @@ class RenderContext:
     mcp_command: str
     mcp_args: tuple[str, ...]
     codex_mcp_add: str
+    prog: str = "codex-orchestrator"
 
     @classmethod
     def for_repo(cls, repo: Path, today: date | None = None) -> RenderContext:
@@ -87,10 +88,16 @@ class RenderContext:
             mcp_command=command,
             mcp_args=tuple(args),
             codex_mcp_add=codexcli.add_command(repo),
+            prog=codexcli.self_invocation(repo),
         )
 
     def values(self, kind: str) -> dict[str, str]:
-        plain = {"project": self.project, "today": self.today, "codex_mcp_add": self.codex_mcp_add}
+        plain = {
+            "project": self.project,
+            "today": self.today,
+            "codex_mcp_add": self.codex_mcp_add,
+            "prog": self.prog,
+        }
         if kind == "json":
             plain = {k: json.dumps(v)[1:-1] for k, v in plain.items()}
         # TOML basic strings accept JSON string escapes

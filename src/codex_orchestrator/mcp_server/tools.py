@@ -73,6 +73,8 @@ _COMMAND_VIEW = {
         "log_path": _NULL_STR,
         "error_file": _NULL_STR,
         "summary": _NULL_STR,
+        "output_tail": {"type": ["string", "null"], "description": "A failed stage's last output lines."},
+        "next_step": {"type": ["string", "null"], "description": "What to do about a failed stage."},
     },
 }
 

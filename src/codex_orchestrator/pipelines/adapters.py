@@ -14,12 +14,12 @@ import configparser
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from codex_orchestrator import safejson
-from codex_orchestrator.pipelines.model import SELF, Pipeline, Stage
+from codex_orchestrator.pipelines.model import SELF, VIRTUAL_ENV, Pipeline, Stage
 
 
 @dataclass(frozen=True)
@@ -191,6 +191,9 @@ def _python_stages(root: Path) -> list[Stage]:
             # a src/ layout is importable by its tests without installing it
             extra = {"PYTHONPATH": "src"} if target == "src" else None
             stages.append(_stage("python", "test", "Run the tests (unittest)", argv, True, env=extra))
+    if env.bin_dir is not None:  # the project's virtualenv is active for every stage (PATH, VIRTUAL_ENV)
+        venv = {VIRTUAL_ENV: env.bin_dir.rsplit("/", 1)[0]}
+        stages = [replace(s, env=tuple(sorted({**dict(s.env), **venv}.items()))) for s in stages]
     return stages
 
 
@@ -201,6 +204,7 @@ _PYTHON_RULES = (
     Rule("test", "python3 -m pytest -q", "[tool.pytest.ini_options], pytest.ini, conftest.py, or pytest dep"),
     Rule("test", "python3 -m unittest discover -q -s tests", "otherwise, when tests/, test/ or test_*.py"),
     Rule("*", ".venv/bin/python | uv run | poetry run", "a local .venv/venv, uv.lock, poetry.lock"),
+    Rule("*", "VIRTUAL_ENV=.venv, .venv/bin first on PATH", "every stage, when a local .venv/venv exists"),
 )
 
 
@@ -213,6 +217,20 @@ _NODE_SCRIPTS = (
     ("typecheck", "typecheck", True),
     ("test", "test", True),
 )
+
+
+def read_package_json(root: Path) -> dict[str, Any] | None:
+    """package.json as an object; None when there is none (or it is not an object)."""
+    try:
+        raw = (root / "package.json").read_bytes()
+        package = safejson.loads(raw, max_depth=32, max_bytes=4 * 1024 * 1024)
+    except (OSError, ValueError):
+        return None
+    return package if isinstance(package, dict) else None
+
+
+def node_manager(root: Path, package: dict[str, Any]) -> str:
+    return _node_manager(root, package)
 
 
 def _node_manager(root: Path, package: dict[str, Any]) -> str:

@@ -15,12 +15,14 @@ from codex_orchestrator import validation as schemacheck
 from codex_orchestrator.errors import ConfigError
 from codex_orchestrator.pipelines import adapters
 from codex_orchestrator.pipelines.model import GUARDRAIL_STAGE_IDS, Pipeline, PipelineSet, Stage
+from codex_orchestrator.pipelines.tools import installed_only
 
 CONFIG_FILE = "codex.orchestrator.json"
 SCHEMA = "config.schema.json"
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
 DEFAULT_STALE_AFTER = 30.0
 DEFAULT_KILL_GRACE = 3.0
+DEFAULT_LOG_MAX_BYTES = 64 * 1024 * 1024  # per stage log; 0 in the config: no cap
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class RepoConfig:
     heartbeat_interval_seconds: float = DEFAULT_HEARTBEAT_INTERVAL
     heartbeat_stale_after_seconds: float = DEFAULT_STALE_AFTER
     kill_grace_seconds: float = DEFAULT_KILL_GRACE
+    log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
     retention: dict[str, Any] = field(default_factory=dict)
 
 
@@ -63,7 +66,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         data = safejson.loads(raw, max_bytes=MAX_CONFIG_BYTES, max_depth=MAX_CONFIG_DEPTH)
     except safejson.JSONInputError as exc:
         raise _fail(path, str(exc)) from None
-    errors = schemacheck.validate(data, SCHEMA)
+    # an unknown property is usually the cause of the rest (a typo hides a required one): name it first
+    errors = sorted(schemacheck.validate(data, SCHEMA), key=lambda e: "unknown property" not in e.message)
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise _fail(path, f"{errors[0]}{more}")
@@ -144,6 +148,16 @@ def load(root: Path) -> RepoConfig:
     path = root / CONFIG_FILE
     raw: dict[str, Any] = read_config_file(path) if path.is_file() else {}
     builtin, detected = adapters.diagnostics_pipeline(root)
+    builtin, missing = installed_only(builtin, root)
+    left_out = tuple(
+        (
+            stage.id,
+            tool,
+            f"the built-in pipeline leaves out stage {stage.id!r} ({stage.display()}): "
+            f"`{tool}` is not installed",
+        )
+        for stage, tool in missing
+    )
     pipelines = {builtin.id: builtin}
     config_path = path if path.is_file() else None
     for pipeline in _pipelines(path, raw):
@@ -167,11 +181,14 @@ def load(root: Path) -> RepoConfig:
         root=root,
         path=config_path,
         raw=raw,
-        pipelines=PipelineSet(pipelines=pipelines, default_pipeline=default, adapters=detected),
+        pipelines=PipelineSet(
+            pipelines=pipelines, default_pipeline=default, adapters=detected, left_out=left_out
+        ),
         projects=projects,
         heartbeat_interval_seconds=float(raw.get("heartbeat_interval_seconds", DEFAULT_HEARTBEAT_INTERVAL)),
         heartbeat_stale_after_seconds=float(raw.get("heartbeat_stale_after_seconds", DEFAULT_STALE_AFTER)),
         kill_grace_seconds=float(raw.get("kill_grace_seconds", DEFAULT_KILL_GRACE)),
+        log_max_bytes=int(raw.get("log_max_bytes", DEFAULT_LOG_MAX_BYTES)),
         retention=dict(raw.get("retention", {})),
     )
 

@@ -11,6 +11,11 @@ GUARDRAIL_STAGE_IDS = frozenset({"lint", "test", "tests", "typecheck", "spec-gua
 SELF = "@self"  # argv[0] placeholder: this same codex-orchestrator
 
 
+# A stage whose env sets VIRTUAL_ENV (relative to the repository or project root, or absolute) runs with
+# that virtualenv active: VIRTUAL_ENV absolute and its bin/ first on PATH, as `activate` would do.
+VIRTUAL_ENV = "VIRTUAL_ENV"
+
+
 @dataclass(frozen=True)
 class Stage:
     id: str
@@ -115,6 +120,12 @@ class PipelineSet:
     pipelines: dict[str, Pipeline] = field(default_factory=dict)
     default_pipeline: str = "diagnostics"
     adapters: tuple[str, ...] = ()
+    # stages the built-in pipeline left out because their tool is not installed: (stage id, tool, note)
+    left_out: tuple[tuple[str, str, str], ...] = ()
+
+    @property
+    def notes(self) -> list[str]:
+        return [note for _, _, note in self.left_out]
 
     def get(self, pipeline_id: str) -> Pipeline:
         from codex_orchestrator.errors import PipelineNotFoundError

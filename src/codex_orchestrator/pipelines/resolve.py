@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codex_orchestrator.errors import UsageError
+from codex_orchestrator.errors import StageNotFoundError
 from codex_orchestrator.ids import DEFAULT_TASK_ID, validate_id
 from codex_orchestrator.pipelines import config as cfg
 from codex_orchestrator.pipelines.model import Pipeline
@@ -62,6 +62,7 @@ def list_pipelines(
         "config": str(config.path) if config.path else None,
         "default_pipeline": config.pipelines.default_pipeline,
         "adapters": list(config.pipelines.adapters),
+        "notes": config.pipelines.notes,
         "pipelines": [
             {
                 "id": p.id,
@@ -93,6 +94,7 @@ def plan(
         "task_id": res.task_id,
         "stage_root": str(res.stage_root),
         "guardrails_required": p.guardrails_required,
+        "notes": notes_for(res),
         "stages": [
             {
                 **s.snapshot(),
@@ -104,6 +106,14 @@ def plan(
     }
 
 
+def notes_for(res: Resolved) -> list[str]:
+    """What a person should know about the resolved pipeline (stages the built-in one left out)."""
+    if not res.pipeline.source.startswith("builtin"):
+        return []
+    config = cfg.load(res.stage_root) if res.project else res.config
+    return config.pipelines.notes
+
+
 def target_index(pipeline: Pipeline, target_stage: str | None) -> int:
     if target_stage is None:
         return len(pipeline.stages) - 1
@@ -111,7 +121,7 @@ def target_index(pipeline: Pipeline, target_stage: str | None) -> int:
         return pipeline.stage_index(target_stage)
     except KeyError:
         known = ", ".join(s.id for s in pipeline.stages)
-        raise UsageError(
+        raise StageNotFoundError(
             f"pipeline {pipeline.id!r} has no stage {target_stage!r}; stages: {known}",
             hint="pass one of the listed stage ids to --target",
         ) from None

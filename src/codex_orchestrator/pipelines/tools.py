@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from codex_orchestrator.pipelines.model import SELF
+from codex_orchestrator.pipelines.model import SELF, Pipeline, Stage
 from codex_orchestrator.process import run_probe
 
 Which = Callable[[str], str | None]
@@ -46,7 +48,36 @@ def missing_tool(
         module = command[2]
         if module.split(".")[0] in sys.stdlib_module_names:
             return None
-        code = f"import importlib.util,sys; sys.exit(0 if importlib.util.find_spec({module!r}) else 1)"
-        if not run_probe([found, "-c", code], timeout=15.0).ok:
+        if not _module_installed(found, module):
             return f"{exe} -m {module}"
     return None
+
+
+@functools.cache
+def _module_installed(python: str, module: str) -> bool:
+    """Whether `python` can import `module`: seen in a virtualenv's site-packages, else asked (once per
+    process and interpreter: a probe costs an interpreter start)."""
+    top = module.split(".")[0]
+    venv = Path(python).parent.parent
+    if (venv / "pyvenv.cfg").is_file():
+        for site in venv.glob("lib/python3*/site-packages"):
+            if (site / top).is_dir() or (site / f"{top}.py").is_file():
+                return True
+    code = f"import importlib.util,sys; sys.exit(0 if importlib.util.find_spec({module!r}) else 1)"
+    return run_probe([python, "-c", code], timeout=15.0).ok
+
+
+def installed_only(
+    pipeline: Pipeline, root: Path, *, which: Which = shutil.which
+) -> tuple[Pipeline, list[tuple[Stage, str]]]:
+    """The pipeline without the stages whose tool is not installed, and those stages with the missing
+    tool (the rule `init codex` applies to its starter pipeline, applied to the built-in one)."""
+    kept: list[Stage] = []
+    left_out: list[tuple[Stage, str]] = []
+    for stage in pipeline.stages:
+        missing = missing_tool(stage.command, shell=stage.shell, root=root / stage.cwd, which=which)
+        if missing is None:
+            kept.append(stage)
+        else:
+            left_out.append((stage, missing))
+    return (replace(pipeline, stages=tuple(kept)) if left_out else pipeline), left_out

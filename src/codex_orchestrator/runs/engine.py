@@ -14,13 +14,14 @@ import shutil
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from codex_orchestrator import sandbox as sbx
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock, iso
 from codex_orchestrator.errors import StorageError
-from codex_orchestrator.pipelines.model import SELF, Pipeline, Stage
+from codex_orchestrator.pipelines.model import SELF, VIRTUAL_ENV, Pipeline, Stage
 from codex_orchestrator.process import (
     RUN_MARKER,
     PosixProcessRunner,
@@ -39,6 +40,22 @@ from codex_orchestrator.runs.store import atomic_write_json, read_tail
 from codex_orchestrator.runtime import self_command
 
 Reporter = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """What a progress hook hears: stage `index` of `total` started (`running`) or ended (`finished`,
+    with its status). Renderers use it to show elapsed time or follow `log_path`."""
+
+    index: int
+    total: int
+    stage_id: str
+    state: str  # running | finished
+    log_path: Path
+    status: str | None = None
+
+
+ProgressHook = Callable[[StageEvent], None]
 LOG_TAIL_BYTES = 4096
 POLL_SECONDS = 0.5
 
@@ -61,6 +78,7 @@ class RunEngine:
         reporter: Reporter | None = None,
         kill_grace_seconds: float = 3.0,
         mode: str = "foreground",
+        log_max_bytes: int | None = None,
     ) -> None:
         self.roots = roots
         self.paths = paths
@@ -69,13 +87,15 @@ class RunEngine:
         self.stage_root = Path(manifest.get("stage_root") or manifest["repo_root"])
         self.sandbox = sbx.Sandbox.from_record(manifest.get("sandbox"))  # what the run was claimed with
         self.clock = clock
-        self.processes = process_runner or PosixProcessRunner()
+        self.processes = process_runner or PosixProcessRunner(log_max_bytes)
         self.report = reporter or _quiet
+        self.progress: ProgressHook | None = None  # set by a renderer (elapsed time, --follow)
         self.kill_grace = kill_grace_seconds
         self.mode = mode
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._cancel_reason = ""
+        self.interrupted = False  # cancelled by SIGINT (Ctrl-C): the command exits 130
         self._current: StageProcess | None = None
         self._stop_heartbeat = threading.Event()
 
@@ -106,6 +126,13 @@ class RunEngine:
     def event(self, name: str, **fields: Any) -> None:
         records.record_event(self.paths, self.clock.now(), name, self.report, **fields)
 
+    def _progress(self, event: StageEvent) -> None:
+        if self.progress is not None:
+            try:
+                self.progress(event)
+            except Exception as exc:  # a renderer's problem never stops the run
+                self.report(f"warning: progress display failed: {exc}")
+
     # -- cancellation -----------------------------------------------------------------------
     def request_cancel(self, reason: str = "cancelled") -> None:
         """Safe to call from a signal handler: sets a flag and signals the running stage's group."""
@@ -128,6 +155,8 @@ class RunEngine:
             return lambda: None
 
         def handler(signum: int, _frame: object) -> None:
+            if signum == signal.SIGINT and not self._cancel.is_set():
+                self.interrupted = True
             self.request_cancel(f"received {signal.Signals(signum).name}")
 
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -164,6 +193,12 @@ class RunEngine:
     def _env(self, stage: Stage) -> dict[str, str]:
         env = dict(os.environ)
         env.update(dict(stage.env))
+        venv = dict(stage.env).get(VIRTUAL_ENV)
+        if venv:  # activate it: as `source VENV/bin/activate` would
+            home = self.stage_root / venv
+            env[VIRTUAL_ENV] = str(home)
+            env["PATH"] = os.pathsep.join([str(home / "bin"), env.get("PATH") or os.defpath])
+            env.pop("PYTHONHOME", None)
         m = self.manifest
         env.update(
             {
@@ -213,6 +248,7 @@ class RunEngine:
             self._save(changed=(i,))
         self.event("stage_started", stage=stage.id, index=i + 1)
         self.report(f"[{i + 1}/{len(self.pipeline.stages)}] {stage.id}: {stage.display()}")
+        self._progress(StageEvent(i + 1, len(self.pipeline.stages), stage.id, "running", log_path))
         timed_out = False
         try:
             cwd = self._stage_cwd(stage)
@@ -235,6 +271,7 @@ class RunEngine:
             proc.signal_group(signal.SIGKILL)  # nothing of the stage outlives it: its group ...
             self._current = None
             reap_run(self.manifest["run_id"])  # ... nor what left the group (setsid, double fork)
+            proc.close()  # its output has ended: the log is complete (and within its cap)
         duration = max(0.0, self.clock.monotonic() - started)
         cancelled = self._cancel.is_set() and rc != 0
         if rc == 0:
@@ -274,6 +311,9 @@ class RunEngine:
             exit_code=cmd["exit_code"],
             duration=duration,
         )
+        self._progress(
+            StageEvent(i + 1, len(self.pipeline.stages), stage.id, "finished", log_path, str(status))
+        )
         verdict = str(status) if not cmd.get("failure_allowed") else "failed (allowed)"
         self.report(f"      {stage.id}: {verdict} in {duration:.2f}s" + (f" - {summary}" if summary else ""))
         return cmd
@@ -285,21 +325,16 @@ class RunEngine:
         path.parent.mkdir(parents=True, exist_ok=True)
         tail, truncated = read_tail(log_path, LOG_TAIL_BYTES)
         refused = None if timed_out else self._refusal(log_path)
-        if timed_out:
-            hint = f"the stage passed its {stage.timeout_seconds:g}s timeout: raise it, or speed the stage up"
-        elif refused:
+        if refused:
             hint = (
                 f"the stage ran in the Codex sandbox (profile {self.sandbox.profile}), which refused it "
                 f"({refused}): under it a stage may write only in the repository and the temp folders and "
                 "may not use the network; change the stage, or run it yourself outside the sandbox "
                 "(`codex-orchestrator start`)"
             )
-        elif cmd["exit_code"] == 127:
-            hint = "the command was not found; install it or fix the stage's command"
         else:
-            hint = (
-                f"read {log_path} for the full output, fix the problem, then "
-                f"`codex-orchestrator resume --run {self.manifest['run_id']}`"
+            hint = mf.failure_next_step(
+                self.manifest["run_id"], log_path, exit_code=cmd["exit_code"], timed_out=timed_out
             )
         try:  # the error file quotes the log: it is readable by no more users than the log
             mode = log_path.stat().st_mode & 0o777

@@ -78,15 +78,19 @@ def create_run(
     project: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
     policy: RunPolicy = CLI_POLICY,
+    reporter: Reporter | None = None,
 ) -> tuple[RunPaths, dict[str, Any], cfg.RepoConfig]:
     """Resolve the pipeline and write a queued run: folder, resume token, first manifest. A creation
     that fails part-way removes its folder. `policy`: where the pipeline comes from, the sandbox the
     stages run in, and the origin recorded."""
-    from codex_orchestrator.pipelines.resolve import resolve, target_index
+    from codex_orchestrator.pipelines.resolve import notes_for, resolve, target_index
 
     policy.configs.verify()
     res = resolve(roots, pipeline_id, task_id=task_id, project=project, load=policy.configs.load)
     target_index(res.pipeline, target_stage)
+    if reporter is not None:
+        for note in notes_for(res):
+            reporter(f"note: {note}")
     if parent_run_id is not None:
         validate_run_id(parent_run_id)
     roots.check_task(res.task_id)
@@ -142,6 +146,7 @@ def _engine(
         reporter=reporter,
         kill_grace_seconds=kill_grace,
         mode=mode,
+        log_max_bytes=_log_max_bytes(manifest),
     )
 
 
@@ -229,6 +234,7 @@ def start_run(
         project=project,
         clock=clock,
         policy=policy,
+        reporter=reporter,
     )
     lock = _hold_lock(paths)
     if detach:
@@ -240,10 +246,13 @@ def start_run(
         reporter(f"run {manifest['run_id']} ({manifest['pipeline_id']}): {paths.manifest}")
     if adopt_orphans:
         become_subreaper()
-    final = _run_foreground(
+    final, interrupted = _run_foreground(
         roots, paths, manifest, lock, config.kill_grace_seconds, clock, process_runner, reporter, on_engine
     )
-    return mf.status_view(final, paths.manifest, clock.now())
+    view = mf.status_view(final, paths.manifest, clock.now())
+    if interrupted:
+        view["interrupted"] = True
+    return view
 
 
 def _run_foreground(
@@ -256,8 +265,9 @@ def _run_foreground(
     process_runner: ProcessRunner | None,
     reporter: Reporter | None,
     on_engine: Callable[[RunEngine], None] | None,
-) -> dict[str, Any]:
-    """Drive a claimed run in this process (Ctrl-C/SIGTERM cancel it); always releases the lock."""
+) -> tuple[dict[str, Any], bool]:
+    """Drive a claimed run in this process (Ctrl-C/SIGTERM cancel it); always releases the lock.
+    Returns the final manifest and whether Ctrl-C (SIGINT) ended it."""
     try:
         engine = _engine(
             roots,
@@ -273,9 +283,10 @@ def _run_foreground(
             on_engine(engine)
         restore = engine.install_signal_handlers()
         try:
-            return engine.run()
+            final = engine.run()
         finally:
             restore()
+        return final, engine.interrupted
     finally:
         lock.release()
 
@@ -287,6 +298,17 @@ def _kill_grace(manifest: dict[str, Any]) -> float:
         return cfg.load(_stage_root(manifest)).kill_grace_seconds
     except (OrchestratorError, OSError):
         return DEFAULT_KILL_GRACE
+
+
+def _log_max_bytes(manifest: dict[str, Any]) -> int | None:
+    """The configured cap of each stage log (None: no cap); the default when the config cannot be read."""
+    from codex_orchestrator.pipelines import config as cfg
+
+    try:
+        cap = cfg.load(_stage_root(manifest)).log_max_bytes
+    except (OrchestratorError, OSError):
+        cap = cfg.DEFAULT_LOG_MAX_BYTES
+    return cap or None
 
 
 def _stage_root(manifest: dict[str, Any]) -> Path:
@@ -500,9 +522,13 @@ def resume_run(
             )
     if adopt_orphans:
         become_subreaper()
-    final = _run_foreground(roots, paths, manifest, lock, grace, clock, process_runner, reporter, on_engine)
+    final, interrupted = _run_foreground(
+        roots, paths, manifest, lock, grace, clock, process_runner, reporter, on_engine
+    )
     view = mf.status_view(final, paths.manifest, clock.now())
     view["resume_event"] = event
+    if interrupted:
+        view["interrupted"] = True
     return view
 
 

@@ -20,7 +20,7 @@ from codex_orchestrator import __version__
 from codex_orchestrator.clock import iso, parse_iso
 from codex_orchestrator.errors import ManifestError
 from codex_orchestrator.runs.layout import MANIFEST as MANIFEST
-from codex_orchestrator.runs.store import atomic_write_json
+from codex_orchestrator.runs.store import atomic_write_json, read_tail_lines
 
 if TYPE_CHECKING:
     from codex_orchestrator.pipelines.model import Pipeline
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 SCHEMA = "manifest.schema.json"
 SCHEMA_VERSION = 1
+TAIL_LINES = 20  # lines of a failed stage's output in a status view
 
 
 class RunStatus(StrEnum):
@@ -57,6 +58,11 @@ def exit_code_for(status: object) -> int:
     return 1 if status in (RunStatus.FAILED, RunStatus.CANCELLED) else 0
 
 
+def run_exit_code(view: StatusView) -> int:
+    """What a foreground start/resume exits with: 130 when Ctrl-C ended the run, else its outcome."""
+    return 130 if view.get("interrupted") else exit_code_for(view.get("status"))
+
+
 class StageView(TypedDict):
     id: str | None
     title: str | None
@@ -67,6 +73,9 @@ class StageView(TypedDict):
     log_path: str | None
     error_file: str | None
     summary: str | None
+    # a failed stage only (None otherwise): the last lines of its output and what to do next
+    output_tail: NotRequired[str | None]
+    next_step: NotRequired[str | None]
 
 
 class StatusView(TypedDict):
@@ -99,6 +108,7 @@ class StatusView(TypedDict):
     driver_pid: NotRequired[int]
     resume_event: NotRequired[dict[str, Any]]
     already_terminal: NotRequired[bool]
+    interrupted: NotRequired[bool]
 
 
 def new_manifest(
@@ -273,11 +283,53 @@ def is_stale(manifest: dict[str, Any], now: datetime) -> bool:
     return age is not None and age > limit
 
 
-def status_view(manifest: dict[str, Any], manifest_path: Path, now: datetime) -> StatusView:
-    """The JSON contract of `status` (SPEC §3), derived from a manifest."""
+def failure_next_step(run_id: str, log_path: object, *, exit_code: object, timed_out: bool) -> str:
+    """What to do about a failed stage: one sentence naming the fix, then how to continue."""
+    resume = f"`codex-orchestrator resume --run {run_id}`"
+    if timed_out:
+        return f"the stage passed its timeout: raise its timeout_seconds or speed it up, then {resume}"
+    if exit_code == 127:
+        return (
+            "the command was not found: install it (`codex-orchestrator doctor` names the fix) "
+            f"or fix the stage's command, then {resume}"
+        )
+    where = f"read {log_path}" if log_path else "read the stage's log"
+    return f"{where} for the full output, fix the problem, then {resume}"
+
+
+def _stage_view(c: dict[str, Any], run_id: str, tail_lines: int) -> StageView:
+    view = StageView(
+        id=c.get("id"),
+        title=c.get("title"),
+        status=c.get("status"),
+        exit_code=c.get("exit_code"),
+        signal=c.get("signal"),
+        duration_seconds=c.get("duration_seconds"),
+        log_path=c.get("log_path"),
+        error_file=c.get("error_file"),
+        summary=c.get("summary"),
+        output_tail=None,
+        next_step=None,
+    )
+    if c.get("status") == StageStatus.FAILED:
+        log = c.get("log_path")
+        if tail_lines > 0 and isinstance(log, str) and log:
+            view["output_tail"] = read_tail_lines(Path(log), tail_lines)
+        view["next_step"] = failure_next_step(
+            run_id, log, exit_code=c.get("exit_code"), timed_out=bool(c.get("timed_out"))
+        )
+    return view
+
+
+def status_view(
+    manifest: dict[str, Any], manifest_path: Path, now: datetime, *, tail_lines: int = TAIL_LINES
+) -> StatusView:
+    """The JSON contract of `status` (SPEC §3), derived from a manifest. A failed stage carries the
+    last `tail_lines` lines of its output and the next step."""
     age = heartbeat_age(manifest, now)
+    run_id = str(manifest.get("run_id", ""))
     return {
-        "run_id": str(manifest.get("run_id", "")),
+        "run_id": run_id,
         "task_id": str(manifest.get("task_id", "")),
         "pipeline_id": str(manifest.get("pipeline_id", "")),
         "pipeline_title": manifest.get("pipeline_title"),
@@ -298,20 +350,7 @@ def status_view(manifest: dict[str, Any], manifest_path: Path, now: datetime) ->
         "sandbox": sb if isinstance(sb := manifest.get("sandbox"), dict) else None,
         "manifest": str(manifest_path),
         "run_dir": str(manifest_path.parent),
-        "commands": [
-            StageView(
-                id=c.get("id"),
-                title=c.get("title"),
-                status=c.get("status"),
-                exit_code=c.get("exit_code"),
-                signal=c.get("signal"),
-                duration_seconds=c.get("duration_seconds"),
-                log_path=c.get("log_path"),
-                error_file=c.get("error_file"),
-                summary=c.get("summary"),
-            )
-            for c in _commands(manifest)
-        ],
+        "commands": [_stage_view(c, run_id, tail_lines) for c in _commands(manifest)],
     }
 
 

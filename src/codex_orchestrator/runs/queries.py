@@ -3,17 +3,71 @@ MCP read tools call. They never claim a run; `lifecycle` holds the operations th
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypedDict
 
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock
-from codex_orchestrator.errors import OrchestratorError, UsageError
-from codex_orchestrator.ids import validate_id
+from codex_orchestrator.errors import (
+    OrchestratorError,
+    RunNotFoundError,
+    StageNotFoundError,
+    UsageError,
+)
+from codex_orchestrator.ids import RUN_ID_RE, validate_id
 from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs.layout import Roots, RunPaths
 from codex_orchestrator.runs.manifest import StatusView
 from codex_orchestrator.runs.store import is_locked, read_tail
+
+LATEST = "latest"
+_SUFFIX = re.compile(r"^[0-9a-f]{8}$")
+MAX_CANDIDATES = 10
+
+
+def select_run(roots: Roots, selector: str | None, *, task_id: str | None = None) -> RunPaths:
+    """The run a `--run` value means: a full id, `latest`, a unique prefix or the 8-hex suffix of an id;
+    None means `latest`. `latest` is the newest run of `task_id`, or of any task when it is None. An
+    ambiguous prefix or suffix is a usage error listing the candidates; no match, an unknown run."""
+    if task_id is not None:
+        validate_id("task", task_id)
+    if selector is not None and selector != LATEST:
+        validate_id("run", selector)
+        if RUN_ID_RE.match(selector) or not roots.runs.is_dir():
+            return roots.find_run(selector)
+    runs = roots.iter_runs(task_id)
+    if selector is None or selector == LATEST:
+        if not runs:
+            where = f"task {task_id!r}" if task_id else str(roots.runs)
+            raise RunNotFoundError(
+                f"there is no run yet under {where}", hint="start one with `codex-orchestrator start`"
+            )
+        return runs[0]
+    found = [p for p in runs if p.run_id.startswith(selector)]
+    if not found and _SUFFIX.match(selector):
+        found = [p for p in runs if p.run_id.endswith("-" + selector)]
+    if len(found) == 1:
+        return roots.find_run(found[0].run_id)
+    if not found:
+        try:
+            return roots.find_run(selector)  # a legacy (migrated) id
+        except RunNotFoundError:
+            raise RunNotFoundError(
+                f"no run matches {selector!r} under {roots.runs} "
+                "(give a run id, `latest`, a unique prefix of an id, or its 8-hex suffix)",
+                hint="`codex-orchestrator runs list` shows the runs",
+            ) from None
+    shown = ", ".join(p.run_id for p in found[:MAX_CANDIDATES])
+    more = f" and {len(found) - MAX_CANDIDATES} more" if len(found) > MAX_CANDIDATES else ""
+    raise UsageError(
+        f"{selector!r} matches {len(found)} runs: {shown}{more}",
+        hint="give more characters of the run id, or its 8-hex suffix",
+    )
+
+
+def select_run_id(roots: Roots, selector: str | None, *, task_id: str | None = None) -> str:
+    return select_run(roots, selector, task_id=task_id).run_id
 
 
 def load_run(roots: Roots, run_id: str) -> tuple[RunPaths, dict[str, Any]]:
@@ -169,6 +223,6 @@ def read_log(roots: Roots, run_id: str, stage: str, *, max_bytes: int = 16384) -
                 "text": text,
             }
     known = ", ".join(c.get("id", "?") for c in manifest.get("commands", []))
-    raise UsageError(
+    raise StageNotFoundError(
         f"run {run_id!r} has no stage {stage!r}; stages: {known}", hint="pass one of the listed stages"
     )

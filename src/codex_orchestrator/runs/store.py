@@ -212,3 +212,9 @@ def read_tail(path: Path, max_bytes: int) -> tuple[str, bool]:
     except OSError:
         return "", False
     return data.decode("utf-8", errors="replace"), size > max_bytes
+
+
+def read_tail_lines(path: Path, lines: int, *, max_bytes: int = 65536) -> str:
+    """The last `lines` lines of a text file (at most `max_bytes` read); empty when it cannot be read."""
+    text, _ = read_tail(path, max_bytes)
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:]) if lines > 0 else ""

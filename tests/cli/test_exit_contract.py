@@ -1,0 +1,179 @@
+"""The exit-code and error contract (README "Exit codes and errors"), for every command:
+0 ok, 1 the run or check failed, 2 usage error, 3 unknown name / configuration / a state that forbids
+the action, 130 interrupted. Under --format json every error is one {"error": ...} document on stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from clikit import invoke
+from testkit import CLI, FakeClock, py, write_config
+
+from codex_orchestrator.cli import cli
+from codex_orchestrator.runs import lifecycle
+from codex_orchestrator.runs.layout import Roots
+from codex_orchestrator.runs.manifest import run_exit_code
+
+
+def _leaves(group: click.Group, prefix: list[str]) -> Iterator[list[str]]:
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if isinstance(command, click.Group):
+            yield from _leaves(command, [*prefix, name])
+        else:
+            yield [*prefix, name]
+
+
+EVERY_COMMAND = list(_leaves(cli, []))
+
+
+def test_every_command_is_covered() -> None:
+    assert ["start"] in EVERY_COMMAND and ["mcp", "serve"] in EVERY_COMMAND and len(EVERY_COMMAND) >= 20
+
+
+@pytest.mark.parametrize("command", EVERY_COMMAND, ids=" ".join)
+def test_usage_error_is_2_and_one_json_document(command: list[str], tmp_path: Path) -> None:
+    result = invoke(*command, "--no-such-option", "--format", "json", cwd=tmp_path)
+    assert result.exit_code == 2
+    error = json.loads(result.stdout)["error"]  # exactly one document
+    assert error["code"] == "usage" and "--no-such-option" in error["message"]
+    assert error["hint"].endswith(f" {' '.join(command)} --help`")  # prog name differs in-process
+    text = invoke(*command, "--no-such-option", cwd=tmp_path)
+    assert text.exit_code == 2 and text.stdout == "" and "Error: No such option" in text.stderr
+
+
+def test_bad_option_value_and_unknown_command_in_json(tmp_path: Path) -> None:
+    result = invoke("status", "--interval", "0", "--json", cwd=tmp_path)
+    assert result.exit_code == 2 and "--interval" in json.loads(result.stdout)["error"]["message"]
+    result = invoke("stauts", "--json", cwd=tmp_path)
+    assert (
+        result.exit_code == 2 and "No such command 'stauts'" in json.loads(result.stdout)["error"]["message"]
+    )
+
+
+def _stale_spec(repo: Path) -> None:
+    spec = repo / "tasks" / "specs" / "old.md"
+    spec.parent.mkdir(parents=True)
+    spec.write_text("---\nlast_review: 2001-01-01\n---\n# old\n")
+
+
+# (case, command line, exit code, error code under --json or None when the result is data)
+CASES: list[tuple[str, list[str], int, str | None]] = [
+    ("start-ok", ["start"], 0, None),
+    ("start-failed", ["start", "failing"], 1, None),
+    ("start-unknown-pipeline", ["start", "nope"], 3, "unknown_pipeline"),
+    ("start-unknown-target", ["start", "--target", "deploy"], 3, "unknown_stage"),
+    ("plan-unknown-target", ["plan", "--target", "deploy"], 3, "unknown_stage"),
+    ("start-bad-task", ["start", "--task", "../x"], 2, "invalid_id"),
+    ("status-unknown-run", ["status", "--run", "20990101T000000000Z-deadbeef"], 3, "unknown_run"),
+    ("status-no-run-yet", ["status"], 3, "unknown_run"),
+    ("resume-no-run-yet", ["resume"], 3, "unknown_run"),
+    ("cancel-no-run-yet", ["cancel"], 3, "unknown_run"),
+    ("review-no-run-yet", ["review"], 3, "unknown_run"),
+    ("spec-guard-stale", ["spec-guard"], 1, None),
+    ("runs-list-bad-status", ["runs", "list", "--status", "exploded"], 2, "usage"),
+]
+
+
+@pytest.mark.parametrize(("case", "args", "code", "error"), CASES, ids=[c[0] for c in CASES])
+def test_contract(repo: Path, case: str, args: list[str], code: int, error: str | None) -> None:
+    if case == "spec-guard-stale":
+        _stale_spec(repo)
+    result = invoke(*args, "--json", "--repo", str(repo))
+    assert result.exit_code == code, result.stdout + result.stderr
+    doc = json.loads(result.stdout)  # one document, error or data
+    if error is None:
+        assert "error" not in doc
+    else:
+        assert doc["error"]["code"] == error and doc["error"]["message"]
+    text = invoke(*args, "--repo", str(repo))
+    assert text.exit_code == code
+    if error is not None:
+        assert text.stdout == "" and "Error: " in text.stderr and "Traceback" not in text.stderr
+
+
+def test_state_that_forbids_the_action_is_3(repo: Path) -> None:
+    invoke("start", "--repo", str(repo))
+    result = invoke("resume", "--json", "--repo", str(repo))  # the latest run succeeded
+    assert result.exit_code == 3 and json.loads(result.stdout)["error"]["code"] == "run_state"
+
+
+@pytest.mark.parametrize(("pipeline", "code"), [("quick", 0), ("failing", 1)])
+def test_status_watch_exits_with_the_run_outcome(repo: Path, pipeline: str, code: int) -> None:
+    invoke("start", pipeline, "--repo", str(repo))
+    result = invoke("status", "--watch", "--interval", "0.1", "--repo", str(repo))
+    assert result.exit_code == code
+    assert invoke("status", "--watch", "--json", "--repo", str(repo)).exit_code == code
+
+
+def test_config_typo_names_the_unknown_property_first(tmp_path: Path) -> None:
+    write_config(tmp_path, {"pipelines": [{"id": "p", "stages": [{"id": "a", "comand": ["true"]}]}]})
+    result = invoke("plan", "p", "--repo", str(tmp_path))
+    assert result.exit_code == 3
+    first = result.stderr.splitlines()[0]
+    assert "$.pipelines[0].stages[0].comand: unknown property 'comand' (did you mean 'command'?" in first
+
+
+class _SigintRunner:
+    """A process runner whose stage start is interrupted by Ctrl-C (SIGINT to ourselves)."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        from testkit import FakeRunner
+
+        self.inner = FakeRunner(clock, {"build": (None, 0.0)})
+
+    def start(self, argv: list[str], *, cwd: Path, env: dict[str, str], log_path: Path) -> object:
+        proc = self.inner.start(argv, cwd=cwd, env=env, log_path=log_path)
+        os.kill(os.getpid(), signal.SIGINT)
+        return proc
+
+
+def test_ctrl_c_on_a_foreground_run_means_130(repo: Path, clock: FakeClock) -> None:
+    view = lifecycle.start_run(Roots.resolve(repo), "quick", clock=clock, process_runner=_SigintRunner(clock))  # type: ignore[arg-type]
+    assert view["status"] == "cancelled" and view["interrupted"] is True
+    assert run_exit_code(view) == 130
+    assert view["status_detail"] == "received SIGINT"
+
+
+def test_ctrl_c_in_a_terminal_exits_130(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        {
+            "pipelines": [
+                {
+                    "id": "slow",
+                    "stages": [
+                        {
+                            "id": "s",
+                            "command": py("import time; print('started', flush=True); time.sleep(60)"),
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+    proc = subprocess.Popen(
+        [*CLI, "start", "slow", "--repo", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    deadline = time.monotonic() + 30
+    logs = tmp_path / ".runs" / "default" / "cli"
+    while time.monotonic() < deadline and not any(p.read_text() for p in logs.glob("*/commands/01-s.log")):
+        time.sleep(0.05)  # until the stage has really started
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "status    cancelled (received SIGINT)" in out

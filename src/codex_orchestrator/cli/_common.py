@@ -21,7 +21,8 @@ def repo_option(f: F) -> F:
         "--repo",
         type=str,  # checked by Roots.resolve, so a bad path gets our error (and JSON under --format json)
         default=None,
-        help="Repository root (default: $CODEX_ORCHESTRATOR_ROOT, else the current folder).",
+        help="Repository root (default: $CODEX_ORCHESTRATOR_ROOT, else the nearest folder upwards holding "
+        "codex.orchestrator.json, else the git top level, else the current folder).",
     )(f)
 
 
@@ -72,8 +73,19 @@ def guarded(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+_announced: set[str] = set()
+
+
+def announce(found: Roots) -> Roots:
+    """Say once, on stderr, which repository was chosen when it is not the current folder."""
+    if found.note and found.note not in _announced:
+        _announced.add(found.note)
+        output.diag(found.note)
+    return found
+
+
 def roots(repo: str | None) -> Roots:
-    return Roots.resolve(repo)
+    return announce(Roots.resolve(repo))
 
 
 def exit_with(code: int | ExitCode) -> None:

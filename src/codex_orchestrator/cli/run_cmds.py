@@ -11,7 +11,7 @@ import click
 from codex_orchestrator import output
 from codex_orchestrator.cli._common import exit_with, format_options, guarded, repo_option, roots, wants_json
 from codex_orchestrator.runs import lifecycle, queries
-from codex_orchestrator.runs.manifest import TERMINAL, exit_code_for
+from codex_orchestrator.runs.manifest import TERMINAL, describe_guardrails, exit_code_for
 
 
 def _run_exit(view: Mapping[str, Any]) -> None:
@@ -30,6 +30,18 @@ def render_status(view: Mapping[str, Any]) -> str:
         + ("  STALE" if view.get("stale") else ""),
         f"manifest  {view['manifest']}",
     ]
+    guard = view.get("guardrails")
+    if isinstance(guard, dict):
+        lines.append(f"guardrails {describe_guardrails(guard)}")
+        if guard.get("next_step") and guard.get("status") in ("failed", "missing"):
+            lines.append(f"next      {guard['next_step']}")
+    if view.get("tested"):
+        lines.append(f"tested    {str(view['tested']).removeprefix('tested ')}")
+    review = view.get("review")
+    if isinstance(review, dict):
+        version = f" ({review['codex_version']})" if review.get("codex_version") else ""
+        verdict = str(review.get("verdict")).replace("_", " ")
+        lines.append(f"review    {verdict}{version} at {review.get('at')}")
     rows = []
     for cmd in view.get("commands", []):
         dur = cmd.get("duration_seconds")
@@ -174,6 +186,7 @@ def status(run_id: str, watch: bool, interval: float, repo: str | None, fmt: str
                     last = text
         if as_json:
             output.emit_json(view)
+        _warn_tree_changed(view)
         if view["status"] not in TERMINAL:
             output.diag(
                 f"run {run_id} is stale: its runner stopped without finishing it; "
@@ -186,6 +199,15 @@ def status(run_id: str, watch: bool, interval: float, repo: str | None, fmt: str
         output.emit_json(view)
     else:
         output.emit(render_status(view))
+    _warn_tree_changed(view)
+
+
+def _warn_tree_changed(view: Mapping[str, Any]) -> None:
+    if view.get("tree_changed"):
+        output.diag(
+            f"warning: the tree has changed since this run ({view['tree_changed']}); "
+            "its result says nothing about the current code: start a new run"
+        )
 
 
 @click.command()

@@ -141,7 +141,8 @@ def load(root: Path) -> RepoConfig:
     path = root / CONFIG_FILE
     raw: dict[str, Any] = read_config_file(path) if path.is_file() else {}
     builtin, detected = adapters.diagnostics_pipeline(root)
-    pipelines = {builtin.id: builtin}
+    docs_review = adapters.docs_review_pipeline()
+    pipelines = {builtin.id: builtin, docs_review.id: docs_review}
     config_path = path if path.is_file() else None
     for pipeline in _pipelines(path, raw):
         pipelines[pipeline.id] = pipeline

@@ -8,6 +8,7 @@ reporter), so tests drive it with fakes and never sleep.
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import signal
 import threading
@@ -30,7 +31,7 @@ from codex_orchestrator.process import (
 )
 from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs import records
-from codex_orchestrator.runs.layout import Roots, RunPaths
+from codex_orchestrator.runs.layout import NOTHING_TO_CHECK_ENV, Roots, RunPaths
 from codex_orchestrator.runs.manifest import RunStatus, StageStatus
 from codex_orchestrator.runs.store import atomic_write_json, read_tail
 from codex_orchestrator.runtime import self_command
@@ -157,9 +158,25 @@ class RunEngine:
                 "CODEX_ORCHESTRATOR_REPO_ROOT": m["repo_root"],
                 "CODEX_ORCHESTRATOR_STAGE_ID": stage.id,
                 "CODEX_ORCHESTRATOR_ROOT": str(self.stage_root),
+                NOTHING_TO_CHECK_ENV: str(self._nothing_file(stage)),
             }
         )
         return env
+
+    def _nothing_file(self, stage: Stage) -> Path:
+        return self.paths.nothing_to_check_file(self.pipeline.stage_index(stage.id) + 1, stage.id)
+
+    def _nothing_to_check(self, stage: Stage, rc: int) -> str | None:
+        """The reason a stage that ended `rc` checked nothing (see NOTHING_TO_CHECK_ENV), or None."""
+        if rc == 0:
+            marker = self._nothing_file(stage)
+            if marker.is_file() and not marker.is_symlink():
+                reason, _ = read_tail(marker, 1000)
+                lines = [line.strip() for line in reason.splitlines() if line.strip()]
+                return lines[0] if lines else "the stage reported nothing to check"
+        if rc == NO_TESTS_EXIT_CODE and not stage.shell and _runs_test_runner(stage.command):
+            return f"no tests were collected (exit code {NO_TESTS_EXIT_CODE})"
+        return None
 
     def _stage_cwd(self, stage: Stage) -> Path:
         cwd = (self.stage_root / stage.cwd).resolve()
@@ -220,7 +237,10 @@ class RunEngine:
             reap_run(self.manifest["run_id"])  # ... nor what left the group (setsid, double fork)
         duration = max(0.0, self.clock.monotonic() - started)
         cancelled = self._cancel.is_set() and rc != 0
-        if rc == 0:
+        empty = None if cancelled or timed_out or note else self._nothing_to_check(stage, rc)
+        if empty is not None:
+            status, summary = StageStatus.SKIPPED, f"nothing to check: {empty}"
+        elif rc == 0:
             status, summary = StageStatus.SUCCEEDED, None
         elif cancelled:
             status, summary = StageStatus.CANCELLED, self._cancel_reason or "cancelled"
@@ -243,6 +263,7 @@ class RunEngine:
                 summary=summary,
                 timed_out=timed_out,
                 failure_allowed=status == StageStatus.FAILED and stage.allow_failure,
+                nothing_to_check=empty is not None,
             )
             if status == StageStatus.FAILED:
                 cmd["error_file"] = str(self._write_error(i, stage, cmd, log_path, timed_out))
@@ -388,6 +409,17 @@ class RunEngine:
             pass  # the previous valid manifest stays; the run will read as stale and can be resumed
         final: dict[str, Any] = copy.deepcopy(self.manifest)
         return final
+
+
+NO_TESTS_EXIT_CODE = 5  # pytest: "no tests collected"; unittest (3.12+): "no tests ran"
+
+
+def _runs_test_runner(argv: tuple[str, ...]) -> bool:
+    """pytest or unittest, run directly or as `python -m` (possibly through uv/poetry run)."""
+    names = [Path(a).name for a in argv]
+    if any(n in ("pytest", "py.test") for n in names):
+        return True
+    return any(a == "-m" and b in ("pytest", "unittest") for a, b in itertools.pairwise(argv))
 
 
 def _start_error(exc: Exception, stage: Stage) -> str:

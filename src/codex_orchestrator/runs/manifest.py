@@ -98,6 +98,12 @@ class StatusView(TypedDict):
     driver_pid: NotRequired[int]
     resume_event: NotRequired[dict[str, Any]]
     already_terminal: NotRequired[bool]
+    # evidence (absent for manifests written before it existed)
+    guardrails: NotRequired[dict[str, Any]]
+    provenance: NotRequired[dict[str, Any]]
+    tested: NotRequired[str]
+    review: NotRequired[dict[str, Any]]
+    tree_changed: NotRequired[str | None]
 
 
 def new_manifest(
@@ -114,6 +120,7 @@ def new_manifest(
     project: str | None = None,
     heartbeat_interval: float = 5.0,
     stale_after: float = 30.0,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     stamp = iso(now)
     target_index = pipeline.stage_index(target_stage) if target_stage else len(pipeline.stages) - 1
@@ -139,9 +146,17 @@ def new_manifest(
             }
         )
     snapshot = pipeline.snapshot()
+    tool: dict[str, Any] = {
+        "name": "codex-orchestrator",
+        "version": __version__,
+        "python": platform.python_version(),
+    }
+    if provenance is not None:
+        tool["pyz_sha256"] = provenance.get("pyz_sha256")
+    extra = {"provenance": provenance} if provenance is not None else {}
     return {
         "schema_version": SCHEMA_VERSION,
-        "tool": {"name": "codex-orchestrator", "version": __version__, "python": platform.python_version()},
+        "tool": tool,
         "task_id": task_id,
         "run_id": run_id,
         "parent_run_id": parent_run_id,
@@ -169,30 +184,89 @@ def new_manifest(
         "guardrail_status": guardrail_status(pipeline, commands, final=False),
         "summary": None,
         "exit_code": None,
+        **extra,
     }
 
 
 def guardrail_status(pipeline: Pipeline, commands: list[dict[str, Any]], *, final: bool) -> dict[str, Any]:
+    """Whether the run carries guardrail evidence. Only a guardrail stage that succeeded *and checked
+    something* is evidence; one that found nothing to check is listed, never counted.
+
+    passed: every guardrail stage that ran checked something and passed, and at least one did;
+    failed: a guardrail stage failed (or was cancelled);
+    missing: no evidence (no guardrail stage, or none checked anything, or some never ran);
+    pending: the run is still going; not_required: no guardrail stages and none required."""
     guarded = [s.id for s in pipeline.stages if s.guardrail]
     by_id = {c["id"]: c for c in commands}
-    succeeded = [sid for sid in guarded if by_id.get(sid, {}).get("status") == "succeeded"]
-    failed = [sid for sid in guarded if by_id.get(sid, {}).get("status") in ("failed", "cancelled")]
+    state = {sid: by_id.get(sid, {}) for sid in guarded}
+    succeeded = [sid for sid, c in state.items() if c.get("status") == "succeeded"]
+    failed = [sid for sid, c in state.items() if c.get("status") in ("failed", "cancelled")]
+    empty = [sid for sid, c in state.items() if c.get("nothing_to_check")]
+    not_run = [sid for sid in guarded if sid not in succeeded and sid not in failed and sid not in empty]
     if not guarded:
         status = "missing" if pipeline.guardrails_required else "not_required"
     elif failed:
         status = "failed"
-    elif len(succeeded) == len(guarded):
+    elif not final and not_run:
+        status = "pending"
+    elif succeeded and not not_run:
         status = "passed"
     else:
-        status = "failed" if final and pipeline.guardrails_required else "pending"
-        if final and not pipeline.guardrails_required:
-            status = "not_required" if not succeeded else "pending"
-    return {
+        status = "missing"
+    result = {
         "required": pipeline.guardrails_required,
         "status": status,
         "guardrail_stages": guarded,
         "succeeded": succeeded,
+        "failed": failed,
+        "nothing_to_check": empty,
+        "missing": [*empty, *not_run] if status == "missing" else [],
+        "next_step": None,
     }
+    if final:
+        result["next_step"] = _guardrail_next_step(result, by_id)
+    return result
+
+
+DIAGNOSTICS_HINT = "`codex-orchestrator start diagnostics`"
+
+
+def _guardrail_next_step(guard: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> str | None:
+    status = guard["status"]
+    if status == "failed":
+        sid = guard["failed"][0]
+        log = by_id.get(sid, {}).get("log_path")
+        where = f"read {log}" if log else f"read stage {sid!r}'s log"
+        return f"{where}, fix what it reports, then resume the run (or run {DIAGNOSTICS_HINT})"
+    if status == "missing":
+        if not guard["guardrail_stages"]:
+            return (
+                'add a guardrail stage (lint, test, typecheck, spec-guard, review, or "guardrail": true) '
+                f"to the pipeline, or run {DIAGNOSTICS_HINT}"
+            )
+        return (
+            f"make {', '.join(repr(s) for s in guard['missing'])} check something (add tests or specs), "
+            f"or run {DIAGNOSTICS_HINT}"
+        )
+    return None
+
+
+def describe_guardrails(guard: object) -> str:
+    """One line for text output: `passed (lint, test)`, `FAILED: test`, `MISSING (required): ...`."""
+    if not isinstance(guard, dict):
+        return "not recorded"
+    status = guard.get("status")
+    required = " (required)" if guard.get("required") else ""
+    empty = guard.get("nothing_to_check") or []
+    note = f"; nothing to check: {', '.join(empty)}" if empty else ""
+    if status == "passed":
+        return f"passed ({', '.join(guard.get('succeeded') or [])}){note}"
+    if status == "failed":
+        return f"FAILED{required}: {', '.join(guard.get('failed') or [])}"
+    if status == "missing":
+        what = ", ".join(guard.get("missing") or []) or "no guardrail stage"
+        return f"MISSING{required}: no evidence from {what}{note}"
+    return str(status)
 
 
 def validate(manifest: dict[str, Any]) -> list[Violation]:
@@ -262,7 +336,7 @@ def is_stale(manifest: dict[str, Any], now: datetime) -> bool:
 def status_view(manifest: dict[str, Any], manifest_path: Path, now: datetime) -> StatusView:
     """The JSON contract of `status` (SPEC §3), derived from a manifest."""
     age = heartbeat_age(manifest, now)
-    return {
+    view: StatusView = {
         "run_id": str(manifest.get("run_id", "")),
         "task_id": str(manifest.get("task_id", "")),
         "pipeline_id": str(manifest.get("pipeline_id", "")),
@@ -297,6 +371,24 @@ def status_view(manifest: dict[str, Any], manifest_path: Path, now: datetime) ->
             for c in _commands(manifest)
         ],
     }
+    _add_evidence(view, manifest)
+    return view
+
+
+def _add_evidence(view: StatusView, manifest: dict[str, Any]) -> None:
+    """Guardrails, provenance (`tested`: one line) and the latest review, when the manifest has them."""
+    from codex_orchestrator.runs.provenance import describe
+
+    guard = manifest.get("guardrail_status")
+    if isinstance(guard, dict):
+        view["guardrails"] = guard
+    prov = manifest.get("provenance")
+    if isinstance(prov, dict):
+        view["provenance"] = prov
+    view["tested"] = describe(prov if isinstance(prov, dict) else None)
+    review = manifest.get("review")
+    if isinstance(review, dict):
+        view["review"] = review
 
 
 def hostname() -> str:
@@ -323,6 +415,7 @@ def metrics_line(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any
         "stages_succeeded": sum(1 for c in commands if c.get("status") == "succeeded"),
         "stages_failed": sum(1 for c in commands if c.get("status") == "failed"),
         "guardrail_status": guardrail.get("status") if isinstance(guardrail, dict) else None,
+        "guardrail_evidence": list(guardrail.get("succeeded") or []) if isinstance(guardrail, dict) else [],
         "manifest_complete": not validate(manifest) and manifest.get("status") in TERMINAL,
         "resumed": bool(manifest.get("resume_events")),
         "manifest": str(manifest_path),
@@ -365,6 +458,7 @@ def mark_stage_running(manifest: dict[str, Any], i: int, now: datetime, log_path
     )
     cmd.pop("timed_out", None)
     cmd.pop("failure_allowed", None)
+    cmd.pop("nothing_to_check", None)
 
 
 def mark_stage_finished(
@@ -379,6 +473,7 @@ def mark_stage_finished(
     summary: str | None,
     timed_out: bool = False,
     failure_allowed: bool = False,
+    nothing_to_check: bool = False,
 ) -> None:
     cmd = manifest["commands"][i]
     cmd.update(
@@ -393,6 +488,8 @@ def mark_stage_finished(
         cmd["timed_out"] = True
     if failure_allowed:
         cmd["failure_allowed"] = True
+    if nothing_to_check:
+        cmd["nothing_to_check"] = True
     manifest["runner"]["stage_pgid"] = None
 
 
@@ -407,6 +504,17 @@ def mark_terminal(manifest: dict[str, Any], now: datetime, *, status: RunStatus,
             ended = StageStatus.CANCELLED if status == RunStatus.CANCELLED else StageStatus.FAILED
             cmd.update(status=ended, completed_at=stamp, summary=cmd.get("summary") or detail)
     done = sum(1 for c in commands if c.get("status") == StageStatus.SUCCEEDED)
+    pipeline = Pipeline.from_snapshot(manifest["pipeline"])
+    guard = guardrail_status(pipeline, commands, final=True)
+    if status == RunStatus.SUCCEEDED and pipeline.guardrails_required and guard["status"] != "passed":
+        # guardrails_required: a run without passing guardrail evidence never reads as succeeded
+        status = RunStatus.FAILED
+        what = describe_guardrails(guard).split(": ", 1)[-1]
+        why = "failed" if guard["status"] == "failed" else "missing"
+        detail = "; ".join(
+            x for x in (f"required guardrails {why}: {what}", detail, f"next: {guard['next_step']}") if x
+        )
+    summary = f"{status}: {done}/{len(commands)} stages succeeded" + (f"; {detail}" if detail else "")
     manifest.update(
         status=status,
         status_detail=detail,
@@ -414,8 +522,8 @@ def mark_terminal(manifest: dict[str, Any], now: datetime, *, status: RunStatus,
         heartbeat_at=stamp,
         updated_at=stamp,
         exit_code=exit_code_for(status),
-        summary=f"{status}: {done}/{len(commands)} stages succeeded" + (f"; {detail}" if detail else ""),
-        guardrail_status=guardrail_status(Pipeline.from_snapshot(manifest["pipeline"]), commands, final=True),
+        summary=summary,
+        guardrail_status=guard,
     )
     manifest["runner"]["stage_pgid"] = None
 

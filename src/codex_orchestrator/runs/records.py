@@ -38,12 +38,16 @@ def record_event(paths: RunPaths, now: datetime, name: str, report: Reporter = _
 
 
 def write_state(roots: Roots, manifest: dict[str, Any], paths: RunPaths, now: datetime) -> None:
-    """`<out>/<task>/state.json`: the task's latest run."""
+    """`<state>/<task>/state.json` (the state folder is the runs root unless moved): the task's latest
+    run. A state folder created here ignores itself, like the runs root."""
     path = roots.state_file(manifest["task_id"])
+    created = not roots.out.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create {path.parent}: {exc.strerror}") from None
+    if created or roots.out == roots.runs:
+        roots.ensure_ignored(roots.out)
     atomic_write_json(
         path,
         {
@@ -52,6 +56,23 @@ def write_state(roots: Roots, manifest: dict[str, Any], paths: RunPaths, now: da
             "latest_run": mf.status_view(manifest, paths.manifest, now),
         },
     )
+
+
+def read_state(roots: Roots, task_id: str) -> dict[str, Any] | None:
+    """The task's state snapshot: from the state folder, else from `<repo>/out/<task>/state.json`
+    where older versions wrote it; None when neither exists or is readable."""
+    legacy = roots.legacy_state_root
+    candidates = [roots.state_file(task_id)]
+    if legacy != roots.out:
+        candidates.append(Roots(roots.repo, roots.runs, legacy).state_file(task_id))
+    for path in candidates:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            return data
+    return None
 
 
 def append_metrics(roots: Roots, manifest: dict[str, Any], paths: RunPaths) -> None:

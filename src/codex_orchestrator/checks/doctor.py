@@ -182,14 +182,14 @@ def check_project(roots: Roots | None) -> Finding:
 
     problems, fixes = [], []
     if not any((folder / ".git").exists() for folder in (roots.repo, *roots.repo.parents)):
-        problems.append(f"{roots.repo} is not in a git repository: runs cannot record which commit they tested")
+        problems.append(f"{roots.repo} is not in a git repository: runs cannot record the commit they tested")
         fixes.append(f"git init {roots.repo} (or pass --repo with your repository)")
     found = adapters.detect(roots.repo)
     configured = (roots.repo / CONFIG_FILE).is_file()
     if not found and not configured:
         problems.append(
-            "no project detected (no pyproject.toml, package.json, go.mod, Cargo.toml, pom.xml, build.gradle) "
-            f"and no {CONFIG_FILE}: the built-in diagnostics pipeline has nothing to check"
+            "no project detected (no pyproject.toml, package.json, go.mod, Cargo.toml, pom.xml, "
+            f"build.gradle) and no {CONFIG_FILE}: the built-in diagnostics pipeline has nothing to check"
         )
         fixes.append("run from your project's folder or pass --repo, or `codex-orchestrator init codex`")
     if problems:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import os
 import signal
 import threading
@@ -267,7 +268,10 @@ class RunEngine:
             )
             if status == StageStatus.FAILED:
                 cmd["error_file"] = str(self._write_error(i, stage, cmd, log_path, timed_out))
-            self._save(changed=(i,))
+            review = self._review_of(stage)
+            if review is not None:
+                self.manifest["review"] = review
+            self._save(changed=None if review is not None else (i,))
         self.event(
             "stage_finished",
             stage=stage.id,
@@ -278,6 +282,27 @@ class RunEngine:
         verdict = str(status) if not cmd.get("failure_allowed") else "failed (allowed)"
         self.report(f"      {stage.id}: {verdict} in {duration:.2f}s" + (f" - {summary}" if summary else ""))
         return cmd
+
+    def _review_of(self, stage: Stage) -> dict[str, Any] | None:
+        """A review stage (`["@self", "review", ...]`) leaves its verdict in the run's review folder:
+        the manifest records it (the stage itself never writes the manifest the engine owns)."""
+        if stage.command[:2] != (SELF, "review"):
+            return None
+        from codex_orchestrator.codex.review import RESULT_FILE, manifest_record
+
+        path = self.paths.review / RESULT_FILE
+        try:
+            result = json.loads(read_tail(path, 1_000_000)[0]) if not path.is_symlink() else None
+        except ValueError:
+            return None
+        if not isinstance(result, dict) or result.get("stage") != stage.id:
+            return None
+        if result.get("run_id") != self.manifest["run_id"] or "verdict" not in result:
+            return None
+        try:
+            return manifest_record(result)
+        except KeyError:
+            return None
 
     def _write_error(
         self, i: int, stage: Stage, cmd: dict[str, Any], log_path: Path, timed_out: bool

@@ -3,9 +3,10 @@ becomes terminal.
 
 `finish` is the only way a run ends, whoever ends it (the engine on success, failure, timeout or
 cancellation; the engine on a storage failure; `cancel` for a run whose runner died). It writes, in this
-order, the metrics line, `state.json`, the `run_finished` event and, last, the terminal manifest: once a
-reader sees the run terminal, its other records already exist. Calling it for a run that is already
-terminal (in memory or on disk) changes nothing.
+order, the metrics line, `state.json`, the `run_finished` event and the terminal manifest: once a
+reader sees the run terminal, its other records already exist. Then, best effort, the evidence mirror in
+`tasks/index.json` (runs/evidence.py), which is derived from the terminal manifest. Calling it for a
+run that is already terminal (in memory or on disk) changes nothing.
 """
 
 from __future__ import annotations
@@ -113,6 +114,11 @@ def finish(
         save()
     else:
         mf.write(paths.manifest, manifest)
+    from codex_orchestrator.runs import evidence  # after the manifest: the mirror derives from it
+
+    problem = evidence.update_quietly(roots, manifest, paths.manifest, clock=clock)
+    if problem:
+        report(f"warning: {problem}")
     return True
 
 

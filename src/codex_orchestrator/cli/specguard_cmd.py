@@ -64,7 +64,7 @@ def spec_guard(
         dry_run=dry_run,
     )
     if report["status"] == "nothing_to_check":
-        report_nothing_to_check(f"spec-guard: {report['reason']}")  # in a stage: not guardrail evidence
+        report_nothing_to_check(report["reason"])  # in a stage: not guardrail evidence
     if wants_json(fmt, json_flag):
         output.emit_json(report)
     else:

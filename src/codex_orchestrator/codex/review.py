@@ -58,7 +58,8 @@ VERSION_TIMEOUT_SECONDS = 10.0
 UNREACHABLE_RE = re.compile(
     r"(stream error|stream disconnected|error sending request|connection refused|"
     r"tcp connect error|dns error|failed to lookup address|network is unreachable|"
-    r"reconnecting\.\.\.|retrying \d+/\d+|could not connect|connection reset|timed out connecting)",
+    r"reconnecting\.\.\.|waiting for network|retrying \d+/\d+|could not connect|connection reset|"
+    r"timed out connecting)",
     re.IGNORECASE,
 )
 UNREACHABLE_LINES = 2

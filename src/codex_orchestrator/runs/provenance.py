@@ -172,5 +172,7 @@ def changed_since(recorded: dict[str, Any] | None, now: dict[str, Any]) -> str |
         was, is_ = recorded.get("commit") or "no commit", now.get("commit") or "no commit"
         return f"HEAD moved from {str(was)[:SHORT]} to {str(is_)[:SHORT]}"
     if recorded.get("changes_sha256") != now.get("changes_sha256"):
+        if not recorded.get("dirty"):
+            return "files were changed since (the run tested a clean tree)"
         return "the uncommitted changes differ" if now.get("dirty") else "the uncommitted changes are gone"
     return None

@@ -22,7 +22,7 @@ from codex_orchestrator.codex import binary as codexcli
 from codex_orchestrator.errors import OrchestratorError
 from codex_orchestrator.pipelines.tools import missing_tool
 from codex_orchestrator.process import run_probe
-from codex_orchestrator.runs.layout import Roots
+from codex_orchestrator.runs.layout import Roots, is_git_top
 
 MIN_PYTHON = (3, 11)
 VERSION_TIMEOUT_SECONDS = 10.0
@@ -181,7 +181,7 @@ def check_project(roots: Roots | None) -> Finding:
     from codex_orchestrator.pipelines.config import CONFIG_FILE
 
     problems, fixes = [], []
-    if not any((folder / ".git").exists() for folder in (roots.repo, *roots.repo.parents)):
+    if not any(is_git_top(folder) for folder in (roots.repo, *roots.repo.parents)):
         problems.append(f"{roots.repo} is not in a git repository: runs cannot record the commit they tested")
         fixes.append(f"git init {roots.repo} (or pass --repo with your repository)")
     found = adapters.detect(roots.repo)

@@ -14,6 +14,7 @@ from codex_orchestrator.errors import ExitCode, OrchestratorError
 from codex_orchestrator.runs.layout import Roots
 
 F = TypeVar("F", bound=Callable[..., Any])
+_announced: set[str] = set()  # root notes already said during this command
 
 
 def repo_option(f: F) -> F:
@@ -67,13 +68,11 @@ def guarded(f: F) -> F:
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         as_json = wants_json(kwargs.get("fmt", "text"), kwargs.get("json_flag", False))
+        _announced.clear()  # once per command
         with handle_errors(as_json):
             return f(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-_announced: set[str] = set()
 
 
 def announce(found: Roots) -> Roots:

@@ -135,9 +135,23 @@ def discover_repo(start: Path) -> tuple[Path, str | None]:
     for folder in (start, *start.parents):
         if (folder / CONFIG_FILE).is_file():
             return folder, f"found {CONFIG_FILE}"
-        if (folder / ".git").exists():
+        if is_git_top(folder):
             return folder, "the git top level"
     return start, None
+
+
+def is_git_top(folder: Path) -> bool:
+    """`folder/.git` is a git directory (holds HEAD) or a worktree/submodule `gitdir:` file."""
+    dotgit = folder / ".git"
+    try:
+        if dotgit.is_dir():
+            return (dotgit / "HEAD").is_file()
+        if dotgit.is_file():
+            with open(dotgit, encoding="utf-8", errors="replace") as fh:
+                return fh.read(8) == "gitdir: "
+    except OSError:
+        return False
+    return False
 
 
 @dataclass(frozen=True)

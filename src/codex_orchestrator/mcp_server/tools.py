@@ -74,11 +74,11 @@ _STATUS_PROPS: dict[str, Any] = {
     "commands": {"type": "array", "items": _COMMAND_VIEW},
     "guardrails": {
         "type": "object",
-        "description": "Guardrail evidence: status (passed, failed, missing, ...), missing stages, next_step.",
+        "description": "Guardrail evidence: status (passed, failed, missing...), missing stages, next_step.",
     },
     "provenance": {
         "type": "object",
-        "description": "The tree the run tested: commit, branch, dirty, changes_sha256; tool_version, pyz_sha256.",
+        "description": "The tree the run tested (commit, branch, dirty, changes_sha256) and the tool.",
     },
     "tested": {
         "type": "string",

@@ -224,48 +224,64 @@ def guardrail_status(pipeline: Pipeline, commands: list[dict[str, Any]], *, fina
         "next_step": None,
     }
     if final:
-        result["next_step"] = _guardrail_next_step(result, by_id)
+        result["next_step"] = _guardrail_next_step(pipeline, result, by_id)
     return result
 
 
 DIAGNOSTICS_HINT = "`codex-orchestrator start diagnostics`"
 
 
-def _guardrail_next_step(guard: dict[str, Any], by_id: dict[str, dict[str, Any]]) -> str | None:
+def _guardrail_next_step(
+    pipeline: Pipeline, guard: dict[str, Any], by_id: dict[str, dict[str, Any]]
+) -> str | None:
     status = guard["status"]
+    # the seeds' suggestion: the diagnostics pipeline, unless this is it
+    diagnostics = "" if pipeline.id == "diagnostics" else f" (or run {DIAGNOSTICS_HINT})"
     if status == "failed":
         sid = guard["failed"][0]
         log = by_id.get(sid, {}).get("log_path")
         where = f"read {log}" if log else f"read stage {sid!r}'s log"
-        return f"{where}, fix what it reports, then resume the run (or run {DIAGNOSTICS_HINT})"
-    if status == "missing":
-        if not guard["guardrail_stages"]:
-            return (
-                'add a guardrail stage (lint, test, typecheck, spec-guard, review, or "guardrail": true) '
-                f"to the pipeline, or run {DIAGNOSTICS_HINT}"
-            )
+        return f"{where}, fix what it reports, then resume the run{diagnostics}"
+    if status != "missing":
+        return None
+    if not guard["guardrail_stages"]:
         return (
-            f"make {', '.join(repr(s) for s in guard['missing'])} check something (add tests or specs), "
-            f"or run {DIAGNOSTICS_HINT}"
+            'add a guardrail stage (lint, test, typecheck, spec-guard, review, or "guardrail": true) '
+            f"to the pipeline{diagnostics}"
         )
-    return None
+    empty = [s for s in guard["missing"] if s in guard["nothing_to_check"]]
+    if empty:
+        return (
+            f"give {', '.join(repr(s) for s in empty)} something to check: add tests or a lint config, "
+            f"or specs under tasks/ (`codex-orchestrator init codex` writes a starter){diagnostics}"
+        )
+    return f"run the whole pipeline (without --target){diagnostics}"
 
 
 def describe_guardrails(guard: object) -> str:
-    """One line for text output: `passed (lint, test)`, `FAILED: test`, `MISSING (required): ...`."""
+    """One line for text output: `passed (lint, test)`, `FAILED (required): test`,
+    `MISSING (required): nothing to check: spec-guard`."""
     if not isinstance(guard, dict):
         return "not recorded"
     status = guard.get("status")
     required = " (required)" if guard.get("required") else ""
-    empty = guard.get("nothing_to_check") or []
-    note = f"; nothing to check: {', '.join(empty)}" if empty else ""
+    empty = list(guard.get("nothing_to_check") or [])
     if status == "passed":
-        return f"passed ({', '.join(guard.get('succeeded') or [])}){note}"
+        return f"passed ({', '.join(guard.get('succeeded') or [])})" + (
+            f"; nothing to check: {', '.join(empty)}" if empty else ""
+        )
     if status == "failed":
         return f"FAILED{required}: {', '.join(guard.get('failed') or [])}"
     if status == "missing":
-        what = ", ".join(guard.get("missing") or []) or "no guardrail stage"
-        return f"MISSING{required}: no evidence from {what}{note}"
+        missing = list(guard.get("missing") or [])
+        parts = []
+        if not guard.get("guardrail_stages"):
+            parts.append("no guardrail stage in the pipeline")
+        if not_run := [s for s in missing if s not in empty]:
+            parts.append(f"not run: {', '.join(not_run)}")
+        if empty:
+            parts.append(f"nothing to check: {', '.join(empty)}")
+        return f"MISSING{required}: {'; '.join(parts)}"
     return str(status)
 
 
@@ -506,15 +522,17 @@ def mark_terminal(manifest: dict[str, Any], now: datetime, *, status: RunStatus,
     done = sum(1 for c in commands if c.get("status") == StageStatus.SUCCEEDED)
     pipeline = Pipeline.from_snapshot(manifest["pipeline"])
     guard = guardrail_status(pipeline, commands, final=True)
+    next_step = None
     if status == RunStatus.SUCCEEDED and pipeline.guardrails_required and guard["status"] != "passed":
         # guardrails_required: a run without passing guardrail evidence never reads as succeeded
         status = RunStatus.FAILED
         what = describe_guardrails(guard).split(": ", 1)[-1]
         why = "failed" if guard["status"] == "failed" else "missing"
-        detail = "; ".join(
-            x for x in (f"required guardrails {why}: {what}", detail, f"next: {guard['next_step']}") if x
-        )
+        detail = "; ".join(x for x in (f"required guardrails {why}: {what}", detail) if x)
+        next_step = guard["next_step"]
     summary = f"{status}: {done}/{len(commands)} stages succeeded" + (f"; {detail}" if detail else "")
+    if next_step:
+        summary += f". Next: {next_step}"
     manifest.update(
         status=status,
         status_detail=detail,

@@ -31,4 +31,4 @@ async def test_get_status_returns_provenance_and_guardrails(mcp_repo: Path) -> N
         assert view["guardrails"]["status"] == "not_required"
         (mcp_repo / "new.txt").write_text("x")
         later = structured(await session.call_tool("get_status", {"run_id": run_id}))
-        assert later["tree_changed"] == "files were changed since (the run tested a clean tree)"
+        assert later["tree_changed"] == "files changed; the run tested a clean tree"

@@ -207,5 +207,5 @@ def test_a_resume_records_the_tree_it_tests(repo: Path) -> None:
     assert manifest["provenance"]["dirty"] is True
     assert (
         manifest["provenance"]["resumed_tree_changed"]
-        == "files were changed since (the run tested a clean tree)"
+        == "files changed; the run tested a clean tree"
     )

@@ -173,6 +173,6 @@ def changed_since(recorded: dict[str, Any] | None, now: dict[str, Any]) -> str |
         return f"HEAD moved from {str(was)[:SHORT]} to {str(is_)[:SHORT]}"
     if recorded.get("changes_sha256") != now.get("changes_sha256"):
         if not recorded.get("dirty"):
-            return "files were changed since (the run tested a clean tree)"
+            return "files changed; the run tested a clean tree"
         return "the uncommitted changes differ" if now.get("dirty") else "the uncommitted changes are gone"
     return None

@@ -205,7 +205,4 @@ def test_a_resume_records_the_tree_it_tests(repo: Path) -> None:
     assert resumed.exit_code == 0, resumed.stdout
     manifest = json.loads(Path(json.loads(resumed.stdout)["manifest"]).read_text())
     assert manifest["provenance"]["dirty"] is True
-    assert (
-        manifest["provenance"]["resumed_tree_changed"]
-        == "files changed; the run tested a clean tree"
-    )
+    assert manifest["provenance"]["resumed_tree_changed"] == "files changed; the run tested a clean tree"

@@ -14,7 +14,7 @@ import pytest
 from clikit import FakeCodex, finished_run, git, invoke
 from testkit import py, write_config
 
-from codex_orchestrator.codex.review import parse_verdict
+from codex_orchestrator.codex.verdict import parse_verdict
 
 
 @pytest.fixture

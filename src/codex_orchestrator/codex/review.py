@@ -23,6 +23,12 @@ from typing import Any
 
 from codex_orchestrator.clock import iso
 from codex_orchestrator.codex import binary as codexcli
+from codex_orchestrator.codex.verdict import (
+    UNREACHABLE_GRACE_SECONDS,
+    UNREACHABLE_LINES,
+    parse_verdict,
+    unreachable_lines,
+)
 from codex_orchestrator.errors import OrchestratorError, RunStateError
 from codex_orchestrator.process import (
     RUN_MARKER,
@@ -52,22 +58,6 @@ STAGE_TAIL_BYTES = 3_000
 OUTPUT_TAIL_BYTES = 4_000
 INPUT_QUIET_SECONDS = 2.0
 VERSION_TIMEOUT_SECONDS = 10.0
-# Codex cannot reach its model: its stream errors and reconnect notices. A second such line, or one
-# followed by UNREACHABLE_GRACE_SECONDS without an answer, ends the review at once (Codex would otherwise
-# retry with back-off until the timeout).
-UNREACHABLE_RE = re.compile(
-    r"(stream error|stream disconnected|error sending request|connection refused|"
-    r"tcp connect error|dns error|failed to lookup address|network is unreachable|"
-    r"reconnecting\.\.\.|waiting for network|retrying \d+/\d+|could not connect|connection reset|"
-    r"timed out connecting)",
-    re.IGNORECASE,
-)
-UNREACHABLE_LINES = 2
-UNREACHABLE_GRACE_SECONDS = 5.0
-# The verdict: a line of its own (markdown decoration allowed); the last one in Codex's answer counts.
-VERDICT_RE = re.compile(r"^[\s>*_`#-]*VERDICT\s*:\s*[*_`]*\s*(APPROVE|REQUEST[ _-]CHANGES)\b", re.IGNORECASE)
-VERDICTS = ("approve", "request_changes", "none")
-FOCUS = ("changes", "docs")
 # The last line of output looks like a question waiting for an answer.
 INPUT_PROMPT_RE = re.compile(
     r"(\[y/n\]|\(y/n\)|\[yes/no\]|press enter|approval required|approve this (?:command|action)|"
@@ -254,18 +244,6 @@ _DOCS_FOCUS = [
 ]
 
 
-def parse_verdict(text: str, prompt_lines: set[str] | None = None) -> str:
-    """approve | request_changes | none: the last verdict line of Codex's output (lines that only echo
-    the prompt are ignored)."""
-    verdict = "none"
-    for line in text.splitlines():
-        match = VERDICT_RE.match(line)
-        if match is None or (prompt_lines and line.strip() in prompt_lines):
-            continue
-        verdict = "approve" if match.group(1).upper() == "APPROVE" else "request_changes"
-    return verdict
-
-
 def codex_version(binary: Path) -> str | None:
     probe = run_probe([str(binary), "--version"], timeout=VERSION_TIMEOUT_SECONDS)
     text = probe.output.strip()
@@ -273,13 +251,9 @@ def codex_version(binary: Path) -> str | None:
 
 
 def _unreachable(log: Path, prompt_lines: set[str]) -> list[str]:
-    """Lines of Codex's output saying it cannot reach its model."""
+    """Lines of Codex's output (its log's tail) saying it cannot reach its model."""
     tail, _ = read_tail(log, 16_000)
-    return [
-        line.strip()
-        for line in tail.splitlines()
-        if UNREACHABLE_RE.search(line) and line.strip() not in prompt_lines
-    ]
+    return unreachable_lines(tail, prompt_lines)
 
 
 def _waiting_for_input(log: Path, prompt_lines: set[str]) -> str | None:

@@ -234,3 +234,16 @@ def test_doctor_warns_outside_a_repository_and_without_a_project(tmp_path: Path)
     report = json.loads(invoke("doctor", "--format", "json", "--repo", str(empty)).stdout)
     (project,) = [c for c in report["checks"] if c["id"] == "project"]
     assert project["status"] == "ok" and project["detail"].startswith("Go project in a git repository")
+
+
+def test_an_earlier_attempts_nothing_to_check_marker_does_not_count(tmp_path: Path) -> None:
+    clock = FakeClock()
+    _config(tmp_path, [{"id": "test", "command": py("pass")}, {"id": "after", "command": py("pass")}])
+    roots = Roots.resolve(tmp_path)
+    view = lifecycle.start_run(roots, "p", clock=clock, process_runner=FakeRunner(clock, {"test": (1, 0.1)}))
+    marker = Path(view["run_dir"]) / "commands" / "01-test.nothing-to-check"
+    marker.write_text("stale word from an earlier attempt\n")
+    resumed = lifecycle.resume_run(roots, view["run_id"], clock=clock, process_runner=FakeRunner(clock))
+    m = _manifest(dict(resumed))
+    assert m["commands"][0]["status"] == "succeeded" and "nothing_to_check" not in m["commands"][0]
+    assert not marker.exists() and m["guardrail_status"]["status"] == "passed"

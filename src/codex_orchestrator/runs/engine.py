@@ -207,6 +207,7 @@ class RunEngine:
         cmd: dict[str, Any] = self.manifest["commands"][i]
         log_path = self.paths.stage_log(i + 1, stage.id)
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._nothing_file(stage).unlink(missing_ok=True)  # an earlier attempt's word does not count
         started = self.clock.monotonic()
         with self._lock:
             mf.mark_stage_running(self.manifest, i, self.clock.now(), log_path)

@@ -206,3 +206,9 @@ def test_a_resume_records_the_tree_it_tests(repo: Path) -> None:
     manifest = json.loads(Path(json.loads(resumed.stdout)["manifest"]).read_text())
     assert manifest["provenance"]["dirty"] is True
     assert manifest["provenance"]["resumed_tree_changed"] == "files changed; the run tested a clean tree"
+
+
+def test_without_git_installed_nothing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(provenance.shutil, "which", lambda _name: None)
+    state = provenance.tree_state(tmp_path)
+    assert state["vcs"] is None and state["reason"] == "git is not installed"

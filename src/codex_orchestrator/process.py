@@ -7,7 +7,7 @@ import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -337,3 +337,57 @@ def run_probe(
 
 def _text(data: bytes | None) -> str:
     return (data or b"")[-MAX_PROBE_OUTPUT:].decode("utf-8", "replace")
+
+
+def run_probe_stream(
+    argv: Sequence[str],
+    sink: Callable[[bytes], None],
+    *,
+    timeout: float = 10.0,
+    cwd: Path | None = None,
+) -> ProbeResult:
+    """Like `run_probe`, but stdout goes to `sink` chunk by chunk (never held whole in memory) and
+    stderr is dropped; the whole group is killed after `timeout`. `output` stays empty."""
+    import selectors
+    import time
+
+    run_env = dict(os.environ)
+    run_env.setdefault("GIT_TERMINAL_PROMPT", "0")
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=run_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        return ProbeResult(None, "", error=exc.strerror or str(exc))
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                kill_group(proc.pid)
+                proc.stdout.close()
+                proc.wait()
+                return ProbeResult(None, "", timed_out=True)
+            if not selector.select(min(left, 1.0)):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 1 << 16)
+            if not chunk:
+                break
+            sink(chunk)
+    proc.stdout.close()
+    try:
+        rc = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        kill_group(proc.pid)
+        proc.wait()
+        return ProbeResult(None, "", timed_out=True)
+    return ProbeResult(rc, "")

@@ -41,14 +41,24 @@ def no_codex(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 def test_doctor_json_shape(tmp_path: Path, codex_home: Path, no_codex: None) -> None:
     code, report = run_doctor(tmp_path)
     assert code == 0
-    assert set(report) == {"status", "strict", "repo", "counts", "failing", "checks", "exit_code"}
+    assert set(report) == {
+        "status",
+        "strict",
+        "repo",
+        "repo_note",
+        "counts",
+        "failing",
+        "checks",
+        "exit_code",
+    }
     ids = [c["id"] for c in report["checks"]]
-    assert ids[:11] == [
+    assert ids[:12] == [
         "python",
         "artifact",
         "dependencies",
         "runs_root",
         "config",
+        "project",
         "pipeline_tools",
         "project_dependencies",
         "git",

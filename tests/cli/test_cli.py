@@ -171,7 +171,7 @@ def test_metrics_summarize(repo: Path) -> None:
         (["status", "--run", "20990101T000000000Z-deadbeef"], 3, "no run '20990101T000000000Z-deadbeef'"),
         (["resume", "--run", "20990101T000000000Z-deadbeef"], 3, "no run"),
         (["cancel", "--run", "20990101T000000000Z-deadbeef"], 3, "no run"),
-        (["start", "nope"], 3, "unknown pipeline 'nope'; available: diagnostics, failing, quick"),
+        (["start", "nope"], 3, "unknown pipeline 'nope'; available: diagnostics, docs-review, failing, q"),
         (["plan", "quick", "--target", "deploy"], 3, "has no stage 'deploy'"),
     ],
 )

@@ -87,7 +87,7 @@ def test_review_json(repo: Path, fake_codex: FakeCodex) -> None:
 def test_review_includes_failed_stage_output(repo: Path, fake_codex: FakeCodex) -> None:
     fake_codex('print("VERDICT: REQUEST CHANGES")\n')
     view = finished_run(repo, "broken")
-    assert review(repo, str(view["run_id"])).exit_code == 0
+    assert review(repo, str(view["run_id"])).exit_code == 1  # the gate: request changes fails it
     prompt = (Path(str(view["run_dir"])) / "review" / "prompt.md").read_text()
     assert "- status: failed" in prompt
     assert "### test (failed, exit 1)" in prompt and "E assert 1 == 2" in prompt
@@ -100,7 +100,7 @@ def test_review_outside_a_git_repository(tmp_path: Path, fake_codex: FakeCodex) 
         root,
         {"default_pipeline": "q", "pipelines": [{"id": "q", "stages": [{"id": "a", "command": py("pass")}]}]},
     )
-    fake_codex('print("ok")\n')
+    fake_codex('print("VERDICT: APPROVE")\n')
     view = finished_run(root)
     result = review(root, str(view["run_id"]), "--json")
     assert result.exit_code == 0

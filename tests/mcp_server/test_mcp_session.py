@@ -243,7 +243,8 @@ async def test_tool_errors_tell_the_model_what_to_do(mcp_repo: Path) -> None:
     async with client_session(mcp_repo) as session:
         unknown = await session.call_tool("start_run", {"pipeline": "nope"})
         assert unknown.is_error
-        assert "unknown pipeline 'nope'; available: diagnostics, flaky, long, noisy, quick" in text(unknown)
+        available = "diagnostics, docs-review, flaky, long, noisy, quick"
+        assert f"unknown pipeline 'nope'; available: {available}" in text(unknown)
         # no structured content (it would have to match the output schema); the error object is in _meta
         assert unknown.structured_content is None
         error = (unknown.meta or {})["codex-orchestrator/error"]

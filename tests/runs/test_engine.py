@@ -212,8 +212,11 @@ def test_metrics_and_state_snapshot(repo: Path, clock: FakeClock) -> None:
     _start(repo, clock, FakeRunner(clock, {"test": (1, 0.1)}))
     lines = (repo / ".runs" / "default" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["status"] for line in lines] == ["succeeded", "failed"]
-    state = json.loads((repo / "out" / "default" / "state.json").read_text())
+    # the state snapshot lives in the runs root (which ignores itself); out/ is never created
+    state = json.loads((repo / ".runs" / "default" / "state.json").read_text())
     assert state["latest_run"]["status"] == "failed"
+    assert not (repo / "out").exists()
+    assert (repo / ".runs" / ".gitignore").read_text() == "*\n"
 
 
 def test_a_resumed_run_counts_once_in_the_summary(repo: Path, clock: FakeClock) -> None:

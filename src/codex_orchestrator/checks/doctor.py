@@ -22,7 +22,7 @@ from codex_orchestrator.codex import binary as codexcli
 from codex_orchestrator.errors import OrchestratorError
 from codex_orchestrator.pipelines.tools import missing_tool
 from codex_orchestrator.process import run_probe
-from codex_orchestrator.runs.layout import Roots
+from codex_orchestrator.runs.layout import Roots, is_git_top
 
 MIN_PYTHON = (3, 11)
 VERSION_TIMEOUT_SECONDS = 10.0
@@ -169,6 +169,33 @@ def check_config(roots: Roots | None) -> Finding:
     adapters = ", ".join(loaded.pipelines.adapters) or "no project type detected"
     detail = f"{source}; default pipeline {loaded.pipelines.default_pipeline!r} ({adapters})"
     return Finding("config", "Configuration", "ok", detail, True)
+
+
+def check_project(roots: Roots | None) -> Finding:
+    """Is there something to check here: a git repository (so runs can record the commit they tested)
+    and a project the built-in adapters recognise (or a configuration)?"""
+    title = "Project"
+    if roots is None:
+        return Finding("project", title, "warning", "no repository to read", fix="pass --repo")
+    from codex_orchestrator.pipelines import adapters
+    from codex_orchestrator.pipelines.config import CONFIG_FILE
+
+    problems, fixes = [], []
+    if not any(is_git_top(folder) for folder in (roots.repo, *roots.repo.parents)):
+        problems.append(f"{roots.repo} is not in a git repository: runs cannot record the commit they tested")
+        fixes.append(f"git init {roots.repo} (or pass --repo with your repository)")
+    found = adapters.detect(roots.repo)
+    configured = (roots.repo / CONFIG_FILE).is_file()
+    if not found and not configured:
+        problems.append(
+            "no project detected (no pyproject.toml, package.json, go.mod, Cargo.toml, pom.xml, "
+            f"build.gradle) and no {CONFIG_FILE}: the built-in diagnostics pipeline has nothing to check"
+        )
+        fixes.append("run from your project's folder or pass --repo, or `codex-orchestrator init codex`")
+    if problems:
+        return Finding("project", title, "warning", "; ".join(problems), fix="; ".join(fixes))
+    what = f"{found[0].title} project" if found else f"configured by {CONFIG_FILE}"
+    return Finding("project", title, "ok", f"{what} in a git repository ({roots.repo})")
 
 
 def check_pipeline_tools(roots: Roots | None) -> Finding:
@@ -389,6 +416,7 @@ def run(repo: str | None = None, *, strict: bool = False) -> dict[str, Any]:
         check_runtime_dependencies(),
         check_runs_root(roots, problem),
         check_config(roots),
+        check_project(roots),
         check_pipeline_tools(roots),
         check_dependencies(roots),
         check_git(),
@@ -405,6 +433,7 @@ def run(repo: str | None = None, *, strict: bool = False) -> dict[str, Any]:
         "status": "failed" if failing else "ok",
         "strict": strict,
         "repo": str(roots.repo) if roots else None,
+        "repo_note": roots.note if roots else None,
         "counts": counts,
         "failing": [f.id for f in failing],
         "checks": [f.to_dict() for f in findings],

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "self-check": ("selfcheck_cmd:self_check", "Verify this artifact: bundled assets, build, SHA-256."),
     "spec-guard": ("specguard_cmd:spec_guard", "Fail when specs lack a recent last_review date."),
     "review": ("review_cmd:review", "Hand a finished run to the Codex CLI for a non-interactive review."),
+    "evidence": ("evidence_cmd:evidence", "Record a run's outcome in its task's tasks/index.json entry."),
     "adapters": ("adapters_cmd:adapters_group", "List the language adapters and what the repo matches."),
     "goals": ("goals_cmd:goals", "Run several pipelines/tasks in parallel with a bound."),
     "eval": ("eval_cmd:eval_", "Run pipelines over fixture repositories and compare with expectations."),

@@ -14,6 +14,7 @@ from codex_orchestrator.errors import ExitCode, OrchestratorError
 from codex_orchestrator.runs.layout import Roots
 
 F = TypeVar("F", bound=Callable[..., Any])
+_announced: set[str] = set()  # root notes already said during this command
 
 
 def repo_option(f: F) -> F:
@@ -21,7 +22,8 @@ def repo_option(f: F) -> F:
         "--repo",
         type=str,  # checked by Roots.resolve, so a bad path gets our error (and JSON under --format json)
         default=None,
-        help="Repository root (default: $CODEX_ORCHESTRATOR_ROOT, else the current folder).",
+        help="Repository root (default: $CODEX_ORCHESTRATOR_ROOT, else the nearest folder upwards holding "
+        "codex.orchestrator.json, else the git top level, else the current folder).",
     )(f)
 
 
@@ -103,14 +105,23 @@ def guarded(f: F) -> F:
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         as_json = wants_json(kwargs.get("fmt", "text"), kwargs.get("json_flag", False))
+        _announced.clear()  # once per command
         with handle_errors(as_json):
             return f(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
 
+def announce(found: Roots) -> Roots:
+    """Say once, on stderr, which repository was chosen when it is not the current folder."""
+    if found.note and found.note not in _announced:
+        _announced.add(found.note)
+        output.diag(found.note)
+    return found
+
+
 def roots(repo: str | None) -> Roots:
-    return Roots.resolve(repo)
+    return announce(Roots.resolve(repo))
 
 
 def exit_with(code: int | ExitCode) -> None:

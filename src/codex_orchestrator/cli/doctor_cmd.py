@@ -54,6 +54,8 @@ def doctor(strict: bool, repo: str | None, fmt: str, json_flag: bool) -> None:
     from codex_orchestrator.checks import doctor as core
 
     report = core.run(repo, strict=strict)
+    if report.get("repo_note"):
+        output.diag(report["repo_note"])
     if wants_json(fmt, json_flag):
         output.emit_json(report)
     else:

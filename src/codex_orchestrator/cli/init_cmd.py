@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 
 from codex_orchestrator import output
-from codex_orchestrator.cli._common import format_options, guarded, wants_json
+from codex_orchestrator.cli._common import format_options, guarded, roots, wants_json
 
 _PAST = {"create": "created", "overwrite": "overwritten", "update": "updated", "skip": "skipped"}
 _FUTURE = {"create": "would create", "overwrite": "would overwrite", "update": "would update", "skip": "skip"}
@@ -50,7 +49,8 @@ def render_report(report: dict[str, Any]) -> str:
     "cwd",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Folder to scaffold into (default: the current folder); --repo is an alias.",
+    help="Folder to scaffold into (default: the repository root found from the current folder, see "
+    "--repo of the other commands); --repo is an alias.",
 )
 @click.option("--force", is_flag=True, help="Replace existing files, keeping each old one as <name>.bak.")
 @click.option("--dry-run", is_flag=True, help="Show the plan and write nothing.")
@@ -71,7 +71,7 @@ def codex(cwd: Path | None, force: bool, dry_run: bool, today: Any, fmt: str, js
     from codex_orchestrator.codex import init as init_codex
 
     as_json = wants_json(fmt, json_flag)
-    target = cwd if cwd is not None else Path(os.getcwd())
+    target = cwd if cwd is not None else roots(None).repo
     the_plan = init_codex.plan(target, force=force, today=today.date() if today else None)
     if not dry_run:
         init_codex.apply(the_plan)

@@ -46,7 +46,8 @@ def mcp() -> None:
     "--repo",
     type=click.Path(file_okay=False, path_type=str),
     default=None,
-    help="Repository the server is pinned to (default: $CODEX_ORCHESTRATOR_ROOT, else the current folder).",
+    help="Repository the server is pinned to (default: $CODEX_ORCHESTRATOR_ROOT, else the repository found "
+    "from the current folder: nearest codex.orchestrator.json, else the git top level).",
 )
 @click.option("--read-only", is_flag=True, help="Expose only the tools that change nothing.")
 @click.option(
@@ -103,6 +104,8 @@ def serve(
         raise click.UsageError(f"{exc.message}" + (f" (fix: {exc.hint})" if exc.hint else "")) from None
     except OrchestratorError as exc:
         raise _StartError(f"{exc.message}" + (f" (fix: {exc.hint})" if exc.hint else "")) from None
+    if roots.note:  # stderr only: stdout carries protocol messages
+        logging.getLogger("codex_orchestrator.mcp").warning(roots.note)
     try:
         server.serve(roots, read_only=read_only, idle_timeout=idle_timeout or None, policy=policy)
     except OrchestratorError as exc:

@@ -24,6 +24,13 @@ SHOW_BYTES = 256_000
 @click.command()
 @run_options
 @click.option(
+    "--focus",
+    type=click.Choice(["changes", "docs"]),
+    default="changes",
+    show_default=True,
+    help="What Codex should review: the changes, or the docs and task files (the docs-review gate).",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True),
     default=600.0,
@@ -34,7 +41,13 @@ SHOW_BYTES = 256_000
 @format_options
 @guarded
 def review(
-    run_id: str | None, task_id: str | None, timeout: float, repo: str | None, fmt: str, json_flag: bool
+    run_id: str | None,
+    task_id: str | None,
+    focus: str,
+    timeout: float,
+    repo: str | None,
+    fmt: str,
+    json_flag: bool,
 ) -> None:
     """Review a finished run with the Codex CLI ($CODEX_CLI_BIN, else `codex` on PATH).
 
@@ -42,8 +55,12 @@ def review(
 
     Runs `codex exec --sandbox read-only -c approval_policy="never"` with stdin closed and a hard
     timeout; the prompt (run summary + git diff, without .runs/ and out/), Codex's output and
-    result.json are stored in the run's review/ folder. Exits 1 when Codex fails, times out or asks
-    for input; 3 when Codex is not installed or the run cannot be found.
+    result.json are stored in the run's review/ folder. Codex ends its answer with `VERDICT: APPROVE`
+    or `VERDICT: REQUEST CHANGES`; the verdict is recorded in the run's manifest.
+
+    A gate: exits 0 only on APPROVE; 1 on REQUEST CHANGES, no verdict, or when Codex fails, times out,
+    asks for input or cannot reach its model (detected within seconds); 3 when Codex is not installed
+    or the run cannot be found. As a pipeline stage (`["@self", "review"]`) it reviews its own run.
 
     \b
     Examples:
@@ -58,18 +75,23 @@ def review(
         if not as_json:
             output.diag(f"review: running {codex} exec (read-only, timeout {timeout:g} s); output: {log}")
 
-    r, run_id = select_run(repo, run_id, task_id)
-    result = core.run_review(r, run_id, timeout=timeout, on_start=started)
+    own = core.own_run() if run_id is None else None  # inside a review stage: the run itself
+    r, run_id = select_run(repo, own[0] if own else run_id, task_id)
+    result = core.run_review(r, run_id, timeout=timeout, on_start=started, focus=focus)
     if as_json:
         output.emit_json(result)
     elif result["status"] == "succeeded":
         text, cut = read_tail(Path(result["output"]), SHOW_BYTES)
         output.emit(("[... earlier output in the log ...]\n" if cut else "") + text.rstrip())
         output.diag(f"review: done in {result['duration_seconds']:.1f} s; saved in {result['review_dir']}")
+        verdict = result["verdict"].replace("_", " ").upper()
+        output.diag(f"review: verdict {verdict}" + ("" if result["passed"] else f"; {result['message']}"))
+        if not result["passed"]:
+            output.diag(f"Fix: {result['hint']}")
     else:
         output.diag(f"Error: {result['message']}.")
         tail = result["output_tail"].strip().splitlines()[-5:]
         for line in tail:
             output.diag(f"  | {line}")
         output.diag(f"Fix: {result['hint']}")
-    exit_with(0 if result["status"] == "succeeded" else 1)
+    exit_with(0 if result["passed"] else 1)

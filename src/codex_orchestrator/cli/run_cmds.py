@@ -24,7 +24,13 @@ from codex_orchestrator.cli._common import (
 )
 from codex_orchestrator.cli.progress import LiveProgress, WatchFollower
 from codex_orchestrator.runs import lifecycle, queries
-from codex_orchestrator.runs.manifest import TERMINAL, StatusView, exit_code_for, run_exit_code
+from codex_orchestrator.runs.manifest import (
+    TERMINAL,
+    StatusView,
+    describe_guardrails,
+    exit_code_for,
+    run_exit_code,
+)
 from codex_orchestrator.runs.policy import cli_policy
 
 
@@ -50,6 +56,18 @@ def render_status(view: Mapping[str, Any]) -> str:
         f"sandbox   {sbx.describe_record(view.get('sandbox'))}",
         f"manifest  {view['manifest']}",
     ]
+    guard = view.get("guardrails")
+    if isinstance(guard, dict):
+        lines.append(f"guardrails {describe_guardrails(guard)}")
+        if guard.get("next_step") and guard.get("status") in ("failed", "missing"):
+            lines.append(f"next      {guard['next_step']}")
+    if view.get("tested"):
+        lines.append(f"tested    {str(view['tested']).removeprefix('tested ')}")
+    review = view.get("review")
+    if isinstance(review, dict):
+        version = f" ({review['codex_version']})" if review.get("codex_version") else ""
+        verdict = str(review.get("verdict")).replace("_", " ")
+        lines.append(f"review    {verdict}{version} at {review.get('at')}")
     rows = []
     for cmd in view.get("commands", []):
         dur = cmd.get("duration_seconds")
@@ -269,6 +287,7 @@ def status(
             follower.close(view)
         if as_json:
             output.emit_json(view)
+        _warn_tree_changed(view)
         if view["status"] not in TERMINAL:
             output.diag(
                 f"run {run_id} is stale: its runner stopped without finishing it; "
@@ -281,6 +300,15 @@ def status(
         output.emit_json(view)
     else:
         output.emit(render_status(view))
+    _warn_tree_changed(view)
+
+
+def _warn_tree_changed(view: Mapping[str, Any]) -> None:
+    if view.get("tree_changed"):
+        output.diag(
+            f"warning: the tree has changed since this run ({view['tree_changed']}); "
+            "its result says nothing about the current code: start a new run"
+        )
 
 
 @click.command()

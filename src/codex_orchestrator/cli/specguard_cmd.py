@@ -8,6 +8,7 @@ import click
 
 from codex_orchestrator import output
 from codex_orchestrator.cli._common import exit_with, format_options, guarded, repo_option, roots, wants_json
+from codex_orchestrator.runs.layout import report_nothing_to_check
 
 
 def render_report(report: dict[str, Any]) -> str:
@@ -53,7 +54,8 @@ def spec_guard(
 ) -> None:
     """Check that tasks/specs/*.md front-matter and tasks/index.json entries carry a last_review no
     older than --max-age-days, and that index entries point at files that exist. Exits 1 on a problem
-    (0 with --dry-run). A repository without tasks/ reports "nothing to check".
+    (0 with --dry-run). A repository without tasks/ reports "nothing to check" (exit 0); as a pipeline
+    stage, that is recorded as `skipped`, never as guardrail evidence.
 
     \b
     Examples:
@@ -68,6 +70,8 @@ def spec_guard(
         today=today.date() if today else None,
         dry_run=dry_run,
     )
+    if report["status"] == "nothing_to_check":
+        report_nothing_to_check(report["reason"])  # in a stage: not guardrail evidence
     if wants_json(fmt, json_flag):
         output.emit_json(report)
     else:

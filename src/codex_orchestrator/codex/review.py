@@ -9,6 +9,7 @@ end the review at once with a clear message; nothing ever waits on a human.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -21,8 +22,15 @@ from typing import Any
 
 from codex_orchestrator.clock import iso
 from codex_orchestrator.codex import binary as codexcli
+from codex_orchestrator.codex.verdict import (
+    UNREACHABLE_GRACE_SECONDS,
+    UNREACHABLE_LINES,
+    parse_verdict,
+    unreachable_lines,
+)
 from codex_orchestrator.errors import OrchestratorError, RunStateError
 from codex_orchestrator.process import (
+    RUN_MARKER,
     PosixProcessRunner,
     StageProcess,
     reap_run,
@@ -31,8 +39,8 @@ from codex_orchestrator.process import (
     stop_group,
 )
 from codex_orchestrator.runs import manifest as mf
-from codex_orchestrator.runs.layout import Roots
-from codex_orchestrator.runs.store import atomic_write_bytes, atomic_write_json, read_tail
+from codex_orchestrator.runs.layout import Roots, RunPaths
+from codex_orchestrator.runs.store import FileLock, atomic_write_bytes, atomic_write_json, read_tail
 
 REVIEW_DIR = "review"
 PROMPT_FILE = "prompt.md"
@@ -48,6 +56,7 @@ MAX_PROMPT_BYTES = 100_000
 STAGE_TAIL_BYTES = 3_000
 OUTPUT_TAIL_BYTES = 4_000
 INPUT_QUIET_SECONDS = 2.0
+VERSION_TIMEOUT_SECONDS = 10.0
 # The last line of output looks like a question waiting for an answer.
 INPUT_PROMPT_RE = re.compile(
     r"(\[y/n\]|\(y/n\)|\[yes/no\]|press enter|approval required|approve this (?:command|action)|"
@@ -167,7 +176,9 @@ def _failed_tails(manifest: dict[str, Any], run_dir: Path) -> list[str]:
     return out
 
 
-def build_prompt(manifest: dict[str, Any], manifest_path: Path, repo: Path, diff: Diff) -> str:
+def build_prompt(
+    manifest: dict[str, Any], manifest_path: Path, repo: Path, diff: Diff, *, focus: str = "changes"
+) -> str:
     guard = manifest.get("guardrail_status") or {}
     guarded = ", ".join(guard.get("guardrail_stages", [])) or "none"
     lines = [
@@ -176,6 +187,7 @@ def build_prompt(manifest: dict[str, Any], manifest_path: Path, repo: Path, diff
         f"Review the result of a codex-orchestrator pipeline run in the repository at {repo}.",
         "Work read-only: do not modify files and do not run commands that change anything.",
         "",
+        *(_DOCS_FOCUS if focus == "docs" else []),
         "## Run",
         f"- task: {manifest.get('task_id')}",
         f"- pipeline: {manifest.get('pipeline_id')} ({manifest.get('pipeline_title')})",
@@ -211,14 +223,36 @@ def build_prompt(manifest: dict[str, Any], manifest_path: Path, repo: Path, diff
         lines += [f"No diff is available ({reason}); review the files the stages touched.", ""]
     lines += [
         "## What to report",
-        "1. First line: `VERDICT: APPROVE` or `VERDICT: REQUEST CHANGES`.",
-        "2. Findings, most severe first, each with file:line and a concrete fix.",
-        "3. Whether the run's evidence (stages, guardrails) is enough to merge; which checks are missing.",
+        "1. Findings, most severe first, each with file:line and a concrete fix.",
+        "2. Whether the run's evidence (stages, guardrails) is enough to merge; which checks are missing.",
+        "3. Then end your answer with exactly one verdict, on a line of its own: "
+        "`VERDICT: APPROVE` when nothing blocks a merge, otherwise `VERDICT: REQUEST CHANGES`.",
     ]
     text = "\n".join(lines) + "\n"
     if len(text.encode()) > MAX_PROMPT_BYTES:
         text = text.encode()[:MAX_PROMPT_BYTES].decode("utf-8", "ignore") + "\n[... prompt cut to fit ...]\n"
     return text
+
+
+_DOCS_FOCUS = [
+    "## Focus: documentation and task files",
+    "Review the docs and task files (README, docs/, AGENTS.md, tasks/index.json, tasks/specs/, the task",
+    "checklists): are they accurate against the code as it is now, complete for what changed, and is each",
+    "spec's last_review honest? Name every statement that the code contradicts.",
+    "",
+]
+
+
+def codex_version(binary: Path) -> str | None:
+    probe = run_probe([str(binary), "--version"], timeout=VERSION_TIMEOUT_SECONDS)
+    text = probe.output.strip()
+    return text.splitlines()[-1][:200] if probe.ok and text else None
+
+
+def _unreachable(log: Path, prompt_lines: set[str]) -> list[str]:
+    """Lines of Codex's output (its log's tail) saying it cannot reach its model."""
+    tail, _ = read_tail(log, 16_000)
+    return unreachable_lines(tail, prompt_lines)
 
 
 def _waiting_for_input(log: Path, prompt_lines: set[str]) -> str | None:
@@ -235,6 +269,8 @@ def _watch(
     """Wait for Codex; returns (returncode or None, outcome: exited | timed_out | needs_input)."""
     started = clock()
     last_size, last_change = -1, started
+    first_unreachable: float | None = None
+    seen_errors = 0
     while True:
         rc = proc.wait(POLL_SECONDS)
         if rc is not None:
@@ -245,8 +281,25 @@ def _watch(
         size = log.stat().st_size if log.exists() else 0
         if size != last_size:
             last_size, last_change = size, now
+            errors = len(_unreachable(log, prompt_lines))
+            if errors >= UNREACHABLE_LINES:
+                return None, "unreachable"
+            # a first error line starts the grace period; any other output since ends it
+            first_unreachable = now if errors > seen_errors else None
+            seen_errors = errors
+        elif first_unreachable is not None and now - first_unreachable >= UNREACHABLE_GRACE_SECONDS:
+            return None, "unreachable"
         elif now - last_change >= INPUT_QUIET_SECONDS and _waiting_for_input(log, prompt_lines):
             return None, "needs_input"
+
+
+def own_run() -> tuple[str, RunPaths] | None:
+    """Inside a stage of a run (a review stage): that run's id and folder, from the stage environment."""
+    run_id, run_dir = os.environ.get(RUN_MARKER), os.environ.get("CODEX_ORCHESTRATOR_RUN_DIR")
+    if not run_id or not run_dir:
+        return None
+    paths = RunPaths(Path(run_dir))
+    return (run_id, paths) if paths.run_id == run_id and paths.manifest.is_file() else None
 
 
 def run_review(
@@ -256,16 +309,22 @@ def run_review(
     timeout: float = DEFAULT_TIMEOUT_SECONDS,
     clock: Callable[[], float] = time.monotonic,
     on_start: Callable[[Path, Path], None] | None = None,
+    focus: str = "changes",
 ) -> dict[str, Any]:
-    """Review run `run_id` with the Codex CLI; the result record (also in review/result.json).
+    """Review run `run_id` with the Codex CLI; the result record (also in review/result.json), with
+    Codex's verdict (approve | request_changes | none) and `passed` (approved). The verdict is recorded
+    in the run's manifest; a review stage of the run itself reviews the changes so far, and the engine
+    records its verdict when the stage ends.
 
     `on_start(codex, output_log)` is called just before Codex starts (the CLI reports progress with it).
     """
-    paths = roots.find_run(run_id)
+    own = own_run()
+    in_stage = own is not None and own[0] == run_id
+    paths = own[1] if own is not None and in_stage else roots.find_run(run_id)
     manifest_path = paths.manifest
     manifest = mf.read(manifest_path)
     status = manifest.get("status")
-    if status not in mf.TERMINAL:
+    if status not in mf.TERMINAL and not in_stage:
         raise RunStateError(
             f"run {run_id} is {status}; only a finished run can be reviewed",
             hint=f"wait for it (`codex-orchestrator status --run {run_id} --watch`) or cancel it",
@@ -275,14 +334,15 @@ def run_review(
         raise CodexMissingError(f"cannot review: {binary.describe_missing()}", hint=codexcli.INSTALL_HINT)
     repo_root = Path(str(manifest.get("stage_root") or manifest.get("repo_root") or roots.repo))
     repo = repo_root if repo_root.is_dir() else roots.repo
-    review_dir = roots.contain(paths.review)
+    review_dir = roots.contain(paths.review, root=paths.dir)
     review_dir.mkdir(exist_ok=True)
     diff = collect_diff(roots, repo, review_dir)
-    prompt = build_prompt(manifest, manifest_path, repo, diff)
+    prompt = build_prompt(manifest, manifest_path, repo, diff, focus=focus)
     atomic_write_bytes(review_dir / PROMPT_FILE, prompt.encode("utf-8"))
+    version = codex_version(binary.path)
     argv = codex_argv(binary.path, repo, prompt)
     # The run id in Codex's environment marks its processes as this run's (process.reap_run).
-    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "CODEX_ORCHESTRATOR_RUN_ID": run_id}
+    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", RUN_MARKER: run_id}
     log = review_dir / OUTPUT_FILE
     started_at, t0 = datetime.now(UTC), clock()
     if on_start is not None:
@@ -300,17 +360,27 @@ def run_review(
     reap_run(run_id)  # helpers that outlived Codex
     duration = round(clock() - t0, 3)
     tail, _ = read_tail(log, OUTPUT_TAIL_BYTES)
-    result_status, message, hint = _verdict(outcome, rc, timeout, log)
+    answer, _ = read_tail(log, 256_000)
+    verdict = parse_verdict(answer, prompt_lines) if outcome == "exited" and rc == 0 else "none"
+    result_status, message, hint = _verdict(outcome, rc, timeout, log, prompt_lines)
+    if result_status == "succeeded" and verdict != "approve":
+        message, hint = _gate_message(verdict, log)
     result = {
         "run_id": run_id,
         "task_id": manifest.get("task_id"),
         "status": result_status,
+        "verdict": verdict,
+        "passed": result_status == "succeeded" and verdict == "approve",
+        "focus": focus,
+        "stage": os.environ.get("CODEX_ORCHESTRATOR_STAGE_ID") if in_stage else None,
         "message": message,
         "hint": hint,
         "exit_code": rc if outcome == "exited" else None,
         "signal": signal_name(rc),
         "codex": str(binary.path),
+        "codex_version": version,
         "command": [*argv[:-1], f"<prompt: {review_dir / PROMPT_FILE}>"],
+        "prompt_sha256": hashlib.sha256(prompt.encode("utf-8")).hexdigest(),
         "timeout_seconds": timeout,
         "duration_seconds": duration,
         "started_at": iso(started_at),
@@ -326,10 +396,61 @@ def run_review(
         "output_tail": tail,
     }
     atomic_write_json(review_dir / RESULT_FILE, result)
+    result["recorded"] = False if in_stage else _record(roots, paths, result)
     return result
 
 
-def _verdict(outcome: str, rc: int | None, timeout: float, log: Path) -> tuple[str, str, str | None]:
+def manifest_record(result: dict[str, Any]) -> dict[str, Any]:
+    """The manifest's `review` object for a review result."""
+    return {
+        "verdict": result["verdict"],
+        "status": result["status"],
+        "codex_version": result.get("codex_version"),
+        "prompt_sha256": result.get("prompt_sha256"),
+        "at": result["completed_at"],
+        "result": result.get("result"),
+        "stage": result.get("stage"),
+    }
+
+
+def _record(roots: Roots, paths: RunPaths, result: dict[str, Any]) -> bool:
+    """Record the verdict in a finished run's manifest (under the run lock) and refresh the task's
+    evidence mirror; False when the run is being driven or resumed right now (it is left alone)."""
+    lock = FileLock(paths.lock)
+    if not lock.try_acquire():
+        return False
+    try:
+        manifest = mf.read(paths.manifest)
+        manifest["review"] = manifest_record(result)
+        mf.write(paths.manifest, manifest)
+    finally:
+        lock.release()
+    from codex_orchestrator.runs import evidence
+
+    evidence.update_quietly(roots, manifest, paths.manifest)
+    return True
+
+
+def _gate_message(verdict: str, log: Path) -> tuple[str, str]:
+    if verdict == "request_changes":
+        return "Codex requested changes", f"read its findings in {log}, fix them, then review again"
+    return (
+        "Codex gave no verdict (no `VERDICT: APPROVE` or `VERDICT: REQUEST CHANGES` line)",
+        f"read {log}; a review without a verdict does not pass the gate",
+    )
+
+
+def _verdict(
+    outcome: str, rc: int | None, timeout: float, log: Path, prompt_lines: set[str]
+) -> tuple[str, str, str | None]:
+    if outcome == "unreachable":
+        lines = _unreachable(log, prompt_lines)
+        return (
+            "unreachable",
+            "Codex cannot reach its model" + (f": {lines[-1][:300]}" if lines else ""),
+            "check the network and Codex's provider settings (`codex login`, ~/.codex/config.toml); "
+            "then retry",
+        )
     if outcome == "timed_out":
         return (
             "timed_out",

@@ -94,6 +94,23 @@ _STATUS_PROPS: dict[str, Any] = {
     "manifest": {"type": "string", "description": "Absolute path of the run's manifest.json."},
     "run_dir": {"type": "string"},
     "commands": {"type": "array", "items": _COMMAND_VIEW},
+    "guardrails": {
+        "type": "object",
+        "description": "Guardrail evidence: status (passed, failed, missing...), missing stages, next_step.",
+    },
+    "provenance": {
+        "type": "object",
+        "description": "The tree the run tested (commit, branch, dirty, changes_sha256) and the tool.",
+    },
+    "tested": {
+        "type": "string",
+        "description": "One line, e.g. 'tested abc1234 on main (+ uncommitted changes)'.",
+    },
+    "tree_changed": {
+        "type": ["string", "null"],
+        "description": "How the tree differs now from the one a finished run tested; null when the same.",
+    },
+    "review": {"type": "object", "description": "The latest Codex review verdict recorded for the run."},
 }
 _STATUS_REQUIRED = ["run_id", "task_id", "pipeline_id", "status", "manifest", "run_dir", "commands", "stale"]
 

@@ -434,6 +434,41 @@ def diagnostics_pipeline(root: Path) -> tuple[Pipeline, tuple[str, ...]]:
     )
 
 
+def check_runnable(pipeline: Pipeline, root: Path) -> None:
+    """Refuse the built-in `diagnostics` pipeline where it would check nothing: no project detected
+    (no adapter's marker file) and no `tasks/` folder for spec-guard. Such a run could only pass empty."""
+    from codex_orchestrator.errors import ConfigError
+
+    if pipeline.source != "builtin" or pipeline.id != "diagnostics" or (root / "tasks").is_dir():
+        return
+    markers = ", ".join(dict.fromkeys(m for a in ADAPTERS for m in a.markers[:1]))
+    raise ConfigError(
+        f"no project detected in {root}: the built-in diagnostics pipeline would check nothing",
+        hint=f"run from a project folder (one holding {markers}, ...) or pass --repo, "
+        "or define a pipeline in codex.orchestrator.json (`codex-orchestrator init codex` writes a starter)",
+    )
+
+
+def docs_review_pipeline() -> Pipeline:
+    """The built-in `docs-review` gate: spec freshness, then a Codex review of the docs and task files."""
+    return Pipeline(
+        id="docs-review",
+        title="Docs review (spec-guard, then a Codex review of the docs and task files)",
+        stages=(
+            spec_guard_stage(),
+            Stage(
+                id="review",
+                title="Codex review of the docs and task files",
+                command=(SELF, "review", "--focus", "docs"),
+                guardrail=True,
+                source="builtin",
+            ),
+        ),
+        guardrails_required=True,
+        source="builtin",
+    )
+
+
 def describe(root: Path | None = None) -> dict[str, Any]:
     """Every adapter with its markers and command catalogue; with `root`, what is detected there and
     the stages each detected adapter would supply (the first one feeds `diagnostics`)."""

@@ -158,7 +158,8 @@ def load(root: Path) -> RepoConfig:
         )
         for stage, tool in missing
     )
-    pipelines = {builtin.id: builtin}
+    docs_review = adapters.docs_review_pipeline()
+    pipelines = {builtin.id: builtin, docs_review.id: docs_review}
     config_path = path if path.is_file() else None
     for pipeline in _pipelines(path, raw):
         pipelines[pipeline.id] = pipeline

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import errno
+import itertools
+import json
 import os
 import shutil
 import signal
@@ -34,7 +36,7 @@ from codex_orchestrator.process import (
 )
 from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs import records
-from codex_orchestrator.runs.layout import Roots, RunPaths
+from codex_orchestrator.runs.layout import NOTHING_TO_CHECK_ENV, Roots, RunPaths
 from codex_orchestrator.runs.manifest import RunStatus, StageStatus
 from codex_orchestrator.runs.store import atomic_write_json, read_tail
 from codex_orchestrator.runtime import self_command
@@ -210,9 +212,25 @@ class RunEngine:
                 "CODEX_ORCHESTRATOR_REPO_ROOT": m["repo_root"],
                 "CODEX_ORCHESTRATOR_STAGE_ID": stage.id,
                 "CODEX_ORCHESTRATOR_ROOT": str(self.stage_root),
+                NOTHING_TO_CHECK_ENV: str(self._nothing_file(stage)),
             }
         )
         return env
+
+    def _nothing_file(self, stage: Stage) -> Path:
+        return self.paths.nothing_to_check_file(self.pipeline.stage_index(stage.id) + 1, stage.id)
+
+    def _nothing_to_check(self, stage: Stage, rc: int) -> str | None:
+        """The reason a stage that ended `rc` checked nothing (see NOTHING_TO_CHECK_ENV), or None."""
+        if rc == 0:
+            marker = self._nothing_file(stage)
+            if marker.is_file() and not marker.is_symlink():
+                reason, _ = read_tail(marker, 1000)
+                lines = [line.strip() for line in reason.splitlines() if line.strip()]
+                return lines[0] if lines else "the stage reported nothing to check"
+        if rc == NO_TESTS_EXIT_CODE and not stage.shell and _runs_test_runner(stage.command):
+            return f"no tests were collected (exit code {NO_TESTS_EXIT_CODE})"
+        return None
 
     def _stage_cwd(self, stage: Stage) -> Path:
         cwd = (self.stage_root / stage.cwd).resolve()
@@ -242,6 +260,7 @@ class RunEngine:
         cmd: dict[str, Any] = self.manifest["commands"][i]
         log_path = self.paths.stage_log(i + 1, stage.id)
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._nothing_file(stage).unlink(missing_ok=True)  # an earlier attempt's word does not count
         started = self.clock.monotonic()
         with self._lock:
             mf.mark_stage_running(self.manifest, i, self.clock.now(), log_path)
@@ -274,7 +293,10 @@ class RunEngine:
             proc.close()  # its output has ended: the log is complete (and within its cap)
         duration = max(0.0, self.clock.monotonic() - started)
         cancelled = self._cancel.is_set() and rc != 0
-        if rc == 0:
+        empty = None if cancelled or timed_out or note else self._nothing_to_check(stage, rc)
+        if empty is not None:
+            status, summary = StageStatus.SKIPPED, f"nothing to check: {empty}"
+        elif rc == 0:
             status, summary = StageStatus.SUCCEEDED, None
         elif cancelled:
             status, summary = StageStatus.CANCELLED, self._cancel_reason or "cancelled"
@@ -300,10 +322,14 @@ class RunEngine:
                 summary=summary,
                 timed_out=timed_out,
                 failure_allowed=status == StageStatus.FAILED and stage.allow_failure,
+                nothing_to_check=empty is not None,
             )
             if status == StageStatus.FAILED:
                 cmd["error_file"] = str(self._write_error(i, stage, cmd, log_path, timed_out))
-            self._save(changed=(i,))
+            review = self._review_of(stage)
+            if review is not None:
+                self.manifest["review"] = review
+            self._save(changed=None if review is not None else (i,))
         self.event(
             "stage_finished",
             stage=stage.id,
@@ -317,6 +343,27 @@ class RunEngine:
         verdict = str(status) if not cmd.get("failure_allowed") else "failed (allowed)"
         self.report(f"      {stage.id}: {verdict} in {duration:.2f}s" + (f" - {summary}" if summary else ""))
         return cmd
+
+    def _review_of(self, stage: Stage) -> dict[str, Any] | None:
+        """A review stage (`["@self", "review", ...]`) leaves its verdict in the run's review folder:
+        the manifest records it (the stage itself never writes the manifest the engine owns)."""
+        if stage.command[:2] != (SELF, "review"):
+            return None
+        from codex_orchestrator.codex.review import RESULT_FILE, manifest_record
+
+        path = self.paths.review / RESULT_FILE
+        try:
+            result = json.loads(read_tail(path, 1_000_000)[0]) if not path.is_symlink() else None
+        except ValueError:
+            return None
+        if not isinstance(result, dict) or result.get("stage") != stage.id:
+            return None
+        if result.get("run_id") != self.manifest["run_id"] or "verdict" not in result:
+            return None
+        try:
+            return manifest_record(result)
+        except KeyError:
+            return None
 
     def _write_error(
         self, i: int, stage: Stage, cmd: dict[str, Any], log_path: Path, timed_out: bool
@@ -461,6 +508,17 @@ class RunEngine:
             pass  # the previous valid manifest stays; the run will read as stale and can be resumed
         final: dict[str, Any] = copy.deepcopy(self.manifest)
         return final
+
+
+NO_TESTS_EXIT_CODE = 5  # pytest: "no tests collected"; unittest (3.12+): "no tests ran"
+
+
+def _runs_test_runner(argv: tuple[str, ...]) -> bool:
+    """pytest or unittest, run directly or as `python -m` (possibly through uv/poetry run)."""
+    names = [Path(a).name for a in argv]
+    if any(n in ("pytest", "py.test") for n in names):
+        return True
+    return any(a == "-m" and b in ("pytest", "unittest") for a, b in itertools.pairwise(argv))
 
 
 def _start_error(exc: Exception, stage: Stage, sandbox: sbx.Sandbox) -> str:

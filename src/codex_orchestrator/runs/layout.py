@@ -2,7 +2,14 @@
 
     <runs>/<task>/cli/<run-id>/   a run (RunPaths): manifest.json, runner.ndjson, commands/, errors/, ...
     <runs>/<task>/metrics.jsonl    one line per finished run
-    <out>/<task>/state.json        the task's latest state
+    <runs>/<task>/state.json       the task's latest state (the state folder defaults to the runs root;
+                                   `$CODEX_ORCHESTRATOR_OUT_DIR` moves it; older versions wrote
+                                   `<repo>/out/<task>/state.json`, still read by `records.read_state`)
+    <runs>/.gitignore              `*`: the runs root (and a state folder we create) ignores itself
+
+The repository root is discovered like git and ruff do (`discover_repo`): from the current folder
+upwards, the nearest folder holding `codex.orchestrator.json`, else the git top level, else the current
+folder; `--repo` or `$CODEX_ORCHESTRATOR_ROOT` override it.
 
 Every path handed out here is contained: a task folder, a task's `cli` folder, its metrics file or its
 state folder that is a symlink leading out of its root is refused (UnsafePathError), so nothing reads,
@@ -12,17 +19,21 @@ writes, moves or deletes outside the runs roots through a link.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from codex_orchestrator.errors import RepoError, RunNotFoundError, UnsafePathError
 from codex_orchestrator.ids import ID_RE, validate_id, validate_run_id
+from codex_orchestrator.runs.store import atomic_write_bytes
 
 RUNS_SUBDIR = "cli"
 MANIFEST = "manifest.json"
 METRICS = "metrics.jsonl"
 STATE = "state.json"
 MIGRATIONS = "migrations"
+CONFIG_FILE = "codex.orchestrator.json"
+LEGACY_STATE_DIR = "out"  # <repo>/out/<task>/state.json, where older versions kept the state
+IGNORE_ALL = "*\n"
 
 
 @dataclass(frozen=True)
@@ -88,9 +99,59 @@ class RunPaths:
     def error_file(self, index: int, stage_id: str) -> Path:
         return self.errors / f"{self.stage_stem(index, stage_id)}.json"
 
+    def nothing_to_check_file(self, index: int, stage_id: str) -> Path:
+        """Written by a stage that found nothing to check (its path is in NOTHING_TO_CHECK_ENV)."""
+        return self.commands / f"{self.stage_stem(index, stage_id)}.nothing-to-check"
+
+
+#: The "nothing to check" convention: a stage that ran fine but found nothing to check writes one line
+#: (the reason) to the file named by this variable and exits 0; the run records the stage `skipped` with
+#: that reason, never as guardrail evidence. (pytest's and unittest's exit code 5, "no tests ran", means
+#: the same and is read the same way.)
+NOTHING_TO_CHECK_ENV = "CODEX_ORCHESTRATOR_NOTHING_TO_CHECK_FILE"
+
+
+def report_nothing_to_check(reason: str) -> bool:
+    """Inside a stage, tell the run that this check found nothing to check (see NOTHING_TO_CHECK_ENV);
+    False (and nothing written) outside a stage."""
+    target = os.environ.get(NOTHING_TO_CHECK_ENV)
+    if not target:
+        return False
+    path = Path(target)
+    if path.is_symlink() or not path.parent.is_dir():
+        return False
+    atomic_write_bytes(path, (" ".join(reason.split()) + "\n").encode("utf-8"))
+    return True
+
 
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
+
+
+def discover_repo(start: Path) -> tuple[Path, str | None]:
+    """The repository root for a command started in `start` (absolute): the nearest folder upwards
+    holding `codex.orchestrator.json`, else the git top level (a folder holding `.git`), else `start`.
+    The search never climbs above the git top level. Returns the root and why it was chosen."""
+    for folder in (start, *start.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder, f"found {CONFIG_FILE}"
+        if is_git_top(folder):
+            return folder, "the git top level"
+    return start, None
+
+
+def is_git_top(folder: Path) -> bool:
+    """`folder/.git` is a git directory (holds HEAD) or a worktree/submodule `gitdir:` file."""
+    dotgit = folder / ".git"
+    try:
+        if dotgit.is_dir():
+            return (dotgit / "HEAD").is_file()
+        if dotgit.is_file():
+            with open(dotgit, encoding="utf-8", errors="replace") as fh:
+                return fh.read(8) == "gitdir: "
+    except OSError:
+        return False
+    return False
 
 
 @dataclass(frozen=True)
@@ -98,11 +159,30 @@ class Roots:
     repo: Path
     runs: Path
     out: Path
+    #: Set when the root was discovered above the current folder: says which and why (renderers
+    #: show it once on stderr).
+    note: str | None = field(default=None, compare=False)
 
     @classmethod
     def resolve(cls, repo: str | os.PathLike[str] | None = None) -> Roots:
-        """repo = argument > CODEX_ORCHESTRATOR_ROOT > cwd; runs and out from env or under the repo."""
-        raw = repo if repo is not None else (os.environ.get("CODEX_ORCHESTRATOR_ROOT") or os.getcwd())
+        """repo = argument > CODEX_ORCHESTRATOR_ROOT > discovered from the current folder
+        (`discover_repo`); runs from env or `<repo>/.runs`; the state folder from env or the runs root."""
+        note = None
+        if repo is not None:
+            raw: str | os.PathLike[str] = repo
+        elif os.environ.get("CODEX_ORCHESTRATOR_ROOT"):
+            raw = os.environ["CODEX_ORCHESTRATOR_ROOT"]
+        else:
+            try:
+                cwd = Path(os.getcwd())
+            except OSError:
+                raise RepoError(
+                    "the current folder no longer exists", hint="cd into the repository, or pass --repo"
+                ) from None
+            found, why = discover_repo(cwd)
+            raw = found
+            if found != cwd:
+                note = f"using repository {found} ({why})"
         path = Path(raw).expanduser()
         if not path.exists():
             raise RepoError(
@@ -126,11 +206,26 @@ class Roots:
                 ) from None
         runs = os.environ.get("CODEX_ORCHESTRATOR_RUNS_DIR")
         out = os.environ.get("CODEX_ORCHESTRATOR_OUT_DIR")
+        runs_path = (path / Path(runs).expanduser()).resolve() if runs else path / ".runs"
         return cls(
             repo=path,
-            runs=(path / Path(runs).expanduser()).resolve() if runs else path / ".runs",
-            out=(path / Path(out).expanduser()).resolve() if out else path / "out",
+            runs=runs_path,
+            out=(path / Path(out).expanduser()).resolve() if out else runs_path,
+            note=note,
         )
+
+    @property
+    def legacy_state_root(self) -> Path:
+        """Where older versions kept `<task>/state.json` (read as a fallback, never written)."""
+        return self.repo / LEGACY_STATE_DIR
+
+    def ensure_ignored(self, folder: Path) -> None:
+        """Give a runs root or state folder a `.gitignore` holding `*` (when it has none), so a plain
+        `git add -A` never stages run records or resume tokens. Never follows a symlink."""
+        marker = folder / ".gitignore"
+        if folder.is_symlink() or marker.is_symlink() or marker.exists():
+            return
+        atomic_write_bytes(marker, IGNORE_ALL.encode())
 
     # -- containment --------------------------------------------------------------------------
     def contain(self, path: Path, *, root: Path | None = None) -> Path:

@@ -56,6 +56,7 @@ def _make_run_dir(roots: Roots, task_id: str, clock: Clock) -> RunPaths:
         try:
             paths.dir.parent.mkdir(parents=True, exist_ok=True)
             roots.contain(paths.dir.parent)  # created through no symlink out of the root
+            roots.ensure_ignored(roots.runs)  # the runs root ignores itself (resume tokens, records)
             paths.dir.mkdir()
         except FileExistsError:
             continue
@@ -83,7 +84,9 @@ def create_run(
     """Resolve the pipeline and write a queued run: folder, resume token, first manifest. A creation
     that fails part-way removes its folder. `policy`: where the pipeline comes from, the sandbox the
     stages run in, and the origin recorded."""
+    from codex_orchestrator.pipelines.adapters import check_runnable
     from codex_orchestrator.pipelines.resolve import notes_for, resolve, target_index
+    from codex_orchestrator.runs import provenance
 
     policy.configs.verify()
     res = resolve(roots, pipeline_id, task_id=task_id, project=project, load=policy.configs.load)
@@ -91,6 +94,7 @@ def create_run(
     if reporter is not None:
         for note in notes_for(res):
             reporter(f"note: {note}")
+    check_runnable(res.pipeline, res.stage_root)
     if parent_run_id is not None:
         validate_run_id(parent_run_id)
     roots.check_task(res.task_id)
@@ -113,6 +117,7 @@ def create_run(
             project=project,
             heartbeat_interval=res.config.heartbeat_interval_seconds,
             stale_after=res.config.heartbeat_stale_after_seconds,
+            provenance=provenance.collect(roots.repo, exclude=(roots.runs, roots.out)),
         )
         manifest["stage_root"] = str(res.stage_root)
         manifest["origin"] = policy.origin
@@ -480,12 +485,27 @@ def prepare_resume(
         mf.mark_resumed(manifest, res.pipeline, now, event=event)
         manifest["stage_root"] = str(res.stage_root)
         manifest["sandbox"] = chosen.record()
+        _refresh_provenance(roots, manifest)
         paths.cancel_request.unlink(missing_ok=True)
         mf.write(paths.manifest, manifest)
     except BaseException:
         lock.release()
         raise
     return paths, manifest, lock, res.config.kill_grace_seconds
+
+
+def _refresh_provenance(roots: Roots, manifest: dict[str, Any]) -> None:
+    """A resumed run tests the tree as it is now: record that one, and say when it differs from the
+    tree the run started on (the stages it keeps tested that one)."""
+    from codex_orchestrator.runs import provenance
+
+    old = manifest.get("provenance")
+    fresh = provenance.collect(roots.repo, exclude=(roots.runs, roots.out))
+    changed = provenance.changed_since(old if isinstance(old, dict) else None, fresh)
+    if changed:
+        fresh["resumed_tree_changed"] = changed
+    manifest["provenance"] = fresh
+    manifest["tool"]["pyz_sha256"] = fresh.get("pyz_sha256")
 
 
 def resume_run(

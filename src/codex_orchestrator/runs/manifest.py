@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 from codex_orchestrator import __version__
 from codex_orchestrator.clock import iso, parse_iso
 from codex_orchestrator.errors import ManifestError
+from codex_orchestrator.runs.guardrails import describe_guardrails as describe_guardrails
+from codex_orchestrator.runs.guardrails import guardrail_status as guardrail_status
 from codex_orchestrator.runs.layout import MANIFEST as MANIFEST
 from codex_orchestrator.runs.store import atomic_write_json, read_tail_lines
 
@@ -109,6 +111,12 @@ class StatusView(TypedDict):
     resume_event: NotRequired[dict[str, Any]]
     already_terminal: NotRequired[bool]
     interrupted: NotRequired[bool]
+    # evidence (absent for manifests written before it existed)
+    guardrails: NotRequired[dict[str, Any]]
+    provenance: NotRequired[dict[str, Any]]
+    tested: NotRequired[str]
+    review: NotRequired[dict[str, Any]]
+    tree_changed: NotRequired[str | None]
 
 
 def new_manifest(
@@ -125,6 +133,7 @@ def new_manifest(
     project: str | None = None,
     heartbeat_interval: float = 5.0,
     stale_after: float = 30.0,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     stamp = iso(now)
     target_index = pipeline.stage_index(target_stage) if target_stage else len(pipeline.stages) - 1
@@ -150,9 +159,17 @@ def new_manifest(
             }
         )
     snapshot = pipeline.snapshot()
+    tool: dict[str, Any] = {
+        "name": "codex-orchestrator",
+        "version": __version__,
+        "python": platform.python_version(),
+    }
+    if provenance is not None:
+        tool["pyz_sha256"] = provenance.get("pyz_sha256")
+    extra = {"provenance": provenance} if provenance is not None else {}
     return {
         "schema_version": SCHEMA_VERSION,
-        "tool": {"name": "codex-orchestrator", "version": __version__, "python": platform.python_version()},
+        "tool": tool,
         "task_id": task_id,
         "run_id": run_id,
         "parent_run_id": parent_run_id,
@@ -180,29 +197,7 @@ def new_manifest(
         "guardrail_status": guardrail_status(pipeline, commands, final=False),
         "summary": None,
         "exit_code": None,
-    }
-
-
-def guardrail_status(pipeline: Pipeline, commands: list[dict[str, Any]], *, final: bool) -> dict[str, Any]:
-    guarded = [s.id for s in pipeline.stages if s.guardrail]
-    by_id = {c["id"]: c for c in commands}
-    succeeded = [sid for sid in guarded if by_id.get(sid, {}).get("status") == "succeeded"]
-    failed = [sid for sid in guarded if by_id.get(sid, {}).get("status") in ("failed", "cancelled")]
-    if not guarded:
-        status = "missing" if pipeline.guardrails_required else "not_required"
-    elif failed:
-        status = "failed"
-    elif len(succeeded) == len(guarded):
-        status = "passed"
-    else:
-        status = "failed" if final and pipeline.guardrails_required else "pending"
-        if final and not pipeline.guardrails_required:
-            status = "not_required" if not succeeded else "pending"
-    return {
-        "required": pipeline.guardrails_required,
-        "status": status,
-        "guardrail_stages": guarded,
-        "succeeded": succeeded,
+        **extra,
     }
 
 
@@ -328,7 +323,7 @@ def status_view(
     last `tail_lines` lines of its output and the next step."""
     age = heartbeat_age(manifest, now)
     run_id = str(manifest.get("run_id", ""))
-    return {
+    view: StatusView = {
         "run_id": run_id,
         "task_id": str(manifest.get("task_id", "")),
         "pipeline_id": str(manifest.get("pipeline_id", "")),
@@ -352,6 +347,24 @@ def status_view(
         "run_dir": str(manifest_path.parent),
         "commands": [_stage_view(c, run_id, tail_lines) for c in _commands(manifest)],
     }
+    _add_evidence(view, manifest)
+    return view
+
+
+def _add_evidence(view: StatusView, manifest: dict[str, Any]) -> None:
+    """Guardrails, provenance (`tested`: one line) and the latest review, when the manifest has them."""
+    from codex_orchestrator.runs.provenance import describe
+
+    guard = manifest.get("guardrail_status")
+    if isinstance(guard, dict):
+        view["guardrails"] = guard
+    prov = manifest.get("provenance")
+    if isinstance(prov, dict):
+        view["provenance"] = prov
+    view["tested"] = describe(prov if isinstance(prov, dict) else None)
+    review = manifest.get("review")
+    if isinstance(review, dict):
+        view["review"] = review
 
 
 def hostname() -> str:
@@ -381,6 +394,7 @@ def metrics_line(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any
         "stages_succeeded": sum(1 for c in commands if c.get("status") == "succeeded"),
         "stages_failed": sum(1 for c in commands if c.get("status") == "failed"),
         "guardrail_status": guardrail.get("status") if isinstance(guardrail, dict) else None,
+        "guardrail_evidence": list(guardrail.get("succeeded") or []) if isinstance(guardrail, dict) else [],
         "manifest_complete": not validate(manifest) and manifest.get("status") in TERMINAL,
         "resumed": bool(manifest.get("resume_events")),
         "manifest": str(manifest_path),
@@ -423,6 +437,7 @@ def mark_stage_running(manifest: dict[str, Any], i: int, now: datetime, log_path
     )
     cmd.pop("timed_out", None)
     cmd.pop("failure_allowed", None)
+    cmd.pop("nothing_to_check", None)
 
 
 def mark_stage_finished(
@@ -437,6 +452,7 @@ def mark_stage_finished(
     summary: str | None,
     timed_out: bool = False,
     failure_allowed: bool = False,
+    nothing_to_check: bool = False,
 ) -> None:
     cmd = manifest["commands"][i]
     cmd.update(
@@ -451,6 +467,8 @@ def mark_stage_finished(
         cmd["timed_out"] = True
     if failure_allowed:
         cmd["failure_allowed"] = True
+    if nothing_to_check:
+        cmd["nothing_to_check"] = True
     manifest["runner"]["stage_pgid"] = None
 
 
@@ -465,6 +483,19 @@ def mark_terminal(manifest: dict[str, Any], now: datetime, *, status: RunStatus,
             ended = StageStatus.CANCELLED if status == RunStatus.CANCELLED else StageStatus.FAILED
             cmd.update(status=ended, completed_at=stamp, summary=cmd.get("summary") or detail)
     done = sum(1 for c in commands if c.get("status") == StageStatus.SUCCEEDED)
+    pipeline = Pipeline.from_snapshot(manifest["pipeline"])
+    guard = guardrail_status(pipeline, commands, final=True)
+    next_step = None
+    if status == RunStatus.SUCCEEDED and pipeline.guardrails_required and guard["status"] != "passed":
+        # guardrails_required: a run without passing guardrail evidence never reads as succeeded
+        status = RunStatus.FAILED
+        what = describe_guardrails(guard).split(": ", 1)[-1]
+        why = "failed" if guard["status"] == "failed" else "missing"
+        detail = "; ".join(x for x in (f"required guardrails {why}: {what}", detail) if x)
+        next_step = guard["next_step"]
+    summary = f"{status}: {done}/{len(commands)} stages succeeded" + (f"; {detail}" if detail else "")
+    if next_step:
+        summary += f". Next: {next_step}"
     manifest.update(
         status=status,
         status_detail=detail,
@@ -472,8 +503,8 @@ def mark_terminal(manifest: dict[str, Any], now: datetime, *, status: RunStatus,
         heartbeat_at=stamp,
         updated_at=stamp,
         exit_code=exit_code_for(status),
-        summary=f"{status}: {done}/{len(commands)} stages succeeded" + (f"; {detail}" if detail else ""),
-        guardrail_status=guardrail_status(Pipeline.from_snapshot(manifest["pipeline"]), commands, final=True),
+        summary=summary,
+        guardrail_status=guard,
     )
     manifest["runner"]["stage_pgid"] = None
 

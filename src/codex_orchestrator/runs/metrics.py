@@ -66,6 +66,15 @@ def _manifest_entries(roots: Roots, task_id: str | None, known: set[str]) -> lis
     return found
 
 
+def _guardrail_evidence(entry: dict[str, Any]) -> bool:
+    """Real guardrail evidence: guardrails passed and (for lines that list it) at least one guardrail
+    stage that checked something succeeded. A run whose checks found nothing to check has none."""
+    if entry.get("guardrail_status") != "passed":
+        return False
+    evidence = entry.get("guardrail_evidence")
+    return bool(evidence) if isinstance(evidence, list) else True
+
+
 def summarize_metrics(roots_list: list[Roots], *, task_id: str | None = None) -> dict[str, Any]:
     """Aggregate the metrics.jsonl files and the finished runs' manifests of one or more runs roots:
     success rate, guardrail coverage, durations, reviewer readiness."""
@@ -105,8 +114,8 @@ def summarize_metrics(roots_list: list[Roots], *, task_id: str | None = None) ->
     unique = list(latest.values())
     total = len(unique)
     succeeded = sum(1 for e in unique if e.get("status") == "succeeded")
-    with_guardrails = sum(1 for e in unique if e.get("guardrail_status") == "passed")
-    ready = sum(1 for e in unique if e.get("manifest_complete") and e.get("guardrail_status") == "passed")
+    with_guardrails = sum(1 for e in unique if _guardrail_evidence(e))
+    ready = sum(1 for e in unique if e.get("manifest_complete") and _guardrail_evidence(e))
     durations = [
         float(e["duration_seconds"]) for e in unique if isinstance(e.get("duration_seconds"), int | float)
     ]

@@ -75,10 +75,20 @@ def load_run(roots: Roots, run_id: str) -> tuple[RunPaths, dict[str, Any]]:
     return paths, mf.read(paths.manifest)
 
 
-def get_status(roots: Roots, run_id: str, *, clock: Clock = SYSTEM_CLOCK) -> StatusView:
+def get_status(
+    roots: Roots, run_id: str, *, clock: Clock = SYSTEM_CLOCK, check_tree: bool = True
+) -> StatusView:
+    """A run's status view; for a finished run whose tree is known, `tree_changed` says how the tree
+    differs now from the one it tested (None: the same)."""
     paths, manifest = load_run(roots, run_id)
     view = mf.status_view(manifest, paths.manifest, clock.now())
     view["alive"] = is_locked(paths.lock)
+    prov = manifest.get("provenance")
+    if check_tree and manifest.get("status") in mf.TERMINAL and isinstance(prov, dict) and prov.get("vcs"):
+        from codex_orchestrator.runs import provenance
+
+        now = provenance.tree_state(roots.repo, exclude=(roots.runs, roots.out))
+        view["tree_changed"] = provenance.changed_since(prov, now)
     return view
 
 
@@ -122,7 +132,9 @@ def watch(
 ) -> Iterator[StatusView]:
     """Status views of a run until it ends — terminal, or stale (its runner died: nobody will end it)."""
     while True:
-        view = get_status(roots, run_id, clock=clock)
+        view = get_status(roots, run_id, clock=clock, check_tree=False)
+        if view["status"] in mf.TERMINAL:
+            view = get_status(roots, run_id, clock=clock)
         yield view
         if view["status"] in mf.TERMINAL or (view["stale"] and not view.get("alive")):
             return

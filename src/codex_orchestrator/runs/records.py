@@ -3,9 +3,10 @@ becomes terminal.
 
 `finish` is the only way a run ends, whoever ends it (the engine on success, failure, timeout or
 cancellation; the engine on a storage failure; `cancel` for a run whose runner died). It writes, in this
-order, the metrics line, `state.json`, the `run_finished` event and, last, the terminal manifest: once a
-reader sees the run terminal, its other records already exist. Calling it for a run that is already
-terminal (in memory or on disk) changes nothing.
+order, the metrics line, `state.json`, the `run_finished` event and the terminal manifest: once a
+reader sees the run terminal, its other records already exist. Then, best effort, the evidence mirror in
+`tasks/index.json` (runs/evidence.py), which is derived from the terminal manifest. Calling it for a
+run that is already terminal (in memory or on disk) changes nothing.
 """
 
 from __future__ import annotations
@@ -38,12 +39,16 @@ def record_event(paths: RunPaths, now: datetime, name: str, report: Reporter = _
 
 
 def write_state(roots: Roots, manifest: dict[str, Any], paths: RunPaths, now: datetime) -> None:
-    """`<out>/<task>/state.json`: the task's latest run."""
+    """`<state>/<task>/state.json` (the state folder is the runs root unless moved): the task's latest
+    run. A state folder created here ignores itself, like the runs root."""
     path = roots.state_file(manifest["task_id"])
+    created = not roots.out.exists()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(f"cannot create {path.parent}: {exc.strerror}") from None
+    if created or roots.out == roots.runs:
+        roots.ensure_ignored(roots.out)
     atomic_write_json(
         path,
         {
@@ -52,6 +57,23 @@ def write_state(roots: Roots, manifest: dict[str, Any], paths: RunPaths, now: da
             "latest_run": mf.status_view(manifest, paths.manifest, now),
         },
     )
+
+
+def read_state(roots: Roots, task_id: str) -> dict[str, Any] | None:
+    """The task's state snapshot: from the state folder, else from `<repo>/out/<task>/state.json`
+    where older versions wrote it; None when neither exists or is readable."""
+    legacy = roots.legacy_state_root
+    candidates = [roots.state_file(task_id)]
+    if legacy != roots.out:
+        candidates.append(Roots(roots.repo, roots.runs, legacy).state_file(task_id))
+    for path in candidates:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            return data
+    return None
 
 
 def append_metrics(roots: Roots, manifest: dict[str, Any], paths: RunPaths) -> None:
@@ -92,6 +114,11 @@ def finish(
         save()
     else:
         mf.write(paths.manifest, manifest)
+    from codex_orchestrator.runs import evidence  # after the manifest: the mirror derives from it
+
+    problem = evidence.update_quietly(roots, manifest, paths.manifest, clock=clock)
+    if problem:
+        report(f"warning: {problem}")
     return True
 
 

@@ -1,0 +1,178 @@
+"""Provenance: which tree a run tested — the git commit, branch, whether the tree was dirty and a hash of
+its uncommitted changes — and which tool tested it (version, and from a `.pyz` the artifact's SHA-256).
+
+Nothing here writes anything or fails: outside a git repository (or without git, or when git does not
+answer within a few seconds) the fields say so and the run goes on.
+
+`changes_sha256` is SHA-256 over, in this order: `diff\\0` and the output of
+`git diff --binary --no-ext-diff --no-textconv HEAD` (against the empty tree before the first commit),
+then for each untracked, not ignored file in path order `\\0untracked\\0<path>\\0<content>` (a symlink's
+content is its target). The runs roots are left out of both, so recording a run never changes it.
+It is None when the tree is clean.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from codex_orchestrator import __version__, runtime
+from codex_orchestrator.process import run_probe, run_probe_stream
+
+GIT_TIMEOUT_SECONDS = 10.0
+SHORT = 7
+
+
+@cache
+def pyz_sha256() -> str | None:
+    """SHA-256 of the .pyz this process runs from (computed once per process), or None."""
+    archive = runtime.pyz_path()
+    if archive is None:
+        return None
+    digest = hashlib.sha256()
+    try:
+        with open(archive, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def _pathspec(repo: Path, exclude: Iterable[Path]) -> list[str]:
+    specs = ["--", "."]
+    for root in exclude:
+        try:
+            rel = root.resolve().relative_to(repo.resolve())
+        except ValueError:
+            continue
+        if rel.parts:
+            specs.append(f":(exclude){rel.as_posix()}")
+    return list(dict.fromkeys(specs))
+
+
+def _unavailable(reason: str) -> dict[str, Any]:
+    return {
+        "vcs": None,
+        "reason": reason,
+        "commit": None,
+        "branch": None,
+        "dirty": None,
+        "changes_sha256": None,
+        "untracked_files": None,
+    }
+
+
+def tree_state(repo: Path, exclude: Iterable[Path] = ()) -> dict[str, Any]:
+    """The git facts of `repo` (commit, branch, dirty, changes_sha256, untracked_files), or why there
+    are none (`reason`)."""
+    git = shutil.which("git")
+    if git is None:
+        return _unavailable("git is not installed")
+    base = [git, "--no-pager", "-c", "core.quotepath=off"]
+    inside = run_probe([*base, "rev-parse", "--is-inside-work-tree"], cwd=repo, timeout=GIT_TIMEOUT_SECONDS)
+    if inside.timed_out:
+        return _unavailable(f"git did not answer within {GIT_TIMEOUT_SECONDS:g} s")
+    if not inside.ok or inside.output.strip() != "true":
+        return _unavailable("not a git repository")
+    head = run_probe([*base, "rev-parse", "--verify", "-q", "HEAD^{commit}"], cwd=repo)
+    commit = head.output.strip() if head.ok else None
+    branch_probe = run_probe([*base, "symbolic-ref", "--short", "-q", "HEAD"], cwd=repo)
+    branch = branch_probe.output.strip() if branch_probe.ok and branch_probe.output.strip() else None
+    against = commit
+    if against is None:  # no commit yet: everything is a change against the empty tree
+        empty = run_probe([*base, "hash-object", "-t", "tree", os.devnull], cwd=repo)
+        against = empty.output.strip() if empty.ok else "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+    pathspec = _pathspec(repo, exclude)
+    digest = hashlib.sha256(b"diff\0")
+    size = 0
+
+    def sink(chunk: bytes) -> None:
+        nonlocal size
+        size += len(chunk)
+        digest.update(chunk)
+
+    diff_argv = [*base, "diff", "--binary", "--no-ext-diff", "--no-textconv", "--no-color", against]
+    diff = run_probe_stream([*diff_argv, *pathspec], sink, cwd=repo, timeout=GIT_TIMEOUT_SECONDS)
+    listing = run_probe_stream_text(
+        [*base, "ls-files", "-z", "--others", "--exclude-standard", *pathspec], repo
+    )
+    if not diff.ok or listing is None:
+        why = "timed out" if diff.timed_out else "failed"
+        return {**_unavailable(f"git diff {why}"), "vcs": "git", "commit": commit, "branch": branch}
+    untracked = sorted(p for p in listing.split("\0") if p)
+    for rel in untracked:
+        digest.update(b"\0untracked\0" + os.fsencode(rel) + b"\0")
+        _hash_file(repo / rel, digest)
+    dirty = size > 0 or bool(untracked)
+    return {
+        "vcs": "git",
+        "reason": None if commit else "no commit yet",
+        "commit": commit,
+        "branch": branch,
+        "dirty": dirty,
+        "changes_sha256": digest.hexdigest() if dirty else None,
+        "untracked_files": len(untracked),
+    }
+
+
+def run_probe_stream_text(argv: list[str], cwd: Path) -> str | None:
+    """A probe's whole stdout as text (for listings that may exceed run_probe's bound); None on failure."""
+    parts: list[bytes] = []
+    result = run_probe_stream(argv, parts.append, cwd=cwd, timeout=GIT_TIMEOUT_SECONDS)
+    return os.fsdecode(b"".join(parts)) if result.ok else None
+
+
+def _hash_file(path: Path, digest: Any) -> None:
+    try:
+        if path.is_symlink():
+            digest.update(os.fsencode(os.readlink(path)))
+            return
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError as exc:  # vanished or unreadable: its absence is part of the hash
+        digest.update(f"<unreadable: {exc.strerror}>".encode())
+
+
+def collect(repo: Path, exclude: Iterable[Path] = ()) -> dict[str, Any]:
+    """The manifest's `provenance` object for a run of `repo`."""
+    return {**tree_state(repo, exclude), "tool_version": __version__, "pyz_sha256": pyz_sha256()}
+
+
+def describe(prov: dict[str, Any] | None) -> str:
+    """One line: `tested abc1234 on main (+ uncommitted changes)`, or why no commit is recorded."""
+    if not isinstance(prov, dict):
+        return "no provenance recorded (a run from an older version)"
+    commit = prov.get("commit")
+    if prov.get("vcs") != "git" or not isinstance(commit, str):
+        return f"no commit recorded ({prov.get('reason') or 'not a git repository'})"
+    text = f"tested {commit[:SHORT]}"
+    if prov.get("branch"):
+        text += f" on {prov['branch']}"
+    if prov.get("dirty"):
+        text += " (+ uncommitted changes)"
+    return text
+
+
+def changed_since(recorded: dict[str, Any] | None, now: dict[str, Any]) -> str | None:
+    """How the tree differs now from what a run recorded, or None when it is the same (or either side
+    has no git facts to compare)."""
+    if not isinstance(recorded, dict) or recorded.get("vcs") != "git" or now.get("vcs") != "git":
+        return None
+    if recorded.get("changes_sha256") is None and recorded.get("dirty") is None:
+        return None  # git could not hash the changes then: nothing to compare
+    if recorded.get("commit") != now.get("commit"):
+        was, is_ = recorded.get("commit") or "no commit", now.get("commit") or "no commit"
+        return f"HEAD moved from {str(was)[:SHORT]} to {str(is_)[:SHORT]}"
+    if recorded.get("changes_sha256") != now.get("changes_sha256"):
+        if not recorded.get("dirty"):
+            return "files changed; the run tested a clean tree"
+        return "the uncommitted changes differ" if now.get("dirty") else "the uncommitted changes are gone"
+    return None

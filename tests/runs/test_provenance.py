@@ -1,0 +1,214 @@
+"""Provenance: every manifest says which tree it tested (commit, branch, dirty, hash of the changes) and
+which tool tested it; `status` shows it and warns when the tree has changed since."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from clikit import git, invoke
+from testkit import assert_valid_manifest, py, write_config
+
+from codex_orchestrator import __version__
+from codex_orchestrator.runs import provenance
+from codex_orchestrator.runs.layout import Roots
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    write_config(
+        root,
+        {
+            "default_pipeline": "ci",
+            "pipelines": [{"id": "ci", "stages": [{"id": "test", "command": py("pass")}]}],
+        },
+    )
+    (root / "app.py").write_text("X = 1\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "first")
+    return root
+
+
+def _head(repo: Path) -> str:
+    return git(repo, "rev-parse", "HEAD").strip()
+
+
+def _start(repo: Path) -> dict:  # type: ignore[type-arg]
+    result = invoke("start", "--format", "json", "--repo", str(repo))
+    assert result.exit_code == 0, result.stdout + result.stderr
+    view = json.loads(result.stdout)
+    manifest = json.loads(Path(view["manifest"]).read_text())
+    assert_valid_manifest(manifest)
+    return manifest  # type: ignore[no-any-return]
+
+
+def test_a_clean_tree(repo: Path) -> None:
+    state = provenance.tree_state(repo)
+    assert state == {
+        "vcs": "git",
+        "reason": None,
+        "commit": _head(repo),
+        "branch": "main",
+        "dirty": False,
+        "changes_sha256": None,
+        "untracked_files": 0,
+    }
+
+
+def test_the_changes_hash_covers_tracked_and_untracked_files_but_not_the_runs_roots(repo: Path) -> None:
+    roots = Roots.resolve(repo)
+    exclude = (roots.runs, roots.out)
+    (repo / "app.py").write_text("X = 2\n")
+    first = provenance.tree_state(repo, exclude)
+    assert first["dirty"] is True and len(first["changes_sha256"]) == 64
+    assert provenance.tree_state(repo, exclude) == first  # deterministic, and it wrote nothing
+    (repo / "app.py").write_text("X = 3\n")
+    second = provenance.tree_state(repo, exclude)
+    assert second["changes_sha256"] != first["changes_sha256"]
+    (repo / "notes.txt").write_text("a\n")
+    third = provenance.tree_state(repo, exclude)
+    assert third["untracked_files"] == 1 and third["changes_sha256"] != second["changes_sha256"]
+    (repo / "notes.txt").write_text("b\n")  # same name, other content: another hash
+    assert provenance.tree_state(repo, exclude)["changes_sha256"] != third["changes_sha256"]
+    (repo / "notes.txt").write_text("a\n")
+    # run records (even without their .gitignore) never change the hash
+    (repo / ".runs" / "t").mkdir(parents=True)
+    (repo / ".runs" / "t" / "x.json").write_text("{}")
+    assert provenance.tree_state(repo, exclude) == third
+
+
+def test_outside_git_the_fields_say_so(tmp_path: Path) -> None:
+    state = provenance.tree_state(tmp_path)
+    assert state["vcs"] is None and state["reason"] == "not a git repository"
+    assert state["commit"] is None and state["dirty"] is None
+    assert provenance.describe({**state, "tool_version": "x", "pyz_sha256": None}) == (
+        "no commit recorded (not a git repository)"
+    )
+
+
+def test_a_repository_without_commits(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q")
+    (tmp_path / "a.txt").write_text("a")
+    state = provenance.tree_state(tmp_path)
+    assert state["vcs"] == "git" and state["commit"] is None and state["reason"] == "no commit yet"
+    assert state["dirty"] is True and state["changes_sha256"]
+
+
+def test_every_manifest_records_provenance(repo: Path) -> None:
+    clean = _start(repo)
+    prov = clean["provenance"]
+    assert prov["commit"] == _head(repo) and prov["branch"] == "main" and prov["dirty"] is False
+    assert prov["tool_version"] == __version__ and prov["pyz_sha256"] is None  # not from a .pyz
+    (repo / "app.py").write_text("X = 9\n")
+    dirty = _start(repo)["provenance"]
+    assert dirty["dirty"] is True and dirty["changes_sha256"] and dirty["commit"] == _head(repo)
+
+
+def test_the_pyz_hash_is_recorded(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+
+    from codex_orchestrator import runtime
+
+    archive = tmp_path / "tool.pyz"
+    archive.write_bytes(b"PK fake archive")
+    monkeypatch.setattr(runtime, "pyz_path", lambda: archive)
+    provenance.pyz_sha256.cache_clear()
+    try:
+        manifest = _start(repo)
+    finally:
+        provenance.pyz_sha256.cache_clear()
+    expected = hashlib.sha256(b"PK fake archive").hexdigest()
+    assert manifest["provenance"]["pyz_sha256"] == expected and manifest["tool"]["pyz_sha256"] == expected
+
+
+def test_status_shows_what_was_tested_and_warns_when_the_tree_changed(repo: Path) -> None:
+    (repo / "app.py").write_text("X = 5\n")
+    run_id = _start(repo)["run_id"]
+    status = invoke("status", "--run", run_id, "--repo", str(repo))
+    assert f"tested    {_head(repo)[:7]} on main (+ uncommitted changes)\n" in status.stdout
+    assert "warning" not in status.stderr
+    (repo / "app.py").write_text("X = 6\n")
+    status = invoke("status", "--run", run_id, "--repo", str(repo))
+    assert status.exit_code == 0
+    assert status.stderr.startswith(
+        "warning: the tree has changed since this run (the uncommitted changes differ)"
+    )
+    as_json = json.loads(invoke("status", "--run", run_id, "--repo", str(repo), "--json").stdout)
+    assert as_json["tree_changed"] == "the uncommitted changes differ"
+    assert as_json["provenance"]["commit"] == _head(repo)
+    assert as_json["tested"] == f"tested {_head(repo)[:7]} on main (+ uncommitted changes)"
+    git(repo, "commit", "-qam", "second")
+    moved = json.loads(invoke("status", "--run", run_id, "--repo", str(repo), "--json").stdout)
+    assert moved["tree_changed"].startswith("HEAD moved from ")
+
+
+def test_an_old_manifest_without_provenance_stays_readable(repo: Path) -> None:
+    manifest = _start(repo)
+    path = Path(manifest["run_dir"]) / "manifest.json"
+    del manifest["provenance"]
+    del manifest["tool"]["pyz_sha256"]
+    assert_valid_manifest(manifest)  # optional in the schema
+    path.write_text(json.dumps(manifest))
+    status = invoke("status", "--run", manifest["run_id"], "--repo", str(repo))
+    assert status.exit_code == 0 and "tested    no provenance recorded" in status.stdout
+    assert status.stderr == ""
+
+
+def test_outside_git_a_run_says_so_and_succeeds(tmp_path: Path) -> None:
+    write_config(
+        tmp_path,
+        {
+            "default_pipeline": "ci",
+            "pipelines": [{"id": "ci", "stages": [{"id": "a", "command": py("pass")}]}],
+        },
+    )
+    manifest = _start(tmp_path)
+    assert manifest["status"] == "succeeded"
+    assert (
+        manifest["provenance"]["vcs"] is None and manifest["provenance"]["reason"] == "not a git repository"
+    )
+    status = invoke("status", "--run", manifest["run_id"], "--repo", str(tmp_path))
+    assert "tested    no commit recorded (not a git repository)" in status.stdout
+
+
+def test_a_resume_records_the_tree_it_tests(repo: Path) -> None:
+    marker = repo / "fixed"
+    write_config(
+        repo,
+        {
+            "default_pipeline": "ci",
+            "pipelines": [
+                {
+                    "id": "ci",
+                    "stages": [
+                        {
+                            "id": "test",
+                            "command": py(
+                                f"import os, sys; sys.exit(0 if os.path.exists({str(marker)!r}) else 1)"
+                            ),
+                        }
+                    ],
+                }
+            ],
+        },
+    )
+    git(repo, "commit", "-qam", "config")
+    result = invoke("start", "--format", "json", "--repo", str(repo))
+    run_id = json.loads(result.stdout)["run_id"]
+    marker.write_text("")
+    (repo / "app.py").write_text("X = 7\n")
+    resumed = invoke("resume", "--run", run_id, "--format", "json", "--repo", str(repo))
+    assert resumed.exit_code == 0, resumed.stdout
+    manifest = json.loads(Path(json.loads(resumed.stdout)["manifest"]).read_text())
+    assert manifest["provenance"]["dirty"] is True
+    assert manifest["provenance"]["resumed_tree_changed"] == "files changed; the run tested a clean tree"
+
+
+def test_without_git_installed_nothing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(provenance.shutil, "which", lambda _name: None)
+    state = provenance.tree_state(tmp_path)
+    assert state["vcs"] is None and state["reason"] == "git is not installed"

@@ -138,6 +138,19 @@ def test_parallel_goals_run_in_private_worktrees_of_the_current_tree(
     assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
     assert list(private_tmp.iterdir()) == []
 
+    # again, now that the (ignored) runs and state roots exist; and with them not ignored
+    for barrier in (tmp_path / "barrier").iterdir():
+        barrier.unlink()
+    again = invoke("goals", "run", "probe@api", "probe@web", "--json", "--repo", str(repo))
+    assert again.exit_code == 0, again.stdout
+    (repo / ".gitignore").unlink()
+    for barrier in (tmp_path / "barrier").iterdir():
+        barrier.unlink()
+    third = invoke("goals", "run", "probe@api", "probe@web", "--json", "--repo", str(repo))
+    assert third.exit_code == 0, third.stdout
+    assert json.loads(third.stdout)["succeeded"] == 2
+    assert list(private_tmp.iterdir()) == []
+
 
 def test_in_place_runs_in_the_working_tree(tmp_path: Path, private_tmp: Path) -> None:
     repo = make_mono(tmp_path)

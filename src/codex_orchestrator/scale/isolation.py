@@ -100,7 +100,11 @@ class Workspaces:
         specs = []
         for root in (self.source.runs, self.source.out):
             if top in root.parents:
-                specs.append(f":(exclude){root.relative_to(top).as_posix()}")
+                rel = root.relative_to(top).as_posix()
+                # `git add` refuses a pathspec naming an ignored path (an excluding one too): an ignored
+                # root is left out anyway
+                if not self._git("check-ignore", "-q", "--", rel).ok:
+                    specs.append(f":(exclude){rel}")
         return specs
 
     def create(self, label: str) -> Workspace:
@@ -179,7 +183,8 @@ def _sha(res: ProbeResult, what: str) -> str:
 
 
 def _git_failed(what: str, res: ProbeResult) -> RepoError:
-    detail = (res.output.strip().splitlines() or [res.error or "no output"])[-1]
+    lines = res.output.strip().splitlines() or [res.error or "no output"]
+    detail = next((line for line in lines if line.startswith(("fatal:", "error:"))), lines[-1])
     return RepoError(
         f"git could not {what} for an isolated goal: {detail}",
         hint="fix the repository (see `git status`), or run the goals in the working tree with --in-place",

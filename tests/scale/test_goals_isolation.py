@@ -276,3 +276,18 @@ def test_goals_plan_without_projects_is_the_default_pipeline(tmp_path: Path) -> 
             {"goal": "ok", "name": "ok", "pipeline": "ok", "project": "", "task": "default", "folder": "."}
         ]
     }
+
+
+def test_a_folder_git_ignores_is_copied_not_checked_out(tmp_path: Path, private_tmp: Path) -> None:
+    outer = tmp_path / "outer"
+    outer.mkdir()
+    git(outer, "init", "-q")
+    (outer / ".gitignore").write_text("scratch/\n")
+    git(outer, "add", "-A")
+    git(outer, "commit", "-qm", "init")
+    repo = outer / "scratch" / "repo"
+    repo.mkdir(parents=True)
+    write_config(repo, {"pipelines": [{"id": "ok", "stages": [{"id": "a", "command": py("pass")}]}]})
+    result = invoke("goals", "run", "ok", "--json", "--repo", str(repo))
+    assert result.exit_code == 0, result.stdout
+    assert json.loads(result.stdout)["isolation"] == "copy"

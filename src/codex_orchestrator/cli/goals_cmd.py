@@ -24,7 +24,9 @@ def render(result: dict[str, Any]) -> str:
         dur = g["duration_seconds"]
         note = g.get("failed_stage") and f"stage {g['failed_stage']} failed"
         if g.get("lost"):
-            note = "its runner stopped without finishing; `resume` it"
+            note = "its runner stopped without finishing; " + (
+                "`resume` it" if result.get("isolation") == "in-place" else "run the goal again"
+            )
         if g.get("error"):
             note = g["error"]["message"]
         rows.append(

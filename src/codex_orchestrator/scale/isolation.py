@@ -172,7 +172,13 @@ def _git_toplevel(repo: Path) -> Path | None:
     if not res.ok or not res.output.strip():
         return None
     top = Path(res.output.strip().splitlines()[-1]).resolve()
-    return top if repo == top or top in repo.parents else None
+    if repo != top and top not in repo.parents:
+        return None
+    if repo != top:  # a folder git ignores would be missing from the worktree: copy it instead
+        ignored = run_probe(["git", "-C", str(top), "check-ignore", "-q", "--", str(repo.relative_to(top))])
+        if ignored.ok:
+            return None
+    return top
 
 
 def _sha(res: ProbeResult, what: str) -> str:

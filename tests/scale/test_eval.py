@@ -82,7 +82,7 @@ def test_eval_text_table(tmp_path: Path) -> None:
             {"stages": {"build": "succeeded", "test": "failed", "spec-guard": "succeeded"}},
             "stage test: expected failed, got succeeded",
         ),
-        ({"lint": []}, "lint: unexpected mutable-default-arg at calc/__init__.py:14"),
+        ({"lint": []}, "lint: unexpected mutable-default-arg at calc/__init__.py:15"),
         ({"codemods": {"none-comparison": []}}, "codemod none-comparison: expected changes in [], got"),
         ({"adapters": ["node"]}, "adapters: expected ['node'], detected ['python']"),
     ],

@@ -35,6 +35,9 @@ MEET = (
 )
 
 
+TASKS = [f"t{i}" for i in range(5)]
+
+
 @pytest.fixture
 def goals_repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
@@ -52,7 +55,10 @@ def goals_repo(tmp_path: Path) -> Path:
                 },
                 {"id": "bad", "stages": [{"id": "boom", "command": py("import sys; sys.exit(4)")}]},
                 {"id": "slow", "stages": [{"id": "wait", "command": py("import time; time.sleep(60)")}]},
-            ]
+            ],
+            # PIPELINE@NAME resolves through the projects: these all run the root's pipelines, each
+            # under its own task
+            "projects": {name: {"path": "."} for name in ("alpha", "beta", "a", "b", "c", *TASKS)},
         },
     )
     return root
@@ -99,7 +105,7 @@ def test_two_goals_run_as_two_normal_runs(goals_repo: Path) -> None:
 
 
 def test_five_goals_never_exceed_max_parallel_two(goals_repo: Path) -> None:
-    specs = [f"meet@t{i}" for i in range(5)]
+    specs = [f"meet@{t}" for t in TASKS]
     result = invoke("goals", "run", *specs, "--max-parallel", "2", "--repo", str(goals_repo))
     assert result.exit_code == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
@@ -151,7 +157,12 @@ def test_bad_goals_are_refused_before_anything_runs(goals_repo: Path) -> None:
     unsafe = invoke("goals", "run", "ok@../x", "--json", "--repo", str(goals_repo))
     assert unsafe.exit_code == 2 and json.loads(unsafe.stdout)["error"]["code"] == "invalid_id"
     empty_task = invoke("goals", "run", "ok@", "--repo", str(goals_repo))
-    assert empty_task.exit_code == 2 and "is not PIPELINE or PIPELINE@TASK" in empty_task.stderr
+    assert (
+        empty_task.exit_code == 2
+        and "is not PIPELINE, PIPELINE@PROJECT or PIPELINE@TASK" in empty_task.stderr
+    )
+    no_project = invoke("goals", "run", "ok@a", "ok@nowhere", "--repo", str(goals_repo))
+    assert no_project.exit_code == 3 and "'nowhere' is not a project or a project's task" in no_project.stderr
     assert invoke("goals", "run", "--repo", str(goals_repo)).exit_code == 2  # no goal at all
     assert not (goals_repo / ".runs").exists()
     with pytest.raises(UsageError):

@@ -37,11 +37,9 @@ class OptionalDependency:
 
 
 # Heavy dependencies that features use when present; never bundled, never imported at start-up.
-OPTIONAL_DEPENDENCIES: tuple[OptionalDependency, ...] = (
-    OptionalDependency(
-        "libcst", "libcst", "format-preserving codemods in the learning library (ast-based ones need nothing)"
-    ),
-)
+# None today: the learning library's codemods keep formatting with ast + tokenize text edits, so libcst
+# has no job and is not reported.
+OPTIONAL_DEPENDENCIES: tuple[OptionalDependency, ...] = ()
 
 TOOL_FIXES = {
     "ruff": "python3 -m pip install ruff",

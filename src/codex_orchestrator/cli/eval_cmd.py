@@ -44,7 +44,8 @@ def render(result: dict[str, Any]) -> str:
     "fixtures_dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Folder of fixture repositories, each with an expect.json (default: <repo>/tests/fixtures/eval).",
+    help="Folder of fixture repositories, each with an expect.json "
+    "(default: <repo>/.codex-orchestrator/eval, made by `init codex --eval`).",
 )
 @click.option("--keep", is_flag=True, help="Keep each fixture's temporary copy (with its .runs/) to inspect.")
 @repo_option
@@ -61,18 +62,27 @@ def eval_(
     """Run each fixture's pipeline on a temporary copy and compare status, stages, lint findings and
     codemod changes with its expect.json. Prints a table; exits 1 on any mismatch.
 
+    A fixture is a folder holding a small repository and its expect.json; the format is in
+    .codex-orchestrator/eval/README.md (scaffolded with an example by `init codex --eval`). Lint
+    findings include the repository's own patterns (.codex-orchestrator/patterns).
+
     \b
     Examples:
       codex-orchestrator eval
-      codex-orchestrator eval python-fail --keep
+      codex-orchestrator eval example-python --keep
       codex-orchestrator eval --fixtures path/to/fixtures --format json
     """
-    from codex_orchestrator.scale import evaluation
+    from codex_orchestrator.scale import evaluation, patterns
 
     as_json = wants_json(fmt, json_flag)
-    folder = fixtures_dir if fixtures_dir is not None else roots(repo).repo / evaluation.DEFAULT_FIXTURES
+    repo_root = roots(repo).repo
+    folder = fixtures_dir if fixtures_dir is not None else evaluation.default_fixtures(repo_root)
     result = evaluation.run_eval(
-        folder.resolve(), list(names) or None, keep=keep, reporter=None if as_json else output.diag
+        folder.resolve(),
+        list(names) or None,
+        keep=keep,
+        reporter=None if as_json else output.diag,
+        lib=patterns.library(repo_root),
     )
     if as_json:
         output.emit_json(result)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -23,7 +24,9 @@ def render(result: dict[str, Any]) -> str:
         dur = g["duration_seconds"]
         note = g.get("failed_stage") and f"stage {g['failed_stage']} failed"
         if g.get("lost"):
-            note = "its runner stopped without finishing; `resume` it"
+            note = "its runner stopped without finishing; " + (
+                "`resume` it" if result.get("isolation") == "in-place" else "run the goal again"
+            )
         if g.get("error"):
             note = g["error"]["message"]
         rows.append(
@@ -43,6 +46,55 @@ def render(result: dict[str, Any]) -> str:
     return f"{table}\n\n{tail}"
 
 
+def render_plan(jobs: list[dict[str, Any]]) -> str:
+    rows = [
+        [j["goal"], j["pipeline_id"], j["project"] or "-", j["task_id"], j["folder"], ", ".join(j["stages"])]
+        for j in jobs
+    ]
+    return output.table(rows, ["GOAL", "PIPELINE", "PROJECT", "TASK", "FOLDER", "STAGES"])
+
+
+@goals.command("plan")
+@click.argument("goal_specs", metavar="[GOAL]...", nargs=-1)
+@click.option(
+    "--pipeline",
+    "pipeline_id",
+    default=None,
+    help="Without GOALs: run this pipeline in every project (default: each project's default pipeline).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github-matrix"]),
+    default="text",
+    show_default=True,
+    help='github-matrix prints {"include": [...]} for a workflow\'s strategy.matrix (via fromJSON).',
+)
+@click.option("--json", "json_flag", is_flag=True, default=False, help="Same as --format json.")
+@repo_option
+@guarded
+def plan(
+    goal_specs: tuple[str, ...], pipeline_id: str | None, repo: str | None, fmt: str, json_flag: bool
+) -> None:
+    """Resolve goals (default: one per project of the config) and print them; runs nothing.
+
+    \b
+    Examples:
+      codex-orchestrator goals plan
+      codex-orchestrator goals plan --format github-matrix
+      codex-orchestrator goals plan lint@api test@web --json
+    """
+    r = roots(repo)
+    specs = list(goal_specs) or core.default_goals(r, pipeline_id)
+    jobs = core.plan_goals(r, specs)
+    if fmt == "github-matrix":
+        output.emit(json.dumps(core.github_matrix(jobs), separators=(",", ":")))
+    elif wants_json(fmt, json_flag):
+        output.emit_json({"repo": str(r.repo), "jobs": jobs})
+    else:
+        output.emit(render_plan(jobs))
+
+
 @goals.command("run")
 @click.argument("goal_specs", metavar="GOAL...", nargs=-1, required=True)
 @click.option(
@@ -52,6 +104,11 @@ def render(result: dict[str, Any]) -> str:
     help="Most runs in flight at once (default: the number of CPUs).",
 )
 @click.option("--dry-run", is_flag=True, help="List the planned jobs; run nothing.")
+@click.option(
+    "--in-place",
+    is_flag=True,
+    help="Run every goal in this working tree (no private worktree or copy per goal).",
+)
 @repo_option
 @format_options
 @guarded
@@ -59,18 +116,24 @@ def run(
     goal_specs: tuple[str, ...],
     max_parallel: int | None,
     dry_run: bool,
+    in_place: bool,
     repo: str | None,
     fmt: str,
     json_flag: bool,
 ) -> None:
-    """Run each GOAL (PIPELINE or PIPELINE@TASK) as its own run, at most --max-parallel at a time.
+    """Run each GOAL (PIPELINE, PIPELINE@PROJECT or PIPELINE@TASK) as its own run, at most
+    --max-parallel at a time.
 
-    Every goal is a normal run with its own manifest. Progress goes to stderr, one combined summary to
-    stdout. Exits 1 if any goal did not succeed. Ctrl-C cancels every run still in flight.
+    @PROJECT (or a project's task id) runs in that project's folder, as declared under "projects" in
+    codex.orchestrator.json. Each goal runs in its own temporary git worktree of the current tree
+    (uncommitted and untracked files included; a copy outside git), removed afterwards; --in-place runs
+    them all in this working tree. Every goal is a normal run with its own manifest, under this
+    repository's runs folder. Progress goes to stderr, one combined summary to stdout. Exits 1 if any
+    goal did not succeed. Ctrl-C cancels every run still in flight.
 
     \b
     Examples:
-      codex-orchestrator goals run diagnostics@api diagnostics@web test@nightly --max-parallel 2
+      codex-orchestrator goals run diagnostics@api diagnostics@web --max-parallel 2
       codex-orchestrator goals run lint test --dry-run
     """
     as_json = wants_json(fmt, json_flag)
@@ -81,12 +144,11 @@ def run(
         if as_json:
             output.emit_json({"dry_run": True, "max_parallel": bound, "jobs": jobs})
             return
-        rows = [[j["goal"], j["pipeline_id"], j["task_id"], ", ".join(j["stages"])] for j in jobs]
-        output.emit(output.table(rows, ["GOAL", "PIPELINE", "TASK", "STAGES"]))
+        output.emit(render_plan(jobs))
         output.diag(f"would run {len(jobs)} goal(s), at most {bound} at a time; nothing was started")
         return
     reporter = None if as_json else output.diag
-    result = core.run_goals(r, list(goal_specs), max_parallel=bound, reporter=reporter)
+    result = core.run_goals(r, list(goal_specs), max_parallel=bound, in_place=in_place, reporter=reporter)
     if as_json:
         output.emit_json(result)
     else:

@@ -54,10 +54,18 @@ def render_report(report: dict[str, Any]) -> str:
 )
 @click.option("--force", is_flag=True, help="Replace existing files, keeping each old one as <name>.bak.")
 @click.option("--dry-run", is_flag=True, help="Show the plan and write nothing.")
+@click.option(
+    "--eval",
+    "with_eval",
+    is_flag=True,
+    help="Also scaffold an example eval fixture (and the fixture format) in .codex-orchestrator/eval/.",
+)
 @click.option("--today", hidden=True, type=click.DateTime(["%Y-%m-%d"]), default=None)
 @format_options
 @guarded
-def codex(cwd: Path | None, force: bool, dry_run: bool, today: Any, fmt: str, json_flag: bool) -> None:
+def codex(
+    cwd: Path | None, force: bool, dry_run: bool, with_eval: bool, today: Any, fmt: str, json_flag: bool
+) -> None:
     """Write AGENTS.md, a starter codex.orchestrator.json, a Codex MCP registration snippet and the
     planning templates (PRD, tech spec, action plan, checklist, mini-spec, tasks/index.json).
 
@@ -73,6 +81,10 @@ def codex(cwd: Path | None, force: bool, dry_run: bool, today: Any, fmt: str, js
     as_json = wants_json(fmt, json_flag)
     target = cwd if cwd is not None else roots(None).repo
     the_plan = init_codex.plan(target, force=force, today=today.date() if today else None)
+    if with_eval:
+        from codex_orchestrator.scale import eval_example
+
+        eval_example.add_to_plan(the_plan, force=force)
     if not dry_run:
         init_codex.apply(the_plan)
     report = the_plan.to_dict()

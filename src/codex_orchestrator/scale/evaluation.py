@@ -1,6 +1,7 @@
 """The evaluation harness: run pipelines over fixture repositories and compare each outcome with the
-fixture's `expect.json`. A regression harness for the orchestrator itself (adapters, runner, guardrails)
-and for the learning library (its lint rules and codemods run on the same fixtures).
+fixture's `expect.json`. For a repository's own regression fixtures (`.codex-orchestrator/eval/`, the
+format is in its README, scaffolded by `init codex --eval`) and for the orchestrator itself (adapters,
+runner, guardrails, and the learning library: its lint rules and codemods run on the same fixtures).
 
 Each fixture is copied to a temporary folder first; the source tree is never written.
 """
@@ -20,10 +21,12 @@ from codex_orchestrator.errors import ConfigError, OrchestratorError, RepoError,
 from codex_orchestrator.pipelines import adapters
 from codex_orchestrator.runs import lifecycle
 from codex_orchestrator.runs.layout import Roots
-from codex_orchestrator.scale import patterns
+from codex_orchestrator.scale import eval_example, patterns
 
 EXPECT_FILE = "expect.json"
-DEFAULT_FIXTURES = Path("tests") / "fixtures" / "eval"
+DEFAULT_FIXTURES = Path(eval_example.FOLDER)
+# Looked at after DEFAULT_FIXTURES (codex-orchestrator's own fixtures live there).
+FALLBACK_FIXTURES = Path("tests") / "fixtures" / "eval"
 EVAL_TASK = "eval"
 SCHEMA_VERSION = 1
 _KEYS = {"schema_version", "description", "pipeline", "status", "adapters", "stages", "lint", "codemods"}
@@ -78,8 +81,19 @@ class Outcome:
         }
 
 
+def default_fixtures(repo: Path) -> Path:
+    """`<repo>/.codex-orchestrator/eval`, else `<repo>/tests/fixtures/eval` when only that exists."""
+    primary = repo / DEFAULT_FIXTURES
+    fallback = repo / FALLBACK_FIXTURES
+    return fallback if not primary.is_dir() and fallback.is_dir() else primary
+
+
 def _bad(path: Path, message: str) -> ConfigError:
-    return ConfigError(f"{path}: {message}", hint=f"fix {path.name} (see tests/fixtures/eval/README.md)")
+    return ConfigError(
+        f"{path}: {message}",
+        hint=f"fix {path.name} (the format: {DEFAULT_FIXTURES.as_posix()}/README.md after "
+        "`codex-orchestrator init codex --eval`, or the README's `Evaluation fixtures`)",
+    )
 
 
 def _str_list(path: Path, key: str, value: object) -> list[str]:
@@ -88,7 +102,7 @@ def _str_list(path: Path, key: str, value: object) -> list[str]:
     return list(value)
 
 
-def load_expectation(fixture: Path) -> Expectation:
+def load_expectation(fixture: Path, lib: patterns.Library | None = None) -> Expectation:
     """Read and check one fixture's expect.json."""
     path = fixture / EXPECT_FILE
     try:
@@ -129,7 +143,7 @@ def load_expectation(fixture: Path) -> Expectation:
             raise _bad(path, "codemods must map a codemod name to the files it changes")
         codemods = {k: _str_list(path, f"codemods.{k}", v) for k, v in data["codemods"].items()}
         for name in codemods:
-            if name not in patterns.CODEMODS:
+            if name not in (lib.codemods if lib is not None else patterns.CODEMODS):
                 raise _bad(path, f"codemods: {name!r} is not a codemod of the library")
     return Expectation(
         name=fixture.name,
@@ -144,12 +158,16 @@ def load_expectation(fixture: Path) -> Expectation:
     )
 
 
-def discover(fixtures_dir: Path, names: list[str] | None = None) -> list[Expectation]:
+def discover(
+    fixtures_dir: Path, names: list[str] | None = None, lib: patterns.Library | None = None
+) -> list[Expectation]:
     """Every fixture (a folder with an expect.json) under `fixtures_dir`, sorted; or the named ones."""
     if not fixtures_dir.is_dir():
         raise RepoError(
             f"no fixtures folder at {fixtures_dir}",
-            hint="pass --fixtures DIR (a folder of fixture repositories, each with an expect.json)",
+            hint="`codex-orchestrator init codex --eval` scaffolds an example fixture in "
+            f"{DEFAULT_FIXTURES.as_posix()}/; or pass --fixtures DIR (a folder of fixture repositories, "
+            "each with an expect.json)",
         )
     found = sorted(p for p in fixtures_dir.iterdir() if p.is_dir() and (p / EXPECT_FILE).is_file())
     if names:
@@ -163,11 +181,11 @@ def discover(fixtures_dir: Path, names: list[str] | None = None) -> list[Expecta
         found = [by_name[n] for n in names]
     if not found:
         raise RepoError(f"no fixtures (folders with {EXPECT_FILE}) in {fixtures_dir}", hint="add one")
-    return [load_expectation(p) for p in found]
+    return [load_expectation(p, lib) for p in found]
 
 
-def _compare_lint(exp: Expectation, work: Path, out: Outcome) -> None:
-    result = patterns.lint(work)
+def _compare_lint(exp: Expectation, work: Path, out: Outcome, lib: patterns.Library | None) -> None:
+    result = patterns.lint(work, lib=lib)
     out.lint_findings = len(result["findings"])
     for err in result["errors"]:
         out.mismatches.append(f"lint could not read {err['relpath']}: {err['message']}")
@@ -181,9 +199,9 @@ def _compare_lint(exp: Expectation, work: Path, out: Outcome) -> None:
         out.mismatches.append(f"lint: unexpected {rule} at {rel}:{line}")
 
 
-def _compare_codemods(exp: Expectation, work: Path, out: Outcome) -> None:
+def _compare_codemods(exp: Expectation, work: Path, out: Outcome, lib: patterns.Library | None) -> None:
     for name, files in sorted((exp.codemods or {}).items()):
-        result = patterns.apply(name, work, dry_run=True)
+        result = patterns.apply(name, work, dry_run=True, lib=lib)
         got = sorted(c["relpath"] for c in result["changed"])
         if got != sorted(files):
             out.mismatches.append(f"codemod {name}: expected changes in {sorted(files)}, got {got}")
@@ -203,7 +221,13 @@ def _compare_run(exp: Expectation, view: Mapping[str, Any], out: Outcome) -> Non
                 out.mismatches.append(f"stage {sid}: expected {want}, got {have}")
 
 
-def evaluate(exp: Expectation, *, keep: bool = False, clock: Clock = SYSTEM_CLOCK) -> Outcome:
+def evaluate(
+    exp: Expectation,
+    *,
+    keep: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
+    lib: patterns.Library | None = None,
+) -> Outcome:
     """Copy one fixture to a temporary folder, run its pipeline and patterns there, and compare."""
     out = Outcome(exp.name, exp.description, exp.pipeline, exp.status)
     tmp = Path(tempfile.mkdtemp(prefix=f"codex-orch-eval-{exp.name}-"))
@@ -214,8 +238,8 @@ def evaluate(exp: Expectation, *, keep: bool = False, clock: Clock = SYSTEM_CLOC
         if exp.adapters is not None and out.adapters != exp.adapters:
             out.mismatches.append(f"adapters: expected {exp.adapters}, detected {out.adapters}")
         # patterns first, on the pristine copy
-        _compare_lint(exp, work, out)
-        _compare_codemods(exp, work, out)
+        _compare_lint(exp, work, out, lib)
+        _compare_codemods(exp, work, out, lib)
         roots = Roots(repo=work, runs=work / ".runs", out=work / "out")
         try:
             view = lifecycle.start_run(roots, exp.pipeline, task_id=EVAL_TASK, clock=clock)
@@ -239,15 +263,17 @@ def run_eval(
     keep: bool = False,
     reporter: Callable[[str], None] | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    lib: patterns.Library | None = None,
 ) -> dict[str, Any]:
-    """Evaluate every fixture (all expectations are checked before anything runs)."""
-    expectations = discover(fixtures_dir, names)
+    """Evaluate every fixture (all expectations are checked before anything runs). `lib`: the patterns
+    to lint with (default: the built-ins)."""
+    expectations = discover(fixtures_dir, names, lib)
     outcomes: list[Outcome] = []
     interrupted = False
     for exp in expectations:
         if reporter is not None:
             reporter(f"eval {exp.name}: {exp.pipeline} ...")
-        outcome = evaluate(exp, keep=keep, clock=clock)
+        outcome = evaluate(exp, keep=keep, clock=clock, lib=lib)
         outcomes.append(outcome)
         if reporter is not None:
             reporter(f"eval {exp.name}: {'ok' if outcome.ok else 'MISMATCH'}")

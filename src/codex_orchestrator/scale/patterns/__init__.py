@@ -1,36 +1,58 @@
 """The learning library: versioned codemods and lint rules for Python sources, on the standard `ast`.
 
-`catalog()` reads the bundled `index.json`; `lint(path)` reports findings; `apply(name, path)` rewrites
-files in place (atomically) or, with `dry_run`, only computes the unified diff. Nothing outside `path`
-is read or written: the walk does not follow symbolic links, and a symlinked file is skipped.
+`catalog()` reads the bundled `index.json` (plus a repository's own patterns, `user.py`); `lint(path)`
+reports findings; `apply(name, path)` rewrites files in place (atomically) or, with `dry_run`, only
+computes the unified diff. A codemod that can change behaviour (`safe: false`) is only reported unless
+`unsafe=True`. `# noqa` / `# noqa: <its ruff code>` and `# patterns: ignore[...]` on a line exempt that
+line. Nothing outside `path` is read or written: the walk does not follow symbolic links, and a
+symlinked file is skipped. `selftest()` checks every pattern against its own example.
+
+The edits are text edits placed by `ast` and `tokenize` positions, so every byte the pattern is not
+about (comments, spacing, quotes, line endings) is kept; libcst is not needed and not used.
 """
 
 from __future__ import annotations
 
 import ast
+import bisect
 import difflib
 import json
 import os
 import re
 import stat
+import tempfile
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from codex_orchestrator import resources
-from codex_orchestrator.errors import AssetError, RepoError, UsageError
+from codex_orchestrator.errors import AssetError, ConfigError, RepoError, UsageError
 from codex_orchestrator.runs.store import atomic_write_bytes
+from codex_orchestrator.scale.patterns import user
 from codex_orchestrator.scale.patterns._source import Source, apply_edits, same_tree
-from codex_orchestrator.scale.patterns.codemods import CODEMODS
-from codex_orchestrator.scale.patterns.lint import LINT_RULES, suppressed
+from codex_orchestrator.scale.patterns.codemods import CODEMODS, Codemod
+from codex_orchestrator.scale.patterns.lint import LINT_RULES, LintRule, suppressed
 
 INDEX_SCHEMA_VERSION = 1
 SKIP_DIRS = frozenset({"__pycache__", "node_modules", "venv", "site-packages"})
 _SEMVER = re.compile(r"^\d+\.\d+\.\d+$")
 _BOM = b"\xef\xbb\xbf"
+USER_FOLDER = user.FOLDER
 
-__all__ = ["CODEMODS", "LINT_RULES", "PatternNotFoundError", "apply", "catalog", "get", "lint"]
+__all__ = [
+    "CODEMODS",
+    "LINT_RULES",
+    "USER_FOLDER",
+    "Library",
+    "PatternNotFoundError",
+    "apply",
+    "catalog",
+    "get",
+    "library",
+    "lint",
+    "selftest",
+]
 
 
 class PatternNotFoundError(UsageError):
@@ -60,26 +82,67 @@ def _index() -> dict[str, Any]:
     for entry in data["patterns"]:
         if not _SEMVER.match(str(entry.get("version", ""))):
             raise AssetError(f"pattern {entry['name']!r} has no X.Y.Z version in index.json")
+        if "ruff" not in entry or (entry["kind"] == "codemod" and not isinstance(entry.get("safe"), bool)):
+            raise AssetError(f"pattern {entry['name']!r} needs `ruff` (and, for a codemod, `safe`)")
     return data
 
 
-def catalog() -> dict[str, Any]:
-    """The library's version and every pattern's metadata (name, kind, version, summary, example)."""
+@dataclass(frozen=True)
+class Library:
+    """The built-in patterns and, when a repository is given, its own (`.codex-orchestrator/patterns`)."""
+
+    entries: dict[str, dict[str, Any]]
+    codemods: dict[str, Codemod]
+    rules: dict[str, LintRule]
+    repo: Path | None = None
+
+    def get(self, name: str) -> dict[str, Any]:
+        try:
+            return dict(self.entries[name])
+        except KeyError:
+            known = ", ".join(self.entries)
+            raise PatternNotFoundError(
+                f"no pattern named {name!r}; known: {known}", hint="see `patterns list`"
+            ) from None
+
+
+def library(repo: Path | None = None) -> Library:
+    """Every pattern: the built-ins, then `repo`'s own ones (running their code: see `user.py`)."""
+    entries = {
+        p["name"]: {**p, "safe": p.get("safe", True), "source": "builtin"} for p in _index()["patterns"]
+    }
+    codemods: dict[str, Codemod] = dict(CODEMODS)
+    rules: dict[str, LintRule] = dict(LINT_RULES)
+    for entry, impl in user.load(repo) if repo is not None else []:
+        if entry["name"] in entries:
+            raise ConfigError(
+                f"user pattern {entry['source']}: NAME {entry['name']!r} is a built-in pattern",
+                hint="give it another NAME",
+            )
+        entries[entry["name"]] = entry
+        if isinstance(impl, user.UserCodemod):
+            codemods[entry["name"]] = impl
+        else:
+            rules[entry["name"]] = impl
+    return Library(entries, codemods, rules, repo)
+
+
+def catalog(repo: Path | None = None) -> dict[str, Any]:
+    """The library's version and every pattern's metadata (name, kind, version, ruff code, safety,
+    summary, example, source)."""
     data = _index()
+    lib = library(repo)
     return {
         "library": data["library"],
         "version": data["version"],
         "schema_version": data["schema_version"],
-        "patterns": [dict(p) for p in data["patterns"]],
+        "user_folder": str(repo / USER_FOLDER) if repo is not None else None,
+        "patterns": [dict(p) for p in lib.entries.values()],
     }
 
 
-def get(name: str) -> dict[str, Any]:
-    for entry in _index()["patterns"]:
-        if entry["name"] == name:
-            return dict(entry)
-    known = ", ".join(p["name"] for p in _index()["patterns"])
-    raise PatternNotFoundError(f"no pattern named {name!r}; known: {known}", hint="see `patterns list`")
+def get(name: str, repo: Path | None = None) -> dict[str, Any]:
+    return library(repo).get(name)
 
 
 # ------------------------------------------------------------------------------------------ files
@@ -158,11 +221,12 @@ def _load(full: Path) -> _Module | str:
 # ------------------------------------------------------------------------------------------- lint
 
 
-def lint(path: Path, rules: list[str] | None = None) -> dict[str, Any]:
+def lint(path: Path, rules: list[str] | None = None, *, lib: Library | None = None) -> dict[str, Any]:
     """Run lint rules (default: all) over a file or folder; findings sorted by file and position."""
-    names = rules or sorted(LINT_RULES)
+    lib = lib or library()
+    names = rules or sorted(lib.rules)
     for name in names:
-        if get(name)["kind"] != "lint":
+        if lib.get(name)["kind"] != "lint":
             raise UsageError(f"{name!r} is a codemod, not a lint rule", hint=f"run `patterns apply {name}`")
     target = _collect(path)
     findings: list[dict[str, Any]] = []
@@ -173,8 +237,13 @@ def lint(path: Path, rules: list[str] | None = None) -> dict[str, Any]:
             errors.append({"path": target.display(rel), "relpath": rel, "message": module})
             continue
         for name in names:
-            for hit in LINT_RULES[name].check(module.source, module.tree):
-                if suppressed(module.source, hit.line, name):
+            try:
+                hits = list(lib.rules[name].check(module.source, module.tree))
+            except Exception as exc:  # a repository's own rule failed on this file
+                errors.append({"path": target.display(rel), "relpath": rel, "message": _crashed(name, exc)})
+                continue
+            for hit in hits:
+                if suppressed(module.source, hit.line, name, lib.entries[name].get("ruff")):
                     continue
                 findings.append(
                     {
@@ -202,29 +271,53 @@ def lint(path: Path, rules: list[str] | None = None) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ apply
 
 
-def _rewrite(name: str, module: _Module) -> tuple[str, int] | str | None:
+def _crashed(name: str, exc: Exception) -> str:
+    return f"pattern {name} raised {type(exc).__name__}: {exc}"
+
+
+def _line_of(source: Source, offset: int) -> int:
+    return bisect.bisect_right(source.line_starts, offset)
+
+
+def _rewrite(lib: Library, name: str, module: _Module) -> tuple[str, int] | str | None:
     """(new text, edit count), None when nothing applies, or why the file is left alone."""
-    codemod = CODEMODS[name]
-    edits = codemod.edits(module.source, module.tree)
-    if not edits:
-        return None
-    new_text = apply_edits(module.source.text, edits)
+    codemod = lib.codemods[name]
+    code = lib.entries[name].get("ruff")
     try:
-        new_tree = ast.parse(new_text)
-    except (SyntaxError, ValueError):
-        return "the rewrite would not parse; left alone"
-    expected = ast.parse(module.source.text)
-    codemod.expected(expected, {e.key for e in edits})
+        edits = [
+            e
+            for e in codemod.edits(module.source, module.tree)
+            if not suppressed(module.source, _line_of(module.source, e.start), name, code)
+        ]
+        if not edits:
+            return None
+        new_text = apply_edits(module.source.text, edits)
+        try:
+            new_tree = ast.parse(new_text)
+        except (SyntaxError, ValueError):
+            return "the rewrite would not parse; left alone"
+        expected = ast.parse(module.source.text)
+        codemod.expected(expected, {e.key for e in edits})
+    except Exception as exc:  # a repository's own codemod failed on this file
+        return _crashed(name, exc) + "; left alone"
     if not same_tree(expected, new_tree):
         return "the rewrite would change more than intended; left alone"
     return new_text, len(edits)
 
 
-def apply(name: str, path: Path, *, dry_run: bool = False) -> dict[str, Any]:
-    """Apply codemod `name` to a file or folder; each changed file is replaced atomically."""
-    entry = get(name)
+def apply(
+    name: str, path: Path, *, dry_run: bool = False, unsafe: bool = False, lib: Library | None = None
+) -> dict[str, Any]:
+    """Apply codemod `name` to a file or folder; each changed file is replaced atomically.
+
+    A codemod that can change behaviour (`safe: false`) is only reported (as a dry run) unless `unsafe`.
+    """
+    lib = lib or library()
+    entry = lib.get(name)
     if entry["kind"] != "codemod":
         raise UsageError(f"{name!r} is a lint rule, not a codemod", hint=f"run `patterns lint --rule {name}`")
+    held_back = not entry["safe"] and not unsafe and not dry_run
+    dry_run = dry_run or held_back
     target = _collect(path)
     changed: list[dict[str, Any]] = []
     skipped = list(target.skipped)
@@ -233,7 +326,7 @@ def apply(name: str, path: Path, *, dry_run: bool = False) -> dict[str, Any]:
         if isinstance(module, str):
             skipped.append({"path": target.display(rel), "reason": module})
             continue
-        outcome = _rewrite(name, module)
+        outcome = _rewrite(lib, name, module)
         if outcome is None:
             continue
         if isinstance(outcome, str):
@@ -257,8 +350,12 @@ def apply(name: str, path: Path, *, dry_run: bool = False) -> dict[str, Any]:
     return {
         "pattern": name,
         "version": entry["version"],
+        "ruff": entry.get("ruff"),
+        "safe": entry["safe"],
         "path": str(path),
         "dry_run": dry_run,
+        "held_back": held_back,  # an unsafe codemod asked to write without --unsafe: reported only
+        "caveat": entry.get("caveat") if not entry["safe"] else None,
         "files": len(target.files),
         "changed": changed,
         "edits": sum(c["edits"] for c in changed),
@@ -278,3 +375,48 @@ def _write(root: Path, full: Path, module: _Module, new_text: str) -> str | None
         return f"cannot be read ({exc.strerror})"
     atomic_write_bytes(full, module.bom + new_text.encode("utf-8"), mode=stat.S_IMODE(st.st_mode))
     return None
+
+
+# -------------------------------------------------------------------------------------- self-test
+
+
+def selftest(lib: Library, names: list[str] | None = None) -> dict[str, Any]:
+    """Check patterns against their own EXAMPLE: a lint rule flags `before` and not `after`; a codemod
+    rewrites `before` into exactly `after` and leaves `after` alone. The harness our built-ins pass too."""
+    chosen = names or list(lib.entries)
+    results = []
+    for name in chosen:
+        entry = lib.get(name)
+        problems: list[str] = []
+        with tempfile.TemporaryDirectory(prefix="codex-orch-patterns-") as tmp:
+            before, after = Path(tmp) / "before.py", Path(tmp) / "after.py"
+            before.write_text(entry["example"]["before"], encoding="utf-8")
+            after.write_text(entry["example"]["after"], encoding="utf-8")
+            if entry["kind"] == "lint":
+                found = lint(Path(tmp), [name], lib=lib)
+                problems += [f"{e['relpath']}: {e['message']}" for e in found["errors"]]
+                flagged = {f["relpath"] for f in found["findings"]}
+                if "before.py" not in flagged:
+                    problems.append("EXAMPLE before: not flagged")
+                if "after.py" in flagged:
+                    problems.append("EXAMPLE after: flagged")
+            else:
+                first = apply(name, before, unsafe=True, lib=lib)
+                problems += [f"before: {s['reason']}" for s in first["skipped"]]
+                if before.read_text(encoding="utf-8") != entry["example"]["after"]:
+                    problems.append("EXAMPLE before: the rewrite is not exactly EXAMPLE after")
+                second = apply(name, after, unsafe=True, lib=lib)
+                problems += [f"after: {s['reason']}" for s in second["skipped"]]
+                if second["changed"]:
+                    problems.append("EXAMPLE after: changed again (the codemod is not idempotent)")
+        results.append(
+            {
+                "name": name,
+                "kind": entry["kind"],
+                "source": entry["source"],
+                "ok": not problems,
+                "problems": problems,
+            }
+        )
+    ok = all(r["ok"] for r in results)
+    return {"patterns": results, "ok": ok, "exit_code": 0 if ok else 1}

@@ -1,6 +1,8 @@
 """Lint rules: each walks a module's AST and reports (line, column, message) findings.
 
-A finding is silenced by `# patterns: ignore` or `# patterns: ignore[rule-name, ...]` on its line.
+A finding is silenced on its line by `# patterns: ignore`, `# patterns: ignore[rule-name, ...]`, a bare
+`# noqa`, or `# noqa: CODE[, CODE...]` naming the rule's equivalent ruff code (so a line already exempted
+for ruff is exempted here too). File-level `# ruff: noqa` is not honoured.
 """
 
 from __future__ import annotations
@@ -94,13 +96,22 @@ class BareExcept:
 LINT_RULES: dict[str, LintRule] = {r.name: r for r in (MutableDefaultArg(), BareExcept())}
 
 _IGNORE = re.compile(r"#\s*patterns:\s*ignore(?:\[(?P<names>[^\]]*)\])?")
+# As ruff and flake8 read it: a bare noqa comment silences every rule, one with codes (E711, B006) those.
+_NOQA = re.compile(r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.IGNORECASE)
 
 
-def suppressed(source: Source, line: int, rule: str) -> bool:
-    """Whether line `line` carries an ignore comment for `rule` (or for every rule)."""
+def suppressed(source: Source, line: int, rule: str, code: str | None = None) -> bool:
+    """Whether line `line` carries an ignore comment for `rule` (or for every rule), or a `# noqa` for
+    its ruff `code` (or a bare `# noqa`)."""
     text = source.lines[line - 1] if 0 < line <= len(source.lines) else ""
     for m in _IGNORE.finditer(text):
         names = m.group("names")
         if names is None or rule in {n.strip() for n in names.split(",")}:
+            return True
+    for m in _NOQA.finditer(text):
+        codes = m.group("codes")
+        if codes is None:
+            return True
+        if code is not None and code.upper() in {c.upper() for c in re.split(r"[,\s]+", codes) if c}:
             return True
     return False

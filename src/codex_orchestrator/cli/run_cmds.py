@@ -10,11 +10,13 @@ import click
 
 from codex_orchestrator import output
 from codex_orchestrator.cli._common import exit_with, format_options, guarded, repo_option, roots, wants_json
+from codex_orchestrator.cli._reporting import ci_report_options, publish_runs
 from codex_orchestrator.runs import lifecycle, queries
 from codex_orchestrator.runs.manifest import TERMINAL, exit_code_for
 
 
 def _run_exit(view: Mapping[str, Any]) -> None:
+    publish_runs([view.get("manifest")])  # --junit-xml, and the GitHub Actions summary (finished runs only)
     exit_with(exit_code_for(view.get("status")))
 
 
@@ -67,6 +69,7 @@ def render_status(view: Mapping[str, Any]) -> str:
 )
 @repo_option
 @format_options
+@ci_report_options
 @guarded
 def start(
     pipeline: str | None,
@@ -196,6 +199,7 @@ def status(run_id: str, watch: bool, interval: float, repo: str | None, fmt: str
 @click.option("--detach", is_flag=True, help="Resume in the background and return at once.")
 @repo_option
 @format_options
+@ci_report_options
 @guarded
 def resume(run_id: str, token: str | None, detach: bool, repo: str | None, fmt: str, json_flag: bool) -> None:
     """Continue a failed, cancelled or stale run from its first unfinished stage.

@@ -13,6 +13,8 @@ from codex_orchestrator.runs.layout import RunPaths
 from codex_orchestrator.runs.store import read_tail
 
 TAIL_BYTES = 4096
+NOT_RUN = "not_run"  # shown for a stage still pending when its run ended
+TERMINAL_RUN = frozenset({"succeeded", "failed", "cancelled"})
 FAILED = frozenset({"failed", "cancelled"})
 
 # CSI sequences (colours, cursor moves), OSC sequences (titles, links) and other two-byte escapes
@@ -73,9 +75,11 @@ class StageReport:
             head = f"exit code {self.exit_code}"
         else:
             head = self.status
-        if self.summary and self.summary != head:
-            return one_line(f"{head}: {self.summary}")
-        return head
+        if not self.summary or self.summary == head:
+            return head
+        if self.status == "failed" and not self.timed_out and not self.signal:
+            return one_line(self.summary)  # the engine's own sentence already names the exit code
+        return one_line(self.summary if head in self.summary else f"{head}: {self.summary}")
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,8 @@ def _str(value: object) -> str | None:
 
 
 def _display(command: object) -> str:
+    if isinstance(command, list) and len(command) == 1:
+        return one_line(command[0], 500)  # a shell string, as the user wrote it
     if isinstance(command, list):
         import shlex
 
@@ -158,6 +164,8 @@ def run_report(manifest: dict[str, Any], manifest_path: Path, *, tail_bytes: int
         index = _int(cmd.get("index")) or pos + 1
         stage_id = str(cmd.get("id") or f"stage-{index}")
         status = str(cmd.get("status") or "pending")
+        if status == "pending" and manifest.get("status") in TERMINAL_RUN:
+            status = NOT_RUN  # the run ended before this stage
         allowed = bool(cmd.get("failure_allowed"))
         tail, cut = (None, False)
         if status in FAILED and isinstance(cmd.get("id"), str):
@@ -293,6 +301,7 @@ STATUS_ICON = {
     "cancelled": "■",
     "skipped": "⤼",
     "pending": "○",
+    "not_run": "○",
     "running": "▶",
     "queued": "○",
     "in_progress": "▶",
@@ -302,4 +311,4 @@ STATUS_ICON = {
 def status_label(status: str, *, allowed: bool = False) -> str:
     """Icon and word: the status never relies on colour alone."""
     icon = STATUS_ICON.get(status, "?")
-    return f"{icon} {status}" + (" (allowed)" if allowed else "")
+    return f"{icon} {status.replace('_', ' ')}" + (" (allowed)" if allowed else "")

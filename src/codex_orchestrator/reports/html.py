@@ -34,6 +34,7 @@ COLOURS = {
     "cancelled": "#6e7781",
     "skipped": "#9a6700",
     "pending": "#8c959f",
+    "not_run": "#8c959f",
     "running": "#0969da",
     "queued": "#8c959f",
     "in_progress": "#0969da",

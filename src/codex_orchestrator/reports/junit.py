@@ -32,7 +32,7 @@ def _not_run_reason(report: RunReport, stage: StageReport) -> str:
         if stage.nothing_to_check:
             return f"nothing to check: {stage.summary}" if stage.summary else "nothing to check"
         return stage.summary or "skipped"
-    if stage.status in ("pending", "running"):
+    if stage.status in ("pending", "running", "not_run"):
         if report.status in ("failed", "cancelled"):
             return f"not run: the run ended {report.status} before this stage"
         return f"not finished: the run is {report.status}"

@@ -8,8 +8,9 @@ Actions (`GITHUB_ACTIONS` is not `true`) there is nothing to write.
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from codex_orchestrator.reports.collect import (
@@ -64,7 +65,7 @@ def error_annotations(report: RunReport) -> list[str]:
 
 # Outside of a fold's own commands, a log line that *looks* like a workflow command would be acted on
 # by the runner; while streaming stage output we stop command processing instead of rewriting logs.
-_STOP_TOKEN_RE = re.compile(r"[^A-Za-z0-9]")
+_STOP_TOKEN_RE = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def group(title: str, lines: Iterable[str], *, token: str | None = None) -> Iterator[str]:
@@ -88,7 +89,8 @@ class StageFolder:
     (lines pass through unchanged) outside GitHub Actions."""
 
     active: bool
-    token: str = "codex-orchestrator-stage-output"
+    # unguessable, so a stage cannot print `::token::` to switch commands back on
+    token: str = field(default_factory=lambda: secrets.token_hex(12))
     current: str | None = None
 
     def line(self, stage: str, text: str) -> list[str]:

@@ -259,8 +259,9 @@ def run_page(report: RunReport, *, generated_at: str | None = None) -> str:
         for s in failed:
             cut = " (last part)" if s.tail_truncated else ""
             text = s.tail if s.tail else "(no output was recorded)"
+            label = status_label(s.status, allowed=s.failure_allowed)
             body.append(
-                f"<details open><summary>{_e(status_label(s.status))} · <code>{_e(s.id)}</code>{cut} — "
+                f"<details open><summary>{_e(label)} · <code>{_e(s.id)}</code>{cut} — "
                 f"{_e(s.message())}</summary><pre>{_e(text)}</pre></details>"
             )
     foot = f"manifest {_e(report.manifest_path)}"
@@ -293,7 +294,7 @@ def buckets(entries: list[dict[str, Any]], *, most: int = 60) -> tuple[str, list
 
     dated = sorted(((w, e) for e in entries if (w := _when(e)) is not None), key=lambda pair: pair[0])
     chosen: tuple[str, dict[str, list[dict[str, Any]]]] = ("day", {})
-    for grain, fmt in _GRAINS:
+    for grain, fmt in _GRAINS if dated else ():
         groups: dict[str, list[dict[str, Any]]] = {}
         for when, entry in dated:
             groups.setdefault(when.strftime(fmt), []).append(entry)

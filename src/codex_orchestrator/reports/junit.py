@@ -30,7 +30,12 @@ def _time(seconds: float | None) -> str:
 def _not_run_reason(report: RunReport, stage: StageReport) -> str:
     if stage.status == "skipped":
         if stage.nothing_to_check:
-            return f"nothing to check: {stage.summary}" if stage.summary else "nothing to check"
+            summary = stage.summary or ""
+            return (
+                summary
+                if summary.startswith("nothing to check")
+                else f"nothing to check: {summary}".rstrip(": ")
+            )
         return stage.summary or "skipped"
     if stage.status in ("pending", "running", "not_run"):
         if report.status in ("failed", "cancelled"):

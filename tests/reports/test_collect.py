@@ -83,3 +83,16 @@ def test_the_tail_is_bounded(tmp_path: Path) -> None:
     test = next(s for s in collect.load(path, tail_bytes=1000).stages if s.id == "test")
     assert test.tail_truncated and len(test.tail or "") == 1000 and (test.tail or "").endswith("last line\n")
     assert HOSTILE_LOG  # the default log of the fixture is the hostile one
+
+
+def test_guardrail_line_of_a_manifest_without_failed_or_missing_lists(tmp_path: Path) -> None:
+    path = write_run(tmp_path)
+    data = json.loads(path.read_text())
+    data["guardrail_status"] = {
+        "required": False,
+        "status": "failed",
+        "guardrail_stages": ["lint", "test"],
+        "succeeded": ["lint"],
+    }
+    path.write_text(json.dumps(data))
+    assert collect.guardrail_line(collect.load(path)) == "failed; passed: lint; guardrail stages: lint, test"

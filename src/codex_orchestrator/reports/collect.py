@@ -261,10 +261,15 @@ def guardrail_line(report: RunReport) -> str:
         return "not recorded"
     status = one_line(g.get("status") or "unknown", 40)
     bits = [status + (" (required)" if g.get("required") else "")]
+    listed = False
     for key, label in (("succeeded", "passed"), ("failed", "failed"), ("missing", "missing")):
         names = g.get(key)
         if isinstance(names, list) and names:
             bits.append(f"{label}: {one_line(', '.join(str(n) for n in names), 200)}")
+            listed = listed or key != "succeeded"
+    stages = g.get("guardrail_stages")
+    if not listed and isinstance(stages, list) and stages and status != "passed":
+        bits.append(f"guardrail stages: {one_line(', '.join(str(n) for n in stages), 200)}")
     if isinstance(g.get("next_step"), str) and g["next_step"]:
         bits.append(f"next: {one_line(g['next_step'], 200)}")
     return "; ".join(bits)

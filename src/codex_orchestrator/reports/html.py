@@ -199,6 +199,10 @@ def _icon_for(kind: str, report: RunReport) -> str:
     return {COLOURS["succeeded"]: "✔ ", COLOURS["failed"]: "✖ ", COLOURS["skipped"]: "! "}.get(colour, "")
 
 
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _stage_rows(stages: Iterable[StageReport]) -> str:
     rows = []
     for s in stages:
@@ -210,7 +214,7 @@ def _stage_rows(stages: Iterable[StageReport]) -> str:
             f'<td class="num">{"" if s.exit_code is None else s.exit_code}'
             f"{_e(' ' + s.signal) if s.signal else ''}</td>"
             f'<td class="num">{_e(duration_text(s.duration_seconds))}</td>'
-            f'<td class="cmd"><code>{_e(s.command)}</code></td>'
+            f'<td class="cmd"><code>{_e(_clip(s.command, 240))}</code></td>'
             f"<td>{_e(s.summary or '')}</td>"
             "</tr>"
         )

@@ -89,7 +89,7 @@ def write_junit(path: Path, reports: list[Any], *, not_started: list[tuple[str, 
     from codex_orchestrator.reports.junit import junit_xml
     from codex_orchestrator.runs.store import atomic_write_bytes
 
-    target = path.expanduser().absolute()
+    target = Path(os.path.abspath(path.expanduser()))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

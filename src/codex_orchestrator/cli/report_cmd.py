@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -112,6 +113,6 @@ def _deliver(text: str, path: Path | None) -> None:
         return
     from codex_orchestrator.runs.store import atomic_write_bytes
 
-    target = path.expanduser().absolute()
+    target = Path(os.path.abspath(path.expanduser()))
     atomic_write_bytes(target, text.encode("utf-8", errors="replace"))
     output.diag(f"report written to {target}")

@@ -9,6 +9,7 @@ colour alone.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from datetime import datetime
 from html import escape
@@ -325,6 +326,14 @@ def buckets(entries: list[dict[str, Any]], *, most: int = 60) -> tuple[str, list
     return chosen[0], out
 
 
+def _nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 4, 5, 8 x 10^k (so quarter ticks are round too) at or above `value`."""
+    if value <= 0:
+        return 1.0
+    magnitude = 10.0 ** math.floor(math.log10(value))
+    return next(m * magnitude for m in (1, 2, 4, 5, 8, 10) if m * magnitude >= value - 1e-12)
+
+
 def line_chart(
     points: list[tuple[str, float | None]], *, title: str, unit: str, colour: str, y_max: float | None = None
 ) -> str:
@@ -332,7 +341,7 @@ def line_chart(
     width, height, left, right, top, bottom = 1000, 260, 70, 20, 30, 50
     plot_w, plot_h = width - left - right, height - top - bottom
     values = [v for _, v in points if v is not None]
-    top_value = y_max if y_max is not None else (max(values) * 1.15 if values and max(values) > 0 else 1.0)
+    top_value = y_max if y_max is not None else _nice_ceiling(max(values) * 1.05 if values else 0.0)
 
     def fmt(v: float) -> str:
         return f"{v * 100:.0f}%" if unit == "%" else duration_text(v)

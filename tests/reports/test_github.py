@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reportkit import write_run
+from reportkit import stage, write_run
 
 from codex_orchestrator.reports import collect, github
 
@@ -109,3 +109,17 @@ def test_the_default_stop_token_is_unguessable() -> None:
     one, two = github.StageFolder(active=True), github.StageFolder(active=True)
     assert one.token != two.token and len(one.token) >= 16
     assert one.line("build", "x")[1] == f"::stop-commands::{one.token}"
+
+
+def test_a_red_run_without_a_failed_stage_gets_one_annotation(tmp_path: Path) -> None:
+    path = write_run(
+        tmp_path,
+        stages=[stage(1, "build", "succeeded", start=0, duration=1, exit_code=0)],
+        status_detail="guardrails missing: test",
+    )
+    (line,) = github.error_annotations(collect.load(path))
+    assert line == "::error title=ci%3A failed::guardrails missing: test (run fixture-run)"
+    passing = write_run(
+        tmp_path / "ok", status="succeeded", stages=[stage(1, "b", "succeeded", start=0, duration=1)]
+    )
+    assert github.error_annotations(collect.load(passing)) == []

@@ -49,7 +49,7 @@ def command(name: str, message: str, **properties: str) -> str:
 
 def error_annotations(report: RunReport) -> list[str]:
     """One `::error` line per failed stage: title names the run and stage, the message why and the end
-    of its output."""
+    of its output. A run that failed without a failed stage gets one line for the run."""
     lines = []
     for stage in report.failed_stages:
         title = f"{report.pipeline_id}: stage {stage.id} {stage.status}"
@@ -60,6 +60,12 @@ def error_annotations(report: RunReport) -> list[str]:
         if len(message) > MAX_ANNOTATION_CHARS:
             message = message[: MAX_ANNOTATION_CHARS - 1] + "…"
         lines.append(command("error", message, title=title))
+    if not lines and report.status in ("failed", "cancelled"):
+        # red without a failed stage (missing guardrails, cancelled between stages): say why, once
+        why = report.status_detail or report.summary or report.status
+        lines.append(
+            command("error", f"{why} (run {report.run_id})", title=f"{report.pipeline_id}: {report.status}")
+        )
     return lines
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reportkit import write_run
+from reportkit import stage, write_run
 
 from codex_orchestrator.reports import collect, html
 
@@ -152,3 +152,16 @@ def test_metrics_page_plots_success_rate_and_p95_over_time() -> None:
 def test_metrics_page_without_runs() -> None:
     page = html.metrics_page({"runs": 0, "roots": []}, [])
     assert "No finished runs recorded yet." in page and "<svg" not in page
+
+
+def test_a_run_still_going_renders_its_running_stage(tmp_path: Path) -> None:
+    stages = [
+        stage(1, "build", "succeeded", start=0.0, duration=2.0, exit_code=0),
+        stage(2, "test", "running", start=2.0),
+        stage(3, "docs", "pending"),
+    ]
+    path = write_run(tmp_path, status="in_progress", stages=stages, completed_at=None)
+    page = html.run_page(collect.load(path))
+    text = " ".join(" ".join(Parsed(page).text).split())
+    assert "CI checks ▶ in progress" in text and "▶ running" in text and "○ pending" in text
+    assert "Output of failed stages" not in text

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "doctor": ("doctor_cmd:doctor", "Check the environment and print the exact fix for each problem."),
     "self-check": ("selfcheck_cmd:self_check", "Verify this artifact: bundled assets, build, SHA-256."),
     "spec-guard": ("specguard_cmd:spec_guard", "Fail when specs lack a recent last_review date."),
+    "report": ("report_cmd:report", "Render a run as HTML, JUnit XML or Markdown; --metrics for many runs."),
     "review": ("review_cmd:review", "Hand a finished run to the Codex CLI for a non-interactive review."),
     "evidence": ("evidence_cmd:evidence", "Record a run's outcome in its task's tasks/index.json entry."),
     "adapters": ("adapters_cmd:adapters_group", "List the language adapters and what the repo matches."),

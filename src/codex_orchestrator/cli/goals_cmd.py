@@ -10,6 +10,7 @@ import click
 
 from codex_orchestrator import output
 from codex_orchestrator.cli._common import exit_with, format_options, guarded, repo_option, roots, wants_json
+from codex_orchestrator.cli._reporting import ci_report_options, publish_runs
 from codex_orchestrator.scale import goals as core
 
 
@@ -111,6 +112,7 @@ def plan(
 )
 @repo_option
 @format_options
+@ci_report_options
 @guarded
 def run(
     goal_specs: tuple[str, ...],
@@ -153,4 +155,9 @@ def run(
         output.emit_json(result)
     else:
         output.emit(render(result))
+    publish_runs(
+        [g.get("manifest") for g in result["goals"]],
+        title=f"goals run: {len(goal_specs)} goal(s)",
+        not_started=[(g["goal"], g["error"]["message"]) for g in result["goals"] if g.get("error")],
+    )
     exit_with(result["exit_code"])

@@ -22,6 +22,7 @@ from codex_orchestrator.cli._common import (
     select_run,
     wants_json,
 )
+from codex_orchestrator.cli._reporting import ci_report_options, publish_runs
 from codex_orchestrator.cli.progress import LiveProgress, WatchFollower
 from codex_orchestrator.runs import lifecycle, queries
 from codex_orchestrator.runs.manifest import (
@@ -39,6 +40,7 @@ def _live(follow: bool, as_json: bool) -> LiveProgress:
 
 
 def _run_exit(view: StatusView) -> None:
+    publish_runs([view.get("manifest")])  # --junit-xml, and the GitHub Actions summary (finished runs only)
     exit_with(run_exit_code(view))
 
 
@@ -137,6 +139,7 @@ def _render_failure(cmd: Mapping[str, Any]) -> list[str]:
 @click.option("--follow", is_flag=True, help="Stream the running stage's output to stderr as it is written.")
 @repo_option
 @format_options
+@ci_report_options
 @guarded
 def start(
     pipeline: str | None,
@@ -321,6 +324,7 @@ def _warn_tree_changed(view: Mapping[str, Any]) -> None:
 @click.option("--follow", is_flag=True, help="Stream the running stage's output to stderr as it is written.")
 @repo_option
 @format_options
+@ci_report_options
 @guarded
 def resume(
     run_id: str | None,

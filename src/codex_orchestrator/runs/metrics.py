@@ -75,9 +75,12 @@ def _guardrail_evidence(entry: dict[str, Any]) -> bool:
     return bool(evidence) if isinstance(evidence, list) else True
 
 
-def summarize_metrics(roots_list: list[Roots], *, task_id: str | None = None) -> dict[str, Any]:
+def summarize_metrics(
+    roots_list: list[Roots], *, task_id: str | None = None, include_runs: bool = False
+) -> dict[str, Any]:
     """Aggregate the metrics.jsonl files and the finished runs' manifests of one or more runs roots:
-    success rate, guardrail coverage, durations, reviewer readiness."""
+    success rate, guardrail coverage, durations, reviewer readiness. `include_runs` adds each run's own
+    line (one per run) as `run_entries`, for reports that plot them over time."""
     if task_id is not None:
         validate_id("task", task_id)
     entries: list[dict[str, Any]] = []
@@ -143,4 +146,4 @@ def summarize_metrics(roots_list: list[Roots], *, task_id: str | None = None) ->
         "runs_from_manifests": from_manifests,
         "roots": [str(r.runs) for r in roots_list],
         "by_pipeline": by_pipeline,
-    }
+    } | ({"run_entries": unique} if include_runs else {})

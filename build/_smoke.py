@@ -2,6 +2,9 @@
 
 Every run uses `python3.X -S -I FILE.pyz` (no site-packages, no PYTHON* variables) with a temporary HOME,
 SHIV_ROOT and TMPDIR, so a dependency missing from the archive cannot hide behind the host's.
+
+Longer than 400 lines because it is the release gate's list of smoke checks against a built file,
+one function per check.
 """
 
 from __future__ import annotations

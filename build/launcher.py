@@ -22,6 +22,9 @@ What it does:
    its wheel vendors) the first time it is imported. Nothing is compiled at run time; the first run
    extracts nothing that is not needed.
 5. Call the entry point.
+
+Longer than 400 lines because it ships as one file inside every .pyz and must run with nothing else
+imported: version gate, extraction of native code, zip imports and the fast paths live together.
 """
 
 import os

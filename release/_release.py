@@ -5,6 +5,9 @@ release/release check-tag vX.Y.Z        validate a tag; prints version= and prer
 release/release notes X.Y.Z             the changelog section of a version
 release/release build vX.Y.Z            build + verify the matrix, rebuild one asset and compare
 release/release publish vX.Y.Z          draft release, upload, publish (needs gh); never replaces
+
+Longer than 400 lines because a release is one ordered procedure (tag checks, builds, verification,
+sums, notes, upload plan) whose steps share its state.
 """
 
 from __future__ import annotations

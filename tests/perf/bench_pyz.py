@@ -120,7 +120,7 @@ def main() -> int:
                 e = fresh_env()
                 add(f"first use: {label}", column, wall([py, str(pyz), *cli[label]], e, work))
                 shutil.rmtree(e["SHIV_ROOT"], ignore_errors=True)
-            mcp = [py, str(pyz), "mcp", "serve", "--repo", str(repo)]
+            mcp = [py, str(pyz), "mcp", "serve", "--repo", str(repo), "--sandbox", "none"]
             e = fresh_env()
             add("first use: MCP spawn -> initialize -> tools/list", column, mcp_ready(mcp, e, work))
             add("warm: MCP spawn -> initialize -> tools/list", column, mcp_ready(mcp, e, work))

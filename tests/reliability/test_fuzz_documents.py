@@ -17,7 +17,7 @@ import pytest
 from codex_orchestrator.errors import OrchestratorError
 from codex_orchestrator.pipelines import config as cfg
 from codex_orchestrator.runs import manifest as mf
-from codex_orchestrator.runs.metrics import read_metrics
+from codex_orchestrator.runs.metrics import metrics_line, read_metrics
 
 CASES = int(os.environ.get("FUZZ_DOC_CASES", "1500"))
 SEED = int(os.environ.get("FUZZ_SEED", "20261201"))
@@ -169,7 +169,7 @@ def test_fuzzed_manifests_give_a_result_or_one_sentence(tmp_path: Path) -> None:
     def read(path: Path) -> Any:
         data = mf.read(path)
         mf.status_view(data, path, __import__("datetime").datetime.now(__import__("datetime").UTC))
-        mf.metrics_line(data, path)
+        metrics_line(data, path)
         return data
 
     _accepted, refused = _fuzz(tmp_path, SEED + 1, _sample_manifest(tmp_path), "manifest.json", read)

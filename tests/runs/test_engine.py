@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from testkit import FakeClock, FakeRunner, assert_valid_manifest
 
-from codex_orchestrator.runs import lifecycle, queries
+from codex_orchestrator.runs import driver, lifecycle, queries
 from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs.layout import Roots
 
@@ -117,7 +117,7 @@ def test_heartbeat_and_stale_detection_use_the_injected_clock(repo: Path, clock:
     roots = Roots.resolve(repo)
     paths, manifest, _ = lifecycle.create_run(roots, "quick", clock=clock)
     run_dir = paths.dir
-    engine = lifecycle._engine(
+    engine = driver.make_engine(
         roots,
         paths,
         manifest,

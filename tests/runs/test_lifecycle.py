@@ -19,7 +19,7 @@ import pytest
 from testkit import CLI, FakeClock, assert_valid_manifest, py, write_config
 
 from codex_orchestrator.errors import RunStateError, StorageError
-from codex_orchestrator.runs import lifecycle, queries, retention, store
+from codex_orchestrator.runs import lifecycle, queries, resume, retention, store, transitions
 from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs.layout import Roots
 from codex_orchestrator.runs.metrics import read_metrics, summarize_metrics
@@ -65,7 +65,7 @@ def _metrics_lines(repo: Path, task: str = "default") -> list[dict[str, Any]]:
 
 
 def _state(repo: Path, task: str = "default") -> dict[str, Any]:
-    return json.loads((repo / "out" / task / "state.json").read_text())
+    return json.loads((repo / ".runs" / task / "state.json").read_text())
 
 
 @pytest.fixture
@@ -485,7 +485,7 @@ def test_watch_yields_until_terminal(repo: Path, clock: FakeClock) -> None:
     def later(_: float) -> None:
         if len(seen) == 2:
             done = mf.read(paths.manifest)
-            mf.mark_terminal(done, clock.now(), status=mf.RunStatus.SUCCEEDED, detail=None)
+            transitions.mark_terminal(done, clock.now(), status=mf.RunStatus.SUCCEEDED, detail=None)
             mf.write(paths.manifest, done)
             holder.release()
 
@@ -500,7 +500,7 @@ def _snapshot(root: Path) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-@pytest.mark.parametrize("link", ["cli", "metrics", "out"])
+@pytest.mark.parametrize("link", ["cli", "metrics", "state"])
 def test_storage_never_follows_a_symlink_out(repo: Path, tmp_path: Path, link: str) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -511,9 +511,8 @@ def test_storage_never_follows_a_symlink_out(repo: Path, tmp_path: Path, link: s
         (task / "cli").symlink_to(outside)
     elif link == "metrics":
         (task / "metrics.jsonl").symlink_to(outside / "metrics.jsonl")
-    else:
-        (repo / "out").mkdir()
-        (repo / "out" / "t").symlink_to(outside)
+    else:  # the task's state snapshot (under the runs root) pointing at a file outside
+        (task / "state.json").symlink_to(outside / "metrics.jsonl")
     before = _snapshot(outside)
     started = _run(["start", "--task", "t", "--json"], repo)
     assert started.returncode == 3, started.stdout
@@ -595,7 +594,7 @@ def test_a_resume_that_read_before_another_finished_does_not_reopen_the_run(
         roots, view["run_id"], clock=clock, process_runner=FakeRunner(clock)
     )  # ... A resumes
     assert mf.read(paths.manifest)["status"] == "succeeded"
-    monkeypatch.setattr(lifecycle, "load_run", lambda *_a: (paths, stale_read))
+    monkeypatch.setattr(resume, "load_run", lambda *_a: (paths, stale_read))
     with pytest.raises(RunStateError, match="being resumed"):
         lifecycle.prepare_resume(roots, view["run_id"], clock=clock)  # ... then B takes the lock
     final = mf.read(paths.manifest)

@@ -115,7 +115,7 @@ def test_mcp_serve_says_which_root_on_stderr_only(project: Path) -> None:
         },
     }
     done = subprocess.run(
-        [sys.executable, "-m", "codex_orchestrator", "mcp", "serve"],
+        [sys.executable, "-m", "codex_orchestrator", "mcp", "serve", "--sandbox", "none"],
         input=json.dumps(init) + "\n",
         cwd=project / "src" / "pkg",
         env=env,

@@ -17,7 +17,7 @@ from codex_orchestrator import sandbox as sbx
 from codex_orchestrator.cli.run_cmds import render_status
 from codex_orchestrator.errors import ConfigChangedError, ConfigError, SandboxError
 from codex_orchestrator.pipelines.pinning import PinnedConfig
-from codex_orchestrator.runs import lifecycle
+from codex_orchestrator.runs import lifecycle, queries
 from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs.layout import Roots
 from codex_orchestrator.runs.policy import RunPolicy, cli_policy, mcp_policy
@@ -242,7 +242,7 @@ def test_resume_keeps_the_recorded_sandbox_but_never_its_recorded_binary(
 ) -> None:
     roots = Roots.resolve(repo)
     run_id = _failed_run(roots, cli_policy("codex", roots.repo))
-    paths, manifest = lifecycle.load_run(roots, run_id)
+    paths, manifest = queries.load_run(roots, run_id)
     manifest["sandbox"]["binary"] = "/usr/local/bin/not-codex"  # an edit on disk
     paths.manifest.write_text(json.dumps(manifest))
     before = len(sandbox_calls(fake_codex))
@@ -280,7 +280,7 @@ def test_resume_refuses_when_the_recorded_sandbox_is_gone(
         f"resuming run {run_id} in its sandbox (codex::workspace) needs the Codex CLI"
     )
     assert "--sandbox none" in str(err.value.hint)
-    paths, manifest = lifecycle.load_run(roots, run_id)
+    paths, manifest = queries.load_run(roots, run_id)
     assert manifest["status"] == "failed" and manifest["resume_events"] == []
     assert FileLock(paths.lock).try_acquire()  # the claim was given back
 

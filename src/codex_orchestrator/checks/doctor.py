@@ -3,6 +3,9 @@
 Every check returns a Finding (ok | warning | missing, required or not, the exact fix). Nothing here
 writes, prompts or imports an optional dependency: modules are looked up with importlib.util.find_spec,
 external programs run with stdin closed and a timeout.
+
+Longer than 400 lines because it is the list of checks a user reads top to bottom, one function
+per check, each with its fix.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""start, plan, status, resume, cancel, pipelines, and the internal _drive."""
+"""start, plan, status, resume, cancel, pipelines, and the internal _drive.
+
+Longer than 400 lines because the commands of a run's life (start, plan, status, resume, cancel,
+pipelines, _drive) share their options, selectors and status rendering.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,9 @@ stdin closed, in its own process group, under a hard timeout that kills the whol
 (manifest summary + failing-stage tails + `git diff`), Codex's output and a result record land in
 `<run_dir>/review/`. A missing binary, a timeout, a non-zero exit, or Codex waiting for an answer all
 end the review at once with a clear message; nothing ever waits on a human.
+
+Longer than 400 lines because one hand-off is one flow: the prompt, the guarded Codex process, the
+verdict and its record; its parts share the review folder's files and nothing else uses them.
 """
 
 from __future__ import annotations

@@ -28,6 +28,9 @@ Shutdown: at stdin EOF the EOF listeners run (the SDK side cuts long polls short
 already received is answered, then the channel closes. A request the client cancelled
 (`notifications/cancelled`) is not waited for, and neither is one whose answer makes no progress for
 EOF_STALL_SECONDS. The idle timeout counts only while no request is in progress.
+
+Longer than 400 lines because the stdio transport is one state machine (reader thread, early
+answers, replay to the SDK, bounds, shutdown) guarded by one lock; split, its invariants would span files.
 """
 
 from __future__ import annotations

@@ -3,6 +3,9 @@
 Synchronous and SDK-free (the SDK layer runs these in worker threads). Every foreseeable problem
 becomes an error outcome whose text says what to do next; nothing here raises for bad input except
 `UnknownToolError`, which the SDK layer reports as a JSON-RPC invalid-params error.
+
+Longer than 400 lines because it holds one body per tool (eleven) with the next-step hints they
+share; each body is short.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ Thread use (SPEC §6: long polls cannot starve quick calls):
 
 JSON-RPC errors say what was wrong: invalid params name the parameter, and a request before the
 handshake says to send `initialize` first (the SDK's own text is "Invalid request parameters").
+
+Longer than 400 lines because the SDK transport and the long-poll scheduler it runs are one event
+loop's code: the watchers, the shared polls and the busy bound work on the same task group.
 """
 
 from __future__ import annotations

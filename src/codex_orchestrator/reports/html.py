@@ -5,6 +5,9 @@ too); inline CSS and SVG only, so the page reads the same offline, from a CI art
 text that comes from a manifest, a config or a log is escaped here (and was cleaned of ANSI escapes and
 control characters in `collect`), so it renders as text. A status always has an icon and a word, never
 colour alone.
+
+Longer than 400 lines because it is two self-contained pages of inline HTML and CSS (no templates
+are bundled): the markup is long, the logic is small.
 """
 
 from __future__ import annotations

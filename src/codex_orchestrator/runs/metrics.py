@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from codex_orchestrator import safejson
+from codex_orchestrator.clock import parse_iso
 from codex_orchestrator.errors import OrchestratorError
 from codex_orchestrator.ids import validate_id
 from codex_orchestrator.runs import manifest as mf
@@ -45,9 +46,39 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
     return lines, bad
 
 
+def metrics_line(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any]:
+    """The `metrics.jsonl` line of a finished run (also rebuilt from manifests by `metrics summarize`)."""
+    started, completed = manifest.get("started_at"), manifest.get("completed_at")
+    duration = None
+    if isinstance(started, str) and isinstance(completed, str):
+        try:
+            duration = round((parse_iso(completed) - parse_iso(started)).total_seconds(), 6)
+        except ValueError:
+            duration = None  # a damaged timestamp: the run still counts, without a duration
+    commands = mf.commands_of(manifest)
+    guardrail = manifest.get("guardrail_status")
+    return {
+        "run_id": str(manifest.get("run_id", "")),
+        "task_id": str(manifest.get("task_id", "")),
+        "pipeline_id": str(manifest.get("pipeline_id", "")),
+        "status": manifest.get("status"),
+        "started_at": started,
+        "completed_at": completed,
+        "duration_seconds": duration,
+        "stages_total": len(commands),
+        "stages_succeeded": sum(1 for c in commands if c.get("status") == "succeeded"),
+        "stages_failed": sum(1 for c in commands if c.get("status") == "failed"),
+        "guardrail_status": guardrail.get("status") if isinstance(guardrail, dict) else None,
+        "guardrail_evidence": list(guardrail.get("succeeded") or []) if isinstance(guardrail, dict) else [],
+        "manifest_complete": not mf.validate(manifest) and manifest.get("status") in mf.TERMINAL,
+        "resumed": bool(manifest.get("resume_events")),
+        "manifest": str(manifest_path),
+    }
+
+
 def metrics_from_manifest(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any]:
     """The metrics line a finished run would have written, rebuilt from its manifest."""
-    return {**mf.metrics_line(manifest, manifest_path), "from_manifest": True}
+    return {**metrics_line(manifest, manifest_path), "from_manifest": True}
 
 
 def _manifest_entries(roots: Roots, task_id: str | None, known: set[str]) -> list[dict[str, Any]]:

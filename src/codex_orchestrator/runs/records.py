@@ -19,7 +19,9 @@ from typing import Any
 from codex_orchestrator.clock import Clock, iso
 from codex_orchestrator.errors import ManifestError, OrchestratorError, StorageError
 from codex_orchestrator.runs import manifest as mf
+from codex_orchestrator.runs import transitions
 from codex_orchestrator.runs.layout import Roots, RunPaths
+from codex_orchestrator.runs.metrics import metrics_line
 from codex_orchestrator.runs.store import append_line, append_line_locked, atomic_write_json
 
 Reporter = Callable[[str], None]
@@ -77,7 +79,7 @@ def read_state(roots: Roots, task_id: str) -> dict[str, Any] | None:
 
 
 def append_metrics(roots: Roots, manifest: dict[str, Any], paths: RunPaths) -> None:
-    line = mf.metrics_line(manifest, paths.manifest)
+    line = metrics_line(manifest, paths.manifest)
     append_line_locked(roots.metrics_file(manifest["task_id"]), json.dumps(line, ensure_ascii=False))
 
 
@@ -100,7 +102,7 @@ def finish(
     if manifest.get("status") in mf.TERMINAL or _terminal_on_disk(paths):
         return False
     now = clock.now()
-    mf.mark_terminal(manifest, now, status=status, detail=detail)
+    transitions.mark_terminal(manifest, now, status=status, detail=detail)
     try:
         append_metrics(roots, manifest, paths)
     except (OSError, OrchestratorError) as exc:

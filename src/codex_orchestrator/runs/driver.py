@@ -1,0 +1,215 @@
+"""Who drives a run: this process (a foreground run) or a detached driver process started in its own
+session. Whoever drives holds the run's lock for the run's whole life; a detached driver inherits it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from codex_orchestrator.clock import SYSTEM_CLOCK, Clock
+from codex_orchestrator.errors import OrchestratorError, RunStateError, StorageError
+from codex_orchestrator.process import (
+    ProcessRunner,
+    become_subreaper,
+)
+from codex_orchestrator.runs import manifest as mf
+from codex_orchestrator.runs import records
+from codex_orchestrator.runs.layout import Roots, RunPaths
+from codex_orchestrator.runs.manifest import RunStatus
+from codex_orchestrator.runs.store import FileLock
+from codex_orchestrator.runtime import self_command
+
+if TYPE_CHECKING:  # config and the engine load only when a command needs them (start-up cost)
+    from codex_orchestrator.runs.engine import Reporter, RunEngine
+
+
+DEFAULT_KILL_GRACE = 3.0
+
+
+def make_engine(
+    roots: Roots,
+    paths: RunPaths,
+    manifest: dict[str, Any],
+    *,
+    clock: Clock,
+    process_runner: ProcessRunner | None,
+    reporter: Reporter | None,
+    kill_grace: float,
+    mode: str,
+) -> RunEngine:
+    from codex_orchestrator.runs.engine import RunEngine
+
+    return RunEngine(
+        roots,
+        paths,
+        manifest,
+        clock=clock,
+        process_runner=process_runner,
+        reporter=reporter,
+        kill_grace_seconds=kill_grace,
+        mode=mode,
+        log_max_bytes=log_max_bytes(manifest),
+    )
+
+
+def hold_lock(paths: RunPaths) -> FileLock:
+    lock = FileLock(paths.lock)
+    if not lock.try_acquire():
+        raise RunStateError(
+            f"run {paths.run_id} is being driven by another process",
+            hint=f"wait for it (`codex-orchestrator status --run {paths.run_id} --watch`) or cancel it",
+        )
+    return lock
+
+
+# `sh` starts the driver in the background and exits at once: the driver is re-parented to init, so a
+# long-lived parent (the MCP server) never collects zombies, and the driver survives our exit.
+_DETACH_SH = 'log=$1; shift; "$@" </dev/null >>"$log" 2>&1 & echo $!'
+
+
+def launch_digest(manifest: dict[str, Any]) -> str:
+    """Covers what a driver executes (pipeline snapshot, sandbox, folders): the process that claimed the
+    run passes it to the detached driver, which refuses a manifest changed on disk in between."""
+    keys = ("run_id", "repo_root", "stage_root", "pipeline", "sandbox")
+    text = json.dumps({k: manifest.get(k) for k in keys}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def spawn_driver(paths: RunPaths, lock: FileLock, roots: Roots, manifest: dict[str, Any]) -> int:
+    """Start a detached driver that inherits the run lock; it makes itself a new session."""
+    assert lock.fd is not None
+    argv = [*self_command(), "_drive", "--run-dir", str(paths.dir), "--lock-fd", str(lock.fd)]
+    argv += ["--expect", launch_digest(manifest)]
+    env = dict(os.environ)
+    env["CODEX_ORCHESTRATOR_RUNS_DIR"] = str(roots.runs)
+    env["CODEX_ORCHESTRATOR_OUT_DIR"] = str(roots.out)
+    try:
+        proc = subprocess.run(
+            ["/bin/sh", "-c", _DETACH_SH, "sh", str(paths.runner_log), *argv],
+            cwd=str(roots.repo),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            pass_fds=(lock.fd,),
+            timeout=30,
+            check=True,
+        )
+        pid = int(proc.stdout.strip())
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        lock.release()
+        raise StorageError(
+            f"could not start the background runner for {paths.run_id}: {exc}",
+            hint=f"run it in the foreground, or resume it: codex-orchestrator resume --run {paths.run_id}",
+        ) from None
+    lock.release_keep_inherited()
+    return pid
+
+
+def run_foreground(
+    roots: Roots,
+    paths: RunPaths,
+    manifest: dict[str, Any],
+    lock: FileLock,
+    kill_grace: float,
+    clock: Clock,
+    process_runner: ProcessRunner | None,
+    reporter: Reporter | None,
+    on_engine: Callable[[RunEngine], None] | None,
+) -> tuple[dict[str, Any], bool]:
+    """Drive a claimed run in this process (Ctrl-C/SIGTERM cancel it); always releases the lock.
+    Returns the final manifest and whether Ctrl-C (SIGINT) ended it."""
+    try:
+        engine = make_engine(
+            roots,
+            paths,
+            manifest,
+            clock=clock,
+            process_runner=process_runner,
+            reporter=reporter,
+            kill_grace=kill_grace,
+            mode="foreground",
+        )
+        if on_engine is not None:
+            on_engine(engine)
+        restore = engine.install_signal_handlers()
+        try:
+            final = engine.run()
+        finally:
+            restore()
+        return final, engine.interrupted
+    finally:
+        lock.release()
+
+
+def kill_grace(manifest: dict[str, Any]) -> float:
+    from codex_orchestrator.pipelines import config as cfg
+
+    try:
+        return cfg.load(stage_root_of(manifest)).kill_grace_seconds
+    except (OrchestratorError, OSError):
+        return DEFAULT_KILL_GRACE
+
+
+def log_max_bytes(manifest: dict[str, Any]) -> int | None:
+    """The configured cap of each stage log (None: no cap); the default when the config cannot be read."""
+    from codex_orchestrator.pipelines import config as cfg
+
+    try:
+        cap = cfg.load(stage_root_of(manifest)).log_max_bytes
+    except (OrchestratorError, OSError):
+        cap = cfg.DEFAULT_LOG_MAX_BYTES
+    return cap or None
+
+
+def stage_root_of(manifest: dict[str, Any]) -> Path:
+    return Path(str(manifest.get("stage_root") or manifest["repo_root"]))
+
+
+def drive(
+    run_dir: Path, lock_fd: int, *, expect: str | None = None, clock: Clock = SYSTEM_CLOCK
+) -> dict[str, Any]:
+    """Body of the detached driver process (`_drive`). `expect`: the launch digest of the manifest the
+    starting process wrote; a manifest that no longer matches it is not run."""
+    lock = FileLock(RunPaths(run_dir).lock)
+    lock.fd = lock_fd
+    try:
+        os.setsid()  # our own session: a terminal's Ctrl-C or hang-up does not reach a detached run
+    except OSError:
+        pass
+    become_subreaper()
+    try:
+        paths = RunPaths(run_dir)
+        manifest = mf.read(paths.manifest)
+        roots = Roots.resolve(manifest["repo_root"])
+        if expect is not None and not hmac.compare_digest(launch_digest(manifest), expect):
+            records.finish(
+                roots,
+                paths,
+                manifest,
+                clock,
+                status=RunStatus.FAILED,
+                detail="the manifest was changed on disk before its runner started; nothing was run",
+            )
+            return manifest
+        engine = make_engine(
+            roots,
+            paths,
+            manifest,
+            clock=clock,
+            process_runner=None,
+            reporter=None,
+            kill_grace=kill_grace(manifest),
+            mode="detached",
+        )
+        engine.install_signal_handlers()
+        return engine.run()
+    finally:
+        lock.release()

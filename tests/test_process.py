@@ -55,7 +55,12 @@ def test_a_zombie_is_not_alive(flavour: str) -> None:
     proc.wait()
 
 
-def test_reap_run_ends_every_marked_process_and_spares_the_rest(flavour: str) -> None:
+def test_reap_run_ends_every_marked_process_and_spares_the_rest(
+    flavour: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # this test process may have become a subreaper (an in-process `start`): then reap_run collects
+    # its children itself, and Popen would see no status; here the Popen objects collect them
+    monkeypatch.setattr(process, "_SUBREAPER", False)
     run_id = f"20261201T000000000Z-{os.getpid() % 0xFFFFFFFF:08x}"
     mine = [_spawn({process.RUN_MARKER: run_id}), _spawn({process.RUN_MARKER: run_id}, new_session=True)]
     other = _spawn({process.RUN_MARKER: run_id + "0"})

@@ -109,11 +109,11 @@ def test_resume_writes_the_junit_of_the_resumed_run(repo: Path, tmp_path: Path) 
 
 def test_goals_run_writes_one_suite_per_goal(repo: Path, tmp_path: Path, in_github: Path) -> None:
     target = tmp_path / "goals.xml"
-    result = invoke("goals", "run", "quick@a", "failing@b", "--junit-xml", str(target), "--repo", str(repo))
+    result = invoke("goals", "run", "quick", "failing", "--junit-xml", str(target), "--repo", str(repo))
     assert result.exit_code == 1
     xmlschema.XMLSchema(str(XSD)).validate(str(target))
     suites = ET.parse(target).getroot().findall("testsuite")
-    assert sorted(s.attrib["name"] for s in suites) == ["failing (b)", "quick (a)"]
+    assert sorted(s.attrib["name"] for s in suites) == ["failing (default)", "quick (default)"]
     summary = in_github.read_text()
     assert "## goals run: 2 goal(s)" in summary
     assert "### ✔ succeeded · Quick (`quick`)" in summary and "### ✖ failed · failing (`failing`)" in summary

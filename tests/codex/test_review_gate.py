@@ -144,9 +144,9 @@ def test_a_review_stage_that_requests_changes_fails_the_run(repo: Path, fake_cod
     assert "guardrails FAILED (required): review" in result.stdout
 
 
-def test_review_without_a_run_outside_a_stage_is_a_usage_error(repo: Path) -> None:
-    result = invoke("review", "--repo", str(repo))
-    assert result.exit_code == 2 and "which run? pass --run ID" in result.stderr
+def test_review_without_a_run_outside_a_stage_means_the_latest_run(repo: Path) -> None:
+    result = invoke("review", "--repo", str(repo))  # no run yet: nothing to review, and how to get one
+    assert result.exit_code == 3 and "there is no run yet" in result.stderr and "start" in result.stderr
 
 
 def test_the_docs_review_pipeline(repo: Path, fake_codex: FakeCodex) -> None:

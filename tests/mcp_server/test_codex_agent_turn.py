@@ -72,12 +72,15 @@ def install(request: pytest.FixtureRequest) -> Install:
     return request.param  # type: ignore[no-any-return]
 
 
-def registration(install: Install, repo: Path, *, approvals: bool = True) -> str:
-    """templates/docs/codex-mcp.toml filled in for `install`, as `init codex` writes it."""
-    args = [*install.prefix, "mcp", "serve", "--repo", str(repo)]
+def registration(install: Install, repo: Path, *, approvals: bool = True, sandbox: str = "codex") -> str:
+    """templates/docs/codex-mcp.toml filled in for `install`, as `init codex` writes it. (`sandbox="none"`
+    where a test reads host pids a stage wrote: inside the sandbox's pid namespace they are not host pids.)"""
+    args = [*install.prefix, "mcp", "serve", "--repo", str(repo), "--sandbox", sandbox]
     text = resources.template_text("docs/codex-mcp.toml")
     text = text.replace("{{mcp_command}}", json.dumps(install.command))
-    text = text.replace("{{mcp_args}}", "[" + ", ".join(json.dumps(a) for a in args) + "]")
+    listed = "[" + ", ".join(json.dumps(a) for a in args) + "]"
+    # the stages run in Codex's own sandbox; this Codex is not on PATH, so the table names it (README)
+    text = text.replace("{{mcp_args}}", f"{listed}\nenv = {{ CODEX_CLI_BIN = {json.dumps(str(CODEX))} }}")
     text = text.replace("{{codex_mcp_add}}", "codex mcp add orchestrator -- ...")
     assert "{{" not in text
     if not approvals:  # the registration without the per-tool approvals (the control case)
@@ -261,7 +264,11 @@ def test_codex_cancels_a_run_only_with_the_templates_approval(
     refused: dict[str, Any] = {}
     scripted = model(*script(refused))
     turn = run_codex(
-        tmp_path, scripted, registration(install, mcp_repo, approvals=False), mcp_repo, "Cancel it."
+        tmp_path,
+        scripted,
+        registration(install, mcp_repo, approvals=False, sandbox="none"),
+        mcp_repo,
+        "Cancel it.",
     )
     assert turn.returncode == 0 and scripted.failures == [], (scripted.failures, turn.stderr[-2000:])
     assert "approval" in refused["cancel"], refused["cancel"]
@@ -273,7 +280,9 @@ def test_codex_cancels_a_run_only_with_the_templates_approval(
     approved: dict[str, Any] = {}
     scripted = model(*script(approved))
     try:
-        turn = run_codex(tmp_path, scripted, registration(install, mcp_repo), mcp_repo, "Cancel it.")
+        turn = run_codex(
+            tmp_path, scripted, registration(install, mcp_repo, sandbox="none"), mcp_repo, "Cancel it."
+        )
         assert turn.returncode == 0 and scripted.failures == [], (scripted.failures, turn.stderr[-2000:])
         cancelled = tool_json(approved["cancel"])
         assert cancelled["run_id"] == approved["start"]["run_id"] and cancelled["status"] == "cancelled"
@@ -308,7 +317,8 @@ def test_codex_shows_the_model_our_error_message(
     scripted = model(first, second)
     turn = run_codex(tmp_path, scripted, registration(install, mcp_repo), mcp_repo, "Run nope.")
     assert turn.returncode == 0 and scripted.failures == [], (scripted.failures, turn.stderr[-2000:])
-    assert "Error: unknown pipeline 'nope'; available: diagnostics, flaky, long, noisy, quick." in seen["bad"]
+    available = "diagnostics, docs-review, flaky, long, noisy, quick"
+    assert f"Error: unknown pipeline 'nope'; available: {available}." in seen["bad"]
     assert "Fix: pick one of the listed pipelines" in seen["bad"]
     assert [(c["tool"], c["status"]) for c in turn.tool_calls()] == [("start_run", "failed")]  # isError
     assert not (mcp_repo / ".runs").exists()

@@ -350,7 +350,7 @@ def test_inspector_shows_our_error_message(mcp_repo: Path) -> None:
     result = json.loads(failed.stdout)
     assert result["isError"] is True and "structuredContent" not in result
     assert (
-        "unknown pipeline 'nope'; available: diagnostics, flaky, long, noisy, quick"
+        "unknown pipeline 'nope'; available: diagnostics, docs-review, flaky, long, noisy, quick"
         in result["content"][0]["text"]
     )
     assert result["_meta"][ERROR_META_KEY]["code"] == "unknown_pipeline"

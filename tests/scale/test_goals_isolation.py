@@ -127,7 +127,7 @@ def test_parallel_goals_run_in_private_worktrees_of_the_current_tree(
         # filed under the main repository's runs root ...
         assert Path(g["manifest"]) == repo / ".runs" / g["task_id"] / "cli" / g["run_id"] / "manifest.json"
         assert (repo / ".runs" / g["task_id"] / "metrics.jsonl").is_file()
-        assert (repo / "out" / g["task_id"] / "state.json").is_file()
+        assert (repo / ".runs" / g["task_id"] / "state.json").is_file()
         # ... but run in the project folder of a temporary tree outside the repository, now removed
         assert root.name == g["project"] and root.parent.name == "packages"
         assert private_tmp in root.parents and not root.exists()

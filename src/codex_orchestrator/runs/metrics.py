@@ -69,11 +69,17 @@ def metrics_line(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any
         "stages_succeeded": sum(1 for c in commands if c.get("status") == "succeeded"),
         "stages_failed": sum(1 for c in commands if c.get("status") == "failed"),
         "guardrail_status": guardrail.get("status") if isinstance(guardrail, dict) else None,
-        "guardrail_evidence": list(guardrail.get("succeeded") or []) if isinstance(guardrail, dict) else [],
+        "guardrail_evidence": _evidence(guardrail),
         "manifest_complete": not mf.validate(manifest) and manifest.get("status") in mf.TERMINAL,
         "resumed": bool(manifest.get("resume_events")),
         "manifest": str(manifest_path),
     }
+
+
+def _evidence(guardrail: object) -> list[str]:
+    """The guardrail stages that checked something and succeeded (a damaged field counts as none)."""
+    succeeded = guardrail.get("succeeded") if isinstance(guardrail, dict) else None
+    return [str(s) for s in succeeded] if isinstance(succeeded, list) else []
 
 
 def metrics_from_manifest(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any]:

@@ -59,7 +59,7 @@ EXPECT = """\
   "pipeline": "diagnostics",
   "status": "succeeded",
   "adapters": ["python"],
-  "stages": {"build": "succeeded", "test": "succeeded", "spec-guard": "succeeded"},
+  "stages": {"build": "succeeded", "test": "succeeded", "spec-guard": "skipped"},
   "lint": [{"rule": "mutable-default-arg", "path": "calc/__init__.py", "line": 8}],
   "codemods": {"unittest-aliases": []}
 }

@@ -1,16 +1,22 @@
 """Live progress of a foreground run, on stderr: the running stage's elapsed time on a terminal, a
 "still running" note at a bounded interval off a terminal, and with --follow the stage's output as it is
-written. Stdout is never touched. The engine only reports stage events (`RunEngine.progress`)."""
+written (in GitHub Actions each stage's output folded in a `::group::`, with workflow commands in it
+switched off). Stdout is never touched. The engine only reports stage events (`RunEngine.progress`)."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from codex_orchestrator import output
 from codex_orchestrator.runs.follow import FileFollower
+
+if TYPE_CHECKING:
+    from codex_orchestrator.reports.github import StageFolder
 
 NOTE_EVERY_SECONDS = 30.0  # off a terminal: one "still running" line at most this often
 TICK_SECONDS = 0.25
@@ -40,6 +46,12 @@ class LiveProgress:
         self._follower: FileFollower | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._folder: StageFolder | None = None
+        self._mid_line = False
+        if follow:
+            from codex_orchestrator.reports.github import StageFolder, in_github_actions
+
+            self._folder = StageFolder(active=in_github_actions(os.environ))
 
     # -- what the engine calls ----------------------------------------------------------------
     def report(self, message: str) -> None:
@@ -57,11 +69,23 @@ class LiveProgress:
                 self._label = f"[{event.index}/{event.total}] {event.stage_id}"
                 self._started = self._last_note = self.clock()
                 self._follower = FileFollower(event.log_path) if self.follow else None
+                if self._folder is not None and self._folder.active:
+                    for line in self._folder.line(event.stage_id, "")[:-1]:  # open the stage's fold
+                        output.diag(line)
             else:
                 self._pump()
                 self._clear()
+                self._end_fold()
                 self._stage = None
                 self._follower = None
+
+    def _end_fold(self) -> None:
+        if self._folder is not None and self._folder.current is not None:
+            if self._mid_line:  # the stage's last line had no newline: the commands need their own lines
+                output.diag("")
+                self._mid_line = False
+            for line in self._folder.close():
+                output.diag(line)
 
     # -- rendering ------------------------------------------------------------------------------
     def _clear(self) -> None:
@@ -75,6 +99,7 @@ class LiveProgress:
         for chunk in self._follower.drain():
             self._clear()
             output.diag_bytes(chunk)
+            self._mid_line = not chunk.endswith(b"\n")
             self._last_note = self.clock()  # output is a sign of life: no note needed for a while
 
     def tick(self) -> None:
@@ -117,6 +142,7 @@ class LiveProgress:
         with self._lock:
             self._pump()
             self._clear()
+            self._end_fold()
 
 
 def _duration(seconds: float) -> str:

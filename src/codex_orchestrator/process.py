@@ -299,6 +299,27 @@ class ProbeResult:
         return self.returncode == 0
 
 
+def _spawn_probe(
+    argv: Sequence[str], cwd: Path | None, env: Mapping[str, str] | None, *, stderr: int
+) -> subprocess.Popen[bytes] | ProbeResult:
+    """A probe's process: stdin closed, stdout piped, its own session; or why it could not start."""
+    run_env = dict(os.environ if env is None else env)
+    run_env.setdefault("GIT_TERMINAL_PROMPT", "0")
+    try:
+        return subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=run_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        return ProbeResult(None, "", error=exc.strerror or str(exc))
+
+
 def run_probe(
     argv: Sequence[str],
     *,
@@ -307,21 +328,9 @@ def run_probe(
     env: Mapping[str, str] | None = None,
 ) -> ProbeResult:
     """Run a short command with stdin closed, in its own process group, killed (group) after `timeout`."""
-    run_env = dict(os.environ if env is None else env)
-    run_env.setdefault("GIT_TERMINAL_PROMPT", "0")
-    try:
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=run_env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
-        )
-    except OSError as exc:
-        return ProbeResult(None, "", error=exc.strerror or str(exc))
+    proc = _spawn_probe(argv, cwd, env, stderr=subprocess.STDOUT)
+    if isinstance(proc, ProbeResult):
+        return proc
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -351,21 +360,9 @@ def run_probe_stream(
     import selectors
     import time
 
-    run_env = dict(os.environ)
-    run_env.setdefault("GIT_TERMINAL_PROMPT", "0")
-    try:
-        proc = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=run_env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            close_fds=True,
-        )
-    except OSError as exc:
-        return ProbeResult(None, "", error=exc.strerror or str(exc))
+    proc = _spawn_probe(argv, cwd, None, stderr=subprocess.DEVNULL)
+    if isinstance(proc, ProbeResult):
+        return proc
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout
     with selectors.DefaultSelector() as selector:

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from codex_orchestrator.errors import StageNotFoundError
 from codex_orchestrator.ids import DEFAULT_TASK_ID, validate_id
@@ -52,9 +52,42 @@ def resolve(
     return Resolved(repo_config, stage_root, task, project, pipeline)
 
 
+class PipelineSummary(TypedDict):
+    id: str
+    title: str
+    source: str
+    stages: list[str]
+    guardrails_required: bool
+
+
+class PipelineList(TypedDict):
+    """What `pipelines` and `list_pipelines` show."""
+
+    repo: str
+    config: str | None
+    default_pipeline: str
+    adapters: list[str]
+    notes: list[str]
+    pipelines: list[PipelineSummary]
+
+
+class Plan(TypedDict):
+    """What `plan` and `plan_pipeline` show: the resolved stages (each its snapshot, `display` and
+    `will_run`)."""
+
+    pipeline_id: str
+    title: str
+    source: str
+    task_id: str
+    stage_root: str
+    guardrails_required: bool
+    notes: list[str]
+    stages: list[dict[str, Any]]
+
+
 def list_pipelines(
     roots: Roots, project: str | None = None, *, load: Callable[[Path], cfg.RepoConfig] = cfg.load
-) -> dict[str, Any]:
+) -> PipelineList:
     res = resolve(roots, project=project, load=load)
     config = load(res.stage_root) if project else res.config
     return {
@@ -64,13 +97,13 @@ def list_pipelines(
         "adapters": list(config.pipelines.adapters),
         "notes": config.pipelines.notes,
         "pipelines": [
-            {
-                "id": p.id,
-                "title": p.title,
-                "source": p.source,
-                "stages": [s.id for s in p.stages],
-                "guardrails_required": p.guardrails_required,
-            }
+            PipelineSummary(
+                id=p.id,
+                title=p.title,
+                source=p.source,
+                stages=[s.id for s in p.stages],
+                guardrails_required=p.guardrails_required,
+            )
             for p in sorted(config.pipelines.pipelines.values(), key=lambda p: p.id)
         ],
     }
@@ -83,7 +116,7 @@ def plan(
     project: str | None = None,
     target_stage: str | None = None,
     load: Callable[[Path], cfg.RepoConfig] = cfg.load,
-) -> dict[str, Any]:
+) -> Plan:
     res = resolve(roots, pipeline_id, project=project, load=load)
     p = res.pipeline
     last = target_index(p, target_stage)

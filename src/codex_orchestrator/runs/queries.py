@@ -213,7 +213,20 @@ def run_list(
     return RunList(runs=found, damaged=damaged)
 
 
-def read_log(roots: Roots, run_id: str, stage: str, *, max_bytes: int = 16384) -> dict[str, Any]:
+class LogTail(TypedDict):
+    """What `read_log` shows: the tail of one stage's output."""
+
+    run_id: str
+    stage: str
+    status: str | None
+    log_path: str
+    exists: bool
+    truncated: bool
+    size_bytes: int
+    text: str
+
+
+def read_log(roots: Roots, run_id: str, stage: str, *, max_bytes: int = 16384) -> LogTail:
     """The tail of one stage's output (bounded)."""
     validate_id("stage", stage)
     if max_bytes <= 0 or max_bytes > 1_048_576:
@@ -224,16 +237,16 @@ def read_log(roots: Roots, run_id: str, stage: str, *, max_bytes: int = 16384) -
             path = paths.stage_log(int(cmd["index"]), stage)
             path = roots.contain(path) if path.exists() else path
             text, truncated = read_tail(path, max_bytes)
-            return {
-                "run_id": run_id,
-                "stage": stage,
-                "status": cmd.get("status"),
-                "log_path": str(path),
-                "exists": path.exists(),
-                "truncated": truncated,
-                "size_bytes": path.stat().st_size if path.exists() else 0,
-                "text": text,
-            }
+            return LogTail(
+                run_id=run_id,
+                stage=stage,
+                status=cmd.get("status"),
+                log_path=str(path),
+                exists=path.exists(),
+                truncated=truncated,
+                size_bytes=path.stat().st_size if path.exists() else 0,
+                text=text,
+            )
     known = ", ".join(c.get("id", "?") for c in manifest.get("commands", []))
     raise StageNotFoundError(
         f"run {run_id!r} has no stage {stage!r}; stages: {known}", hint="pass one of the listed stages"

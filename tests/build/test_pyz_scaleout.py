@@ -38,6 +38,11 @@ def test_scale_out_from_the_pyz_in_a_users_repository(built: Built, tmp_path: Pa
         (pkg / name).mkdir(parents=True)
         (pkg / "pyproject.toml").write_text(f'[project]\nname = "{name}"\nversion = "0.1.0"\n')
         (pkg / name / "__init__.py").write_text("VALUE = 1\n")
+        (pkg / "tests").mkdir()  # something for the guardrails to check (nothing checked never passes)
+        (pkg / "tests" / "test_value.py").write_text(
+            f"import unittest\n\nimport {name}\n\n\nclass T(unittest.TestCase):\n"
+            f"    def test_value(self):\n        self.assertGreater({name}.VALUE, 0)\n"
+        )
     (repo / "codex.orchestrator.json").write_text(
         json.dumps({"projects": {"api": {"path": "packages/api"}, "web": {"path": "packages/web"}}})
     )

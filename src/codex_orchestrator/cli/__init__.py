@@ -134,4 +134,7 @@ def cli() -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
+    from codex_orchestrator.cli import _common
+
+    _common.OWN_PROCESS = True  # a process of its own: a foreground run may adopt its stages' orphans
     cli.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="codex-orchestrator")

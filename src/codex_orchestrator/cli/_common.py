@@ -16,6 +16,10 @@ from codex_orchestrator.runs.layout import Roots
 F = TypeVar("F", bound=Callable[..., Any])
 _announced: set[str] = set()  # root notes already said during this command
 
+#: True when the CLI runs as its own process (the console script, `python -m`, the `.pyz`), not inside a
+#: host such as a test runner: only then may a foreground run make this process a subreaper.
+OWN_PROCESS = False
+
 
 def repo_option(f: F) -> F:
     return click.option(

@@ -14,7 +14,7 @@ import click
 
 from codex_orchestrator import output
 from codex_orchestrator import sandbox as sbx
-from codex_orchestrator.cli import completion
+from codex_orchestrator.cli import _common, completion
 from codex_orchestrator.cli._common import (
     exit_with,
     format_options,
@@ -176,7 +176,7 @@ def start(
             r,
             pipeline,
             policy=cli_policy(sandbox, r.repo),
-            adopt_orphans=not detach,
+            adopt_orphans=not detach and _common.OWN_PROCESS,
             task_id=task_id,
             target_stage=target_stage,
             parent_run_id=parent_run_id,
@@ -360,7 +360,7 @@ def resume(
             policy=cli_policy(sandbox, r.repo),
             token=token,
             detach=detach,
-            adopt_orphans=not detach,
+            adopt_orphans=not detach and _common.OWN_PROCESS,
             reporter=None if as_json else (live.report if live else output.diag),
             on_engine=live.attach if live else None,
         )

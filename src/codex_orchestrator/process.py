@@ -37,6 +37,23 @@ class ProcessRunner(Protocol):
     def start(self, argv: list[str], *, cwd: Path, env: dict[str, str], log_path: Path) -> StageProcess: ...
 
 
+def spawn(
+    argv: Sequence[str], *, cwd: Path | None, env: Mapping[str, str], stdout: int, stderr: int
+) -> subprocess.Popen[bytes]:
+    """Every child we start: its own session (so its whole group can be signalled), stdin closed, no
+    inherited descriptors, never our stdout."""
+    return subprocess.Popen(
+        list(argv),
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
 class PosixStageProcess:
     def __init__(self, proc: subprocess.Popen[bytes], copier: CappedLogCopier | None = None) -> None:
         self.proc = proc
@@ -72,16 +89,7 @@ class PosixProcessRunner:
         if self.log_max_bytes is not None:
             return self._start_capped(argv, cwd=cwd, env=env, log_path=log_path, cap=self.log_max_bytes)
         with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
+            proc = spawn(argv, cwd=cwd, env=env, stdout=log.fileno(), stderr=subprocess.STDOUT)
         return PosixStageProcess(proc)
 
     def _start_capped(
@@ -95,16 +103,7 @@ class PosixProcessRunner:
             os.close(write_fd)
             raise
         try:
-            proc = subprocess.Popen(
-                argv,
-                cwd=cwd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=write_fd,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
+            proc = spawn(argv, cwd=cwd, env=env, stdout=write_fd, stderr=subprocess.STDOUT)
         except BaseException:
             os.close(write_fd)  # the copier sees the end of the output
             copier.finish()
@@ -306,16 +305,7 @@ def _spawn_probe(
     run_env = dict(os.environ if env is None else env)
     run_env.setdefault("GIT_TERMINAL_PROMPT", "0")
     try:
-        return subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=run_env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            start_new_session=True,
-            close_fds=True,
-        )
+        return spawn(list(argv), cwd=cwd, env=run_env, stdout=subprocess.PIPE, stderr=stderr)
     except OSError as exc:
         return ProbeResult(None, "", error=exc.strerror or str(exc))
 

@@ -89,3 +89,31 @@ def test_stop_group_terminates_then_kills(flavour: str, tmp_path: object) -> Non
     started = time.monotonic()
     rc = process.stop_group(stage, 0.3)
     assert rc != 0 and time.monotonic() - started < 5
+
+
+@pytest.mark.skipif(not process.USE_PROC, reason="the subreaper is Linux-only")
+def test_a_subreaper_with_no_child_left_skips_the_process_scan(tmp_path: object) -> None:
+    """After a stage's leader was waited and nothing of it is left, reap_run answers without reading the
+    process table; with a descendant still alive, it scans and ends it. In a fresh process of its own."""
+    script = (
+        "import os, subprocess, sys, time\n"
+        "from codex_orchestrator import process\n"
+        "assert process.become_subreaper()\n"
+        "scans = []\n"
+        "real = process._marked_processes\n"
+        "process._marked_processes = lambda run_id: scans.append(run_id) or real(run_id)\n"
+        "run_id = '20261201T000000000Z-0000abcd'\n"
+        "subprocess.run(['true'], check=True)\n"
+        "assert process.reap_run(run_id) == 0 and scans == [], scans\n"
+        "env = {**os.environ, process.RUN_MARKER: run_id}\n"
+        # a stage that double-forks: its grandchild (adopted by us) outlives it
+        "subprocess.run(['sh', '-c', 'sleep 60 & exit 0'], env=env, check=True)\n"
+        "assert process.reap_run(run_id) == 1 and scans == [run_id], scans\n"
+        "time.sleep(0.2)\n"
+        "print(process._has_children())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"  # the adopted orphan was killed and collected

@@ -253,7 +253,12 @@ def run_processes_alive(run_id: str) -> bool:
 
 def reap_run(run_id: str) -> int:
     """SIGKILL every process that belongs to run `run_id` — including those that left the stage's
-    process group (setsid, double fork) — and collect the ones that are our children. Returns how many."""
+    process group (setsid, double fork) — and collect the ones that are our children. Returns how many.
+
+    As the subreaper, every descendant of a stage stays ours: with no child left at all (the common case
+    once a stage's leader has been waited), nothing of the run can still live and no scan is needed."""
+    if _SUBREAPER and not _has_children():
+        return 0
     victims = _marked_processes(run_id)
     for pid, _pgid in victims:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -266,6 +271,15 @@ def reap_run(run_id: str) -> int:
 
 
 _SUBREAPER = False
+
+
+def _has_children() -> bool:
+    """Whether this process has any child, live or zombie (none is reaped here: WNOWAIT)."""
+    try:
+        os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:
+        return False
+    return True
 
 
 def become_subreaper() -> bool:

@@ -7,7 +7,6 @@ can never silently ignore a constraint. The test suite checks it agrees with jso
 
 from __future__ import annotations
 
-import difflib
 import re
 from dataclasses import dataclass
 from functools import cache
@@ -50,6 +49,11 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "boolean": (bool,),
     "null": (type(None),),
 }
+
+
+# A value's place, built only when a violation names it: the root, or (parent place, key or index).
+_ROOT: Any = None
+_Path = Any
 
 
 @dataclass(frozen=True)
@@ -134,58 +138,82 @@ class Validator:
 
     def errors(self, instance: Any) -> list[Violation]:
         out: list[Violation] = []
-        self._check(instance, self.root, "$", out)
+        self._check(instance, self.root, _ROOT, out)
         return out
 
-    def _check(self, value: Any, schema: Any, path: str, out: list[Violation]) -> None:
+    def errors_within(
+        self, properties: dict[str, Any], items: dict[str, dict[int, Any]] | None = None
+    ) -> list[Violation]:
+        """Violations of a document known valid but for what is passed: top-level `properties` (name to
+        value) and, for array properties, single `items` (name to {index: value}). The rest, and so
+        `required` and the arrays' own length and uniqueness, are unchanged and not checked again."""
+        out: list[Violation] = []
+        root = self.root
+        if "$ref" in root or "oneOf" in root or "anyOf" in root:  # not a plain object schema: check whole
+            raise AssetError("errors_within needs a plain object schema")
+        shell = {k: v for k, v in root.items() if k not in ("required", "minProperties")}
+        self._check_object(properties, shell, _ROOT, out)
+        for name, changed in (items or {}).items():
+            prop = root.get("properties", {}).get(name)
+            if not isinstance(prop, dict) or "items" not in prop or set(prop) - {"type", "items"}:
+                raise AssetError(f"errors_within cannot check single items of {name!r}")
+            for index, value in changed.items():
+                self._check(value, prop["items"], ((_ROOT, name), index), out)
+        return out
+
+    def _check(self, value: Any, schema: Any, path: _Path, out: list[Violation]) -> None:
         if schema is True:
             return
         if schema is False:
-            out.append(Violation(path, "no value is allowed here"))
+            out.append(Violation(_render(path), "no value is allowed here"))
             return
         if "$ref" in schema:
             self._check(value, self._resolve(schema["$ref"]), path, out)
         if "type" in schema:
             types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
             if not any(_is_type(value, t) for t in types):
-                out.append(Violation(path, f"expected {' or '.join(types)}, got {_describe(value)}"))
+                out.append(Violation(_render(path), f"expected {' or '.join(types)}, got {_describe(value)}"))
                 return
         if "enum" in schema and not any(_json_equal(value, choice) for choice in schema["enum"]):
             choices = ", ".join(repr(v) for v in schema["enum"])
-            out.append(Violation(path, f"expected one of {choices}, got {value!r}"))
+            out.append(Violation(_render(path), f"expected one of {choices}, got {value!r}"))
         if "const" in schema and not _json_equal(value, schema["const"]):
-            out.append(Violation(path, f"expected {schema['const']!r}, got {value!r}"))
+            out.append(Violation(_render(path), f"expected {schema['const']!r}, got {value!r}"))
         if isinstance(value, str):
             if "minLength" in schema and len(value) < schema["minLength"]:
-                out.append(Violation(path, f"expected at least {schema['minLength']} characters"))
+                out.append(Violation(_render(path), f"expected at least {schema['minLength']} characters"))
             if "maxLength" in schema and len(value) > schema["maxLength"]:
-                out.append(Violation(path, f"expected at most {schema['maxLength']} characters"))
+                out.append(Violation(_render(path), f"expected at most {schema['maxLength']} characters"))
             if "pattern" in schema and not _regex(schema["pattern"]).search(value):
                 out.append(
-                    Violation(path, f"expected a string matching {schema['pattern']!r}, got {value!r}")
+                    Violation(
+                        _render(path), f"expected a string matching {schema['pattern']!r}, got {value!r}"
+                    )
                 )
         if isinstance(value, int | float) and not isinstance(value, bool):
             if "minimum" in schema and value < schema["minimum"]:
-                out.append(Violation(path, f"expected a number >= {schema['minimum']}, got {value}"))
+                out.append(Violation(_render(path), f"expected a number >= {schema['minimum']}, got {value}"))
             if "maximum" in schema and value > schema["maximum"]:
-                out.append(Violation(path, f"expected a number <= {schema['maximum']}, got {value}"))
+                out.append(Violation(_render(path), f"expected a number <= {schema['maximum']}, got {value}"))
             if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
-                out.append(Violation(path, f"expected a number > {schema['exclusiveMinimum']}, got {value}"))
+                out.append(
+                    Violation(_render(path), f"expected a number > {schema['exclusiveMinimum']}, got {value}")
+                )
         if isinstance(value, list):
             if "minItems" in schema and len(value) < schema["minItems"]:
-                out.append(Violation(path, f"expected at least {schema['minItems']} items"))
+                out.append(Violation(_render(path), f"expected at least {schema['minItems']} items"))
             if "maxItems" in schema and len(value) > schema["maxItems"]:
-                out.append(Violation(path, f"expected at most {schema['maxItems']} items"))
+                out.append(Violation(_render(path), f"expected at most {schema['maxItems']} items"))
             if schema.get("uniqueItems"):
                 seen: list[Any] = []
                 for item in value:
                     if item in seen:
-                        out.append(Violation(path, f"expected unique items, {item!r} repeats"))
+                        out.append(Violation(_render(path), f"expected unique items, {item!r} repeats"))
                         break
                     seen.append(item)
             if "items" in schema:
                 for i, item in enumerate(value):
-                    self._check(item, schema["items"], f"{path}[{i}]", out)
+                    self._check(item, schema["items"], (path, i), out)
         if isinstance(value, dict):
             self._check_object(value, schema, path, out)
         for key in ("oneOf", "anyOf"):
@@ -193,18 +221,18 @@ class Validator:
                 self._check_alternatives(value, schema, key, path, out)
 
     def _check_object(
-        self, value: dict[str, Any], schema: dict[str, Any], path: str, out: list[Violation]
+        self, value: dict[str, Any], schema: dict[str, Any], path: _Path, out: list[Violation]
     ) -> None:
         for name in schema.get("required", []):
             if name not in value:
-                out.append(Violation(path, f"missing required property {name!r}"))
+                out.append(Violation(_render(path), f"missing required property {name!r}"))
         if "minProperties" in schema and len(value) < schema["minProperties"]:
-            out.append(Violation(path, f"expected at least {schema['minProperties']} properties"))
+            out.append(Violation(_render(path), f"expected at least {schema['minProperties']} properties"))
         props = schema.get("properties", {})
         patterns = schema.get("patternProperties", {})
         extra = schema.get("additionalProperties", True)
         for name, item in value.items():
-            sub = _child(path, name)
+            sub = (path, name)
             matched = False
             if name in props:
                 matched = True
@@ -216,14 +244,18 @@ class Validator:
             if not matched:
                 if extra is False:
                     allowed = ", ".join(sorted(props)) or "none"
+                    import difflib  # only a refusal needs it
+
                     close = difflib.get_close_matches(name, list(props), n=1, cutoff=0.6)
                     guess = f"did you mean {close[0]!r}? " if close else ""
-                    out.append(Violation(sub, f"unknown property {name!r} ({guess}allowed: {allowed})"))
+                    out.append(
+                        Violation(_render(sub), f"unknown property {name!r} ({guess}allowed: {allowed})")
+                    )
                 elif isinstance(extra, dict):
                     self._check(item, extra, sub, out)
 
     def _check_alternatives(
-        self, value: Any, schema: dict[str, Any], key: str, path: str, out: list[Violation]
+        self, value: Any, schema: dict[str, Any], key: str, path: _Path, out: list[Violation]
     ) -> None:
         results = []
         for alt in schema[key]:
@@ -233,7 +265,7 @@ class Validator:
         passing = sum(1 for errs in results if not errs)
         if (key == "anyOf" and passing == 0) or (key == "oneOf" and passing != 1):
             if passing > 1:
-                out.append(Violation(path, "matches more than one allowed form"))
+                out.append(Violation(_render(path), "matches more than one allowed form"))
                 return
             # report the alternative that came closest (fewest errors, deepest path)
             best = min(results, key=lambda errs: (len(errs), -max(len(e.path) for e in errs)))
@@ -248,10 +280,19 @@ def _regex(pattern: str) -> re.Pattern[str]:
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def _child(path: str, name: str) -> str:
-    if _IDENT.fullmatch(name):
-        return f"{path}.{name}"
-    return f"{path}[{name!r}]"
+def _render(path: _Path) -> str:
+    """`$.pipelines[0].stages[1]['odd key']` from the chain of (parent, key) pairs."""
+    parts: list[str] = []
+    node: Any = path
+    while node is not _ROOT:
+        node, key = node
+        if isinstance(key, int):
+            parts.append(f"[{key}]")
+        elif _IDENT.fullmatch(key):
+            parts.append(f".{key}")
+        else:
+            parts.append(f"[{key!r}]")
+    return "$" + "".join(reversed(parts))
 
 
 @cache

@@ -1,20 +1,38 @@
-"""Five trivial stages end to end: codex-orchestrator next to other task runners, `sh -c` as the floor.
+"""Five trivial stages end to end: codex-orchestrator next to go-task, just and the Python task runners.
 
-    .venv/bin/python tests/perf/bench_peers.py [-n 11] [--ours CMD] [--venv DIR]
+    .venv/bin/python tests/perf/bench_peers.py [-n 11] [--ours CMD] [--pyz X.pyz [--python PY]]
+                                               [--venv DIR] [--no-scale]
 
-Each tool runs the same pipeline, five stages that each run `true`, in order, from a fresh process: what a
-user or an agent waits for. The peers (pinned below) are installed into their own venv (default
-~/.cache/codex-orchestrator-bench/peers, made on first use from PyPI); `make` joins when it is on PATH.
-"ours" is this venv's `codex-orchestrator` unless --ours names another command (e.g. `python3.11 X.pyz`).
-The floor is `sh -c 'true; true; true; true; true'`. All commands are timed in turn, round after round, and
-the table gives each one's median wall time and its ratio to the floor's median. It prints; it never judges.
+Each tool runs the same five stages, `echo a` … `echo e`, in order, from a fresh process in a scratch
+project (a git repository with one commit, as a user's would be): what a user or an agent waits for.
+The peers are pinned below and installed with pip into their own venv (default
+~/.cache/codex-orchestrator-bench/peers, made from PyPI on first use and rebuilt when the pins change);
+`make` joins when it is on PATH. Invocations, from the project folder:
+
+    sh -c 'echo a; echo b; echo c; echo d; echo e'     the floor
+    codex-orchestrator start five                        ours (venv): this venv's, or --ours CMD
+    PYTHON X.pyz start five                              ours (.pyz), with --pyz; own SHIV_ROOT
+    just five                                            justfile: recipe `five`, one line per stage
+    task five                                            Taskfile.yml: task `five`, one cmd per stage
+    poe five                                             [tool.poe.tasks]: a..e, five = sequence of them
+    nox --no-venv -R -s five                             noxfile.py: session `five`, venv_backend="none"
+    invoke five                                          tasks.py: task `five`, one c.run per stage
+    make five                                            Makefile: target `five`, one line per stage
+
+All commands are timed in turn, round after round, after one warm-up round (which also extracts the
+.pyz), so a noisy machine moves them together. The table gives each one's median, min and max wall time
+and its median's ratio to the floor's and to ours (venv). A second table (skip it with --no-scale) times
+ours and the floor at 1, 10 and 100 stages (`echo sN`) and gives the per-stage cost, (t(100) - t(1)) / 99
+and (t(10) - t(1)) / 9, to show whether it stays flat. It prints; it never judges.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import platform
 import shlex
 import shutil
 import statistics
@@ -24,50 +42,90 @@ import tempfile
 import time
 from pathlib import Path
 
-PEERS = {"doit": "0.37.0", "invoke": "3.0.3", "poethepoet": "0.49.0"}
-STAGES = 5
+PEERS = {
+    "go-task-bin": "3.54.0",
+    "invoke": "3.0.3",
+    "nox": "2026.10.20",
+    "poethepoet": "0.49.0",
+    "rust-just": "1.59.0",
+}
+STAGES = ["a", "b", "c", "d", "e"]
+SCALE = [1, 10, 100]
+FLOOR = "sh -c (floor)"
+OURS = "ours (venv)"
+OURS_PYZ = "ours (.pyz)"
+# The real interpreter, never a pyenv shim (which adds ~100 ms to every start).
+BASE_PYTHON = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+DROPPED_PREFIXES = ("CODEX_ORCHESTRATOR_", "MCP_RUNNER_", "NOX", "POE_", "INVOKE_", "JUST_")
+DROPPED = {"CI", "GITHUB_ACTIONS", "VIRTUAL_ENV"}
+
+Command = tuple[list[str], dict[str, str]]
+Job = tuple[list[str], Path, dict[str, str]]
 
 
 def peer_venv(folder: Path) -> Path:
+    """The peers' venv, (re)made when the pins or the interpreter changed; returns its bin folder."""
     stamp = folder / ".peers"
-    wanted = " ".join(f"{k}=={v}" for k, v in sorted(PEERS.items()))
-    if stamp.is_file() and stamp.read_text() == wanted:
-        return folder
-    if folder.exists():
-        shutil.rmtree(folder)
-    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
-    subprocess.run(
-        [str(folder / "bin" / "python"), "-m", "pip", "install", "--quiet", *wanted.split()], check=True
-    )
-    stamp.write_text(wanted)
+    pins = [f"{name}=={version}" for name, version in sorted(PEERS.items())]
+    wanted = " ".join([f"python={BASE_PYTHON}", *pins])
+    if not (stamp.is_file() and stamp.read_text() == wanted):
+        if folder.exists():
+            shutil.rmtree(folder)
+        subprocess.run([BASE_PYTHON, "-m", "venv", str(folder)], check=True)
+        python = str(folder / "bin" / "python")
+        subprocess.run(
+            [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *pins], check=True
+        )
+        stamp.write_text(wanted)
+    return folder / "bin"
+
+
+def git_project(folder: Path, files: dict[str, str]) -> Path:
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    who = ["-c", "user.name=bench", "-c", "user.email=bench@example.invalid", "-c", "commit.gpgsign=false"]
+    for git in (["init", "-q"], ["add", "-A"], [*who, "commit", "-q", "--no-verify", "-m", "bench"]):
+        subprocess.run(["git", *git], cwd=folder, stdout=subprocess.DEVNULL, check=True)
     return folder
 
 
-def write_projects(work: Path) -> None:
-    names = [f"s{i}" for i in range(1, STAGES + 1)]
-    (work / "codex.orchestrator.json").write_text(
-        json.dumps(
-            {
-                "default_pipeline": "five",
-                "pipelines": [{"id": "five", "stages": [{"id": n, "command": ["true"]} for n in names]}],
-            }
-        )
-    )
-    dodo = ["def task_all():", f"    return {{'actions': None, 'task_dep': {names!r}}}", ""]
-    for n in names:
-        dodo += [f"def task_{n}():", "    return {'actions': ['true'], 'verbosity': 0}", ""]
-    (work / "dodo.py").write_text("\n".join(dodo))
-    tasks = ["from invoke import task", ""]
-    for n in names:
-        tasks += ["@task", f"def {n}(c):", "    c.run('true')", ""]
-    tasks += [f"@task(pre=[{', '.join(names)}])", "def all(c):", "    pass", ""]
-    (work / "tasks.py").write_text("\n".join(tasks))
-    poe = ["[tool.poe.tasks]"] + [f'{n} = "true"' for n in names] + [f"all = {json.dumps(names)}"]
-    (work / "pyproject.toml").write_text("\n".join(poe) + "\n")
-    make = [".PHONY: all " + " ".join(names), "all: " + " ".join(names)]
-    for i, n in enumerate(names):
-        make += [f"{n}:{' ' + names[i - 1] if i else ''}", "\t@true"]
-    (work / "Makefile").write_text("\n".join(make) + "\n")
+def ours_config(pipeline: str, words: list[str]) -> str:
+    stages = [{"id": w, "command": ["echo", w]} for w in words]
+    config = {"default_pipeline": pipeline, "pipelines": [{"id": pipeline, "stages": stages}]}
+    return json.dumps(config) + "\n"
+
+
+def five_project(folder: Path) -> Path:
+    cmds = [f"echo {s}" for s in STAGES]
+    poe = ["[tool.poe.tasks]", *(f'{s} = "echo {s}"' for s in STAGES), f"five = {json.dumps(STAGES)}"]
+    nox = [
+        "import nox",
+        "",
+        "",
+        '@nox.session(venv_backend="none")',
+        "def five(session):",
+        *(f'    session.run("echo", "{s}", external=True)' for s in STAGES),
+    ]
+    invoke = [
+        "from invoke import task",
+        "",
+        "",
+        "@task",
+        "def five(c):",
+        *(f'    c.run("{cmd}")' for cmd in cmds),
+    ]
+    files = {
+        "codex.orchestrator.json": ours_config("five", STAGES),
+        "justfile": "five:\n" + "".join(f"    {c}\n" for c in cmds),
+        "Taskfile.yml": "version: '3'\ntasks:\n  five:\n    cmds:\n"
+        + "".join(f"      - {c}\n" for c in cmds),
+        "pyproject.toml": "\n".join(poe) + "\n",
+        "noxfile.py": "\n".join(nox) + "\n",
+        "tasks.py": "\n".join(invoke) + "\n",
+        "Makefile": ".PHONY: five\nfive:\n" + "".join(f"\t{c}\n" for c in cmds),
+    }
+    return git_project(folder, files)
 
 
 def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
@@ -78,52 +136,134 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
         raise SystemExit(
-            f"failed ({proc.returncode}): {shlex.join(argv)}\n{proc.stderr.decode(errors='replace')}"
+            f"failed ({proc.returncode}): {shlex.join(argv)} (in {cwd})\n"
+            f"{proc.stderr.decode(errors='replace')}"
         )
     return elapsed
+
+
+def round_robin(jobs: dict[str, Job], rounds: int) -> dict[str, list[float]]:
+    for argv, cwd, env in jobs.values():  # warm-up: page cache, .pyc, the .pyz's extraction
+        timed(argv, cwd, env)
+    times: dict[str, list[float]] = {name: [] for name in jobs}
+    for _ in range(rounds):
+        for name, (argv, cwd, env) in jobs.items():
+            times[name].append(timed(argv, cwd, env))
+    return times
+
+
+def run_env(peers: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in DROPPED and not k.startswith(DROPPED_PREFIXES)}
+    env["PATH"] = os.pathsep.join([str(peers), *filter(None, [os.environ.get("PATH")])])
+    return env
+
+
+def make_version(make: str) -> str:
+    out = subprocess.run([make, "--version"], capture_output=True, text=True, check=False).stdout
+    words = out.split("\n", 1)[0].split()
+    return words[-1] if words else "?"
+
+
+def cmds_line(words: list[str]) -> str:
+    return "; ".join(f"echo {w}" for w in words)
+
+
+def default_ours() -> Path:
+    """This venv's codex-orchestrator, else the checkout's .venv one."""
+    beside = Path(sys.executable).parent / "codex-orchestrator"
+    return (
+        beside if beside.is_file() else Path(__file__).resolve().parents[2] / ".venv/bin/codex-orchestrator"
+    )
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-n", type=int, default=11, help="rounds (default 11)")
     ap.add_argument("--ours", default=None, help="command for codex-orchestrator (default: this venv's)")
+    ap.add_argument("--pyz", type=Path, default=None, help="also time this .pyz as ours (.pyz)")
+    ap.add_argument("--python", default=BASE_PYTHON, help="interpreter for --pyz (default: the real one)")
     ap.add_argument(
         "--venv",
         type=Path,
         default=Path.home() / ".cache" / "codex-orchestrator-bench" / "peers",
         help="where the peers are installed",
     )
+    ap.add_argument("--no-scale", action="store_true", help="skip the 1/10/100-stage table")
     args = ap.parse_args()
-    peers = peer_venv(args.venv.absolute()) / "bin"
-    ours = shlex.split(args.ours) if args.ours else [str(Path(sys.executable).parent / "codex-orchestrator")]
+
+    peers = peer_venv(args.venv.absolute())
+    ours = shlex.split(args.ours) if args.ours else [str(default_ours())]
     work = Path(tempfile.mkdtemp(prefix="bench-peers-"))
-    write_projects(work)
-    env = {"PATH": f"{peers}:/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "LANG": "C.UTF-8"}
-    commands: dict[str, list[str]] = {
-        "sh -c (floor)": ["sh", "-c", "; ".join(["true"] * STAGES)],
-        "codex-orchestrator start": [*ours, "start", "five", "--repo", str(work), "--json"],
-        f"doit {PEERS['doit']}": [str(peers / "doit"), "--db-file", str(work / ".doit.db"), "-a", "all"],
-        f"invoke {PEERS['invoke']}": [str(peers / "invoke"), "all"],
-        f"poethepoet {PEERS['poethepoet']}": [str(peers / "poe"), "all"],
-    }
-    if shutil.which("make"):
-        commands["make"] = [str(shutil.which("make")), "-s", "all"]
-    times: dict[str, list[float]] = {name: [] for name in commands}
-    for argv in commands.values():  # one warm-up each
-        timed(argv, work, env)
-    for _ in range(args.n):
-        for name, argv in commands.items():
-            times[name].append(timed(argv, work, env))
-    floor = statistics.median(times["sh -c (floor)"])
-    print(f"{STAGES} stages of `true`, median wall ms of {args.n} rounds (python {sys.version.split()[0]})")
-    print(f"{'tool':34}{'median ms':>10}{'min':>8}{'max':>8}{'x floor':>9}")
-    for name, values in times.items():
-        med = statistics.median(values)
+    try:
+        env = run_env(peers)
+        pyz_env = dict(env, SHIV_ROOT=str(work / "shiv-root"))
+        variants: dict[str, Command] = {OURS: (ours, env)}
+        if args.pyz:
+            variants[OURS_PYZ] = ([args.python, str(args.pyz.absolute())], pyz_env)
+
+        project = five_project(work / "five")
+        jobs: dict[str, Job] = {
+            FLOOR: (["sh", "-c", cmds_line(STAGES)], project, env),
+        }
+        for name, (argv, venv_env) in variants.items():
+            jobs[name] = ([*argv, "start", "five"], project, venv_env)
+        jobs[f"just {PEERS['rust-just']} (rust-just)"] = ([str(peers / "just"), "five"], project, env)
+        jobs[f"task {PEERS['go-task-bin']} (go-task-bin)"] = ([str(peers / "task"), "five"], project, env)
+        jobs[f"poe {PEERS['poethepoet']} (poethepoet)"] = ([str(peers / "poe"), "five"], project, env)
+        nox = [str(peers / "nox"), "--no-venv", "-R", "-s", "five"]
+        jobs[f"nox {PEERS['nox']}"] = (nox, project, env)
+        jobs[f"invoke {PEERS['invoke']}"] = ([str(peers / "invoke"), "five"], project, env)
+        make = shutil.which("make", path=env["PATH"])
+        if make:
+            jobs[f"make {make_version(make)}"] = ([make, "five"], project, env)
+
+        load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
         print(
-            f"{name:34}{med * 1000:10.1f}{min(values) * 1000:8.1f}{max(values) * 1000:8.1f}{med / floor:9.1f}"
+            f"python {platform.python_version()} ({BASE_PYTHON});"
+            f" {platform.machine()}, {os.cpu_count()} CPUs;"
+            f" load {load}; {now}; {args.n} rounds;"
+            f" PYTHONDONTWRITEBYTECODE={os.environ.get('PYTHONDONTWRITEBYTECODE', 'unset')} (kept as is)"
         )
-    shutil.rmtree(work, ignore_errors=True)
-    return 0
+        times = round_robin(jobs, args.n)
+        floor = statistics.median(times[FLOOR])
+        ref = statistics.median(times[OURS])
+        print()
+        print(f"{len(STAGES)} stages (`echo a` … `echo e`) end to end, wall ms over {args.n} rounds")
+        print(f"{'tool':32}{'median ms':>10}{'min ms':>9}{'max ms':>9}{'x floor':>9}{'x ours (venv)':>15}")
+        for name, values in times.items():
+            med = statistics.median(values)
+            print(
+                f"{name:32}{ms(med):>10}{ms(min(values)):>9}{ms(max(values)):>9}"
+                f"{med / floor:9.1f}{med / ref:15.2f}"
+            )
+
+        if args.no_scale:
+            return 0
+        scale_jobs: dict[str, Job] = {}
+        for count in SCALE:
+            words = [f"s{i}" for i in range(1, count + 1)]
+            config = {"codex.orchestrator.json": ours_config("scale", words)}
+            folder = git_project(work / f"scale-{count}", config)
+            scale_jobs[f"{FLOOR}|{count}"] = (["sh", "-c", cmds_line(words)], folder, env)
+            for name, (argv, venv_env) in variants.items():
+                scale_jobs[f"{name}|{count}"] = ([*argv, "start", "scale"], folder, venv_env)
+        scale = {key: statistics.median(values) for key, values in round_robin(scale_jobs, args.n).items()}
+        print()
+        print(f"stage count, ours and the floor: median wall ms over {args.n} rounds; per stage in ms")
+        heads = [f"t({c})" for c in SCALE] + ["(t10-t1)/9", "(t100-t1)/99"]
+        print(f"{'tool':32}" + "".join(f"{h:>13}" for h in heads))
+        for name in [FLOOR, *variants]:
+            t = {c: scale[f"{name}|{c}"] for c in SCALE}
+            cells = [ms(t[c]) for c in SCALE] + [ms((t[10] - t[1]) / 9), ms((t[100] - t[1]) / 99)]
+            print(f"{name:32}" + "".join(f"{c:>13}" for c in cells))
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -104,22 +104,23 @@ def test_fifty_concurrent_runs_on_one_task(tmp_path: Path) -> None:
 
 
 class _FailingWrites:
-    """Replaces manifest.write: the first `ok` writes go through, then every write fails like a full disk."""
+    """Replaces the manifest's storage write: the first `ok` writes go through, then every write fails
+    like a full disk."""
 
     def __init__(self, ok: int, recover_after: int | None = None) -> None:
         self.ok = ok
         self.calls = 0
         self.recover_after = recover_after
-        self.real = mf.write
+        self.real = mf.atomic_write_bytes
 
-    def __call__(self, path: Path, manifest: dict, **kw: object) -> None:
+    def __call__(self, path: Path, data: bytes, **kw: object) -> None:
         self.calls += 1
         failing = self.calls > self.ok and (
             self.recover_after is None or self.calls <= self.ok + self.recover_after
         )
         if failing:
             raise StorageError(f"cannot write {path}: the disk is full", hint="free space")
-        self.real(path, manifest, **kw)  # type: ignore[arg-type]
+        self.real(path, data, **kw)  # type: ignore[arg-type]
 
 
 def test_disk_full_mid_run_ends_failed_where_it_can_write(
@@ -127,7 +128,7 @@ def test_disk_full_mid_run_ends_failed_where_it_can_write(
 ) -> None:
     clock = FakeClock()
     writes = _FailingWrites(ok=4, recover_after=1)  # one failed write, then the disk has room again
-    monkeypatch.setattr(mf, "write", writes)
+    monkeypatch.setattr(mf, "atomic_write_bytes", writes)
     view = lifecycle.start_run(Roots.resolve(repo), "quick", clock=clock, process_runner=FakeRunner(clock))
     assert view["status"] == "failed"
     on_disk = json.loads(Path(view["manifest"]).read_text())
@@ -140,7 +141,7 @@ def test_disk_full_for_good_leaves_the_last_good_manifest(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = FakeClock()
-    monkeypatch.setattr(mf, "write", _FailingWrites(ok=4))
+    monkeypatch.setattr(mf, "atomic_write_bytes", _FailingWrites(ok=4))
     runner = FakeRunner(clock)
     view = lifecycle.start_run(Roots.resolve(repo), "quick", clock=clock, process_runner=runner)
     assert view["status"] == "failed"  # what we report
@@ -161,7 +162,7 @@ def test_read_only_runs_root_mid_run_via_cli(repo: Path, monkeypatch: pytest.Mon
 
     from codex_orchestrator.cli import cli
 
-    monkeypatch.setattr(mf, "write", _FailingWrites(ok=3))
+    monkeypatch.setattr(mf, "atomic_write_bytes", _FailingWrites(ok=3))
     result = CliRunner().invoke(cli, ["start", "--repo", str(repo)], catch_exceptions=False)
     assert result.exit_code == 1
     assert "Traceback" not in result.stderr and "disk is full" in result.stderr

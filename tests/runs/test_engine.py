@@ -124,7 +124,7 @@ def test_heartbeat_and_stale_detection_use_the_injected_clock(repo: Path, clock:
         clock=clock,
         process_runner=FakeRunner(clock),
         reporter=None,
-        kill_grace=1,
+        limits=driver.Limits(kill_grace=1, log_max_bytes=None),
         mode="foreground",
     )
     manifest["status"] = "in_progress"

@@ -212,3 +212,54 @@ def test_without_git_installed_nothing_fails(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(provenance.shutil, "which", lambda _name: None)
     state = provenance.tree_state(tmp_path)
     assert state["vcs"] is None and state["reason"] == "git is not installed"
+
+
+def _count_git_calls(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    calls: list[list[str]] = []
+    real_probe, real_stream = provenance.run_probe, provenance.run_probe_stream
+
+    def probe(argv: list[str], **kw: object) -> object:
+        calls.append(list(argv))
+        return real_probe(argv, **kw)  # type: ignore[arg-type]
+
+    def stream(argv: list[str], sink: object, **kw: object) -> object:
+        calls.append(list(argv))
+        return real_stream(argv, sink, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(provenance, "run_probe", probe)
+    monkeypatch.setattr(provenance, "run_probe_stream", stream)
+    return calls
+
+
+def test_a_clean_tree_costs_one_git_call(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_git_calls(monkeypatch)
+    assert provenance.tree_state(repo)["dirty"] is False
+    assert len(calls) == 1 and "status" in calls[0] and "--no-optional-locks" in calls[0]
+    (repo / "app.py").write_text("X = 2\n")
+    state = provenance.tree_state(repo)
+    assert state["dirty"] is True and len(calls) == 4  # status, then diff and the untracked listing
+
+
+def test_staged_then_reverted_hashes_as_clean(repo: Path) -> None:
+    """git status lists a change staged and then undone in the files; what is tested equals HEAD."""
+    (repo / "app.py").write_text("X = 2\n")
+    git(repo, "add", "app.py")
+    (repo / "app.py").write_text("X = 1\n")
+    assert git(repo, "status", "--porcelain").strip()  # git sees an entry ...
+    state = provenance.tree_state(repo)
+    assert state["dirty"] is False and state["changes_sha256"] is None  # ... the tested files are HEAD's
+
+
+def test_a_detached_head_has_a_commit_and_no_branch(repo: Path) -> None:
+    git(repo, "checkout", "-q", "--detach")
+    state = provenance.tree_state(repo)
+    assert state["commit"] == _head(repo) and state["branch"] is None and state["dirty"] is False
+
+
+def test_a_long_untracked_listing_is_counted_whole(repo: Path) -> None:
+    """More untracked names than the status headers' read bound (64 KiB of names)."""
+    names = [f"untracked-file-with-a-long-name-{i:05d}.txt" for i in range(2000)]
+    for name in names:
+        (repo / name).write_text(name)
+    state = provenance.tree_state(repo)
+    assert state["dirty"] is True and state["untracked_files"] == len(names) and state["changes_sha256"]

@@ -10,7 +10,7 @@ import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock
 from codex_orchestrator.errors import OrchestratorError, RunStateError, StorageError
@@ -26,6 +26,7 @@ from codex_orchestrator.runs.store import FileLock
 from codex_orchestrator.runtime import self_command
 
 if TYPE_CHECKING:  # config and the engine load only when a command needs them (start-up cost)
+    from codex_orchestrator.pipelines import config as cfg
     from codex_orchestrator.runs.engine import Reporter, RunEngine
 
 
@@ -40,7 +41,7 @@ def make_engine(
     clock: Clock,
     process_runner: ProcessRunner | None,
     reporter: Reporter | None,
-    kill_grace: float,
+    limits: Limits,
     mode: str,
 ) -> RunEngine:
     from codex_orchestrator.runs.engine import RunEngine
@@ -52,9 +53,9 @@ def make_engine(
         clock=clock,
         process_runner=process_runner,
         reporter=reporter,
-        kill_grace_seconds=kill_grace,
+        kill_grace_seconds=limits.kill_grace,
         mode=mode,
-        log_max_bytes=log_max_bytes(manifest),
+        log_max_bytes=limits.log_max_bytes,
     )
 
 
@@ -118,7 +119,7 @@ def run_foreground(
     paths: RunPaths,
     manifest: dict[str, Any],
     lock: FileLock,
-    kill_grace: float,
+    limits: Limits,
     clock: Clock,
     process_runner: ProcessRunner | None,
     reporter: Reporter | None,
@@ -134,7 +135,7 @@ def run_foreground(
             clock=clock,
             process_runner=process_runner,
             reporter=reporter,
-            kill_grace=kill_grace,
+            limits=limits,
             mode="foreground",
         )
         if on_engine is not None:
@@ -149,24 +150,30 @@ def run_foreground(
         lock.release()
 
 
+class Limits(NamedTuple):
+    """What the configuration bounds in a driver: the SIGTERM-to-SIGKILL grace and each stage log's cap
+    (None: no cap)."""
+
+    kill_grace: float
+    log_max_bytes: int | None
+
+    @classmethod
+    def of(cls, config: cfg.RepoConfig) -> Limits:
+        return cls(config.kill_grace_seconds, config.log_max_bytes or None)
+
+
+def limits_for(manifest: dict[str, Any]) -> Limits:
+    """The limits of the run's configuration as it is now (one read); the defaults when it cannot be read."""
+    from codex_orchestrator.pipelines import config as cfg
+
+    try:
+        return Limits.of(cfg.load(stage_root_of(manifest)))
+    except (OrchestratorError, OSError):
+        return Limits(DEFAULT_KILL_GRACE, cfg.DEFAULT_LOG_MAX_BYTES)
+
+
 def kill_grace(manifest: dict[str, Any]) -> float:
-    from codex_orchestrator.pipelines import config as cfg
-
-    try:
-        return cfg.load(stage_root_of(manifest)).kill_grace_seconds
-    except (OrchestratorError, OSError):
-        return DEFAULT_KILL_GRACE
-
-
-def log_max_bytes(manifest: dict[str, Any]) -> int | None:
-    """The configured cap of each stage log (None: no cap); the default when the config cannot be read."""
-    from codex_orchestrator.pipelines import config as cfg
-
-    try:
-        cap = cfg.load(stage_root_of(manifest)).log_max_bytes
-    except (OrchestratorError, OSError):
-        cap = cfg.DEFAULT_LOG_MAX_BYTES
-    return cap or None
+    return limits_for(manifest).kill_grace
 
 
 def stage_root_of(manifest: dict[str, Any]) -> Path:
@@ -206,7 +213,7 @@ def drive(
             clock=clock,
             process_runner=None,
             reporter=None,
-            kill_grace=kill_grace(manifest),
+            limits=limits_for(manifest),
             mode="detached",
         )
         engine.install_signal_handlers()

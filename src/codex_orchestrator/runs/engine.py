@@ -94,13 +94,29 @@ class RunEngine:
         self._current: StageProcess | None = None
         self._stop_heartbeat = threading.Event()
         self.stages = StageRunner(self.paths, self.manifest, self.pipeline, self.stage_root, self.sandbox)
+        self._deferred: set[int] | None = set()  # changes not written yet (None: more than commands)
+        self._writer = mf.ManifestWriter(paths.manifest)
 
     # -- manifest ---------------------------------------------------------------------------
     def _save(self, changed: tuple[int, ...] | None = None) -> None:
-        """Write the manifest (caller holds self._lock); `changed`: the command entries touched, if
-        that is all that changed since the last full write."""
+        """Write the manifest (caller holds self._lock), with every change held back by `_defer`;
+        `changed`: the command entries touched, if that is all that changed since the last full write."""
         self.manifest["updated_at"] = iso(self.clock.now())
-        mf.write(self.paths.manifest, self.manifest, changed=changed)
+        touched = None
+        if changed is not None and self._deferred is not None:
+            touched = sorted({*self._deferred, *changed})
+        self._writer.write(self.manifest, changed=touched)
+        self._deferred = set()
+
+    def _defer(self, changed: tuple[int, ...] | None) -> None:
+        """Hold a change (caller holds self._lock) for the next write, which comes at once: the next
+        stage's `running` write once it has started, or the run's terminal write. One durable write a
+        stage instead of two; a crash in between (a millisecond) loses only the finished stage's record,
+        and resume runs that stage again."""
+        if changed is None or self._deferred is None:
+            self._deferred = None  # the next write is a full one
+        else:
+            self._deferred.update(changed)
 
     def beat(self) -> None:
         """One heartbeat: refresh heartbeat_at in the manifest."""
@@ -180,18 +196,18 @@ class RunEngine:
                 return stop_group(proc, self.kill_grace), True
 
     def _run_stage(self, i: int, stage: Stage) -> dict[str, Any]:
+        """One stage. Its manifest entry turns `running` in one write once it has started (with its
+        process group), and `finished` in a second: two atomic writes a stage, however long it runs."""
         cmd: dict[str, Any] = self.manifest["commands"][i]
         log_path = self.paths.stage_log(i + 1, stage.id)
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.stages.nothing_file(stage).unlink(missing_ok=True)  # an earlier attempt's word does not count
-        started = self.clock.monotonic()
-        with self._lock:
-            transitions.mark_stage_running(self.manifest, i, self.clock.now(), log_path)
-            self._save(changed=(i,))
-        self.event("stage_started", stage=stage.id, index=i + 1)
         self.report(f"[{i + 1}/{len(self.pipeline.stages)}] {stage.id}: {stage.display()}")
-        self._progress(StageEvent(i + 1, len(self.pipeline.stages), stage.id, "running", log_path))
+        started_at = self.clock.now()
+        started = self.clock.monotonic()
         timed_out = False
+        proc: StageProcess | None = None
+        note: str | None = None
         try:
             cwd = self.stages.stage_cwd(stage)
             env = self.stages.env(stage)
@@ -200,14 +216,16 @@ class RunEngine:
             )
         except (OSError, ValueError) as exc:
             rc = 127 if isinstance(exc, FileNotFoundError) else 126
-            note: str | None = start_error(exc, stage, self.sandbox)
+            note = start_error(exc, stage, self.sandbox)
             log_path.write_text(f"{note}\n", encoding="utf-8")
-        else:
-            note = None
-            self._current = proc
-            with self._lock:
-                self.manifest["runner"]["stage_pgid"] = proc.pgid
-                self._save(changed=(i,))
+        self._current = proc
+        with self._lock:
+            pgid = proc.pgid if proc is not None else None
+            transitions.mark_stage_running(self.manifest, i, started_at, log_path, pgid)
+            self._save(changed=(i,))
+        self.event("stage_started", stage=stage.id, index=i + 1)
+        self._progress(StageEvent(i + 1, len(self.pipeline.stages), stage.id, "running", log_path))
+        if proc is not None:
             if self._cancel.is_set():  # cancelled while we were starting it
                 proc.signal_group(signal.SIGTERM)
             rc, timed_out = self._wait(proc, stage, started)
@@ -253,7 +271,7 @@ class RunEngine:
             review = self.stages.review_of(stage)
             if review is not None:
                 self.manifest["review"] = review
-            self._save(changed=None if review is not None else (i,))
+            self._defer(None if review is not None else (i,))
         self.event(
             "stage_finished",
             stage=stage.id,
@@ -275,7 +293,7 @@ class RunEngine:
         runner = {"pid": pid, "pgid": os.getpgid(0), "identity": process_identity(pid), "mode": self.mode}
         with self._lock:
             transitions.mark_started(self.manifest, self.clock.now(), runner=runner)
-            self._save()
+            self._defer(None)  # written with the first stage's `running`, or with the end
         try:
             records.write_state(self.roots, self.manifest, self.paths, self.clock.now())
         except (OSError, StorageError) as exc:

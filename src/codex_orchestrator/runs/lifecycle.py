@@ -7,8 +7,9 @@ life. A run ends only through `records.finish`. Signals go only to processes ver
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import secrets
+import os
 import shutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -32,8 +33,8 @@ if TYPE_CHECKING:  # config and the engine load only when a command needs them (
     from codex_orchestrator.runs.engine import Reporter, RunEngine
 
 from codex_orchestrator.runs.cancel import cancel_run as cancel_run
+from codex_orchestrator.runs.driver import Limits, hold_lock, run_foreground, spawn_driver
 from codex_orchestrator.runs.driver import drive as drive
-from codex_orchestrator.runs.driver import hold_lock, run_foreground, spawn_driver
 from codex_orchestrator.runs.driver import launch_digest as launch_digest
 from codex_orchestrator.runs.resume import check_token as check_token
 from codex_orchestrator.runs.resume import prepare_resume as prepare_resume
@@ -90,7 +91,7 @@ def create_run(
     roots.check_task(res.task_id)
     paths = _make_run_dir(roots, res.task_id, clock)
     try:
-        token = secrets.token_urlsafe(32)
+        token = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()  # = secrets.token_urlsafe(32)
         atomic_write_bytes(paths.token, (token + "\n").encode(), mode=0o600)
         paths.commands.mkdir()
         paths.errors.mkdir()
@@ -161,7 +162,7 @@ def start_run(
     if adopt_orphans:
         become_subreaper()
     final, interrupted = run_foreground(
-        roots, paths, manifest, lock, config.kill_grace_seconds, clock, process_runner, reporter, on_engine
+        roots, paths, manifest, lock, Limits.of(config), clock, process_runner, reporter, on_engine
     )
     view = mf.status_view(final, paths.manifest, clock.now())
     if interrupted:

@@ -3,12 +3,16 @@ derived from it (status, metrics line). Its state transitions live in `transitio
 
 Manifests are plain dicts shaped by `schemas/manifest.schema.json` (schema_version 1); every write is
 validated first and then made atomic, so a reader never sees a half-written or invalid manifest.
+
+Longer than 400 lines because the manifest's shape, its validated writes (whole, and the engine's writer
+whose cost stays flat however many stages a run has) and the views derived from it have one owner.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import platform
+import sys
 from collections.abc import Collection
 from datetime import datetime
 from enum import StrEnum
@@ -21,7 +25,7 @@ from codex_orchestrator.errors import ManifestError
 from codex_orchestrator.runs.guardrails import describe_guardrails as describe_guardrails
 from codex_orchestrator.runs.guardrails import guardrail_status as guardrail_status
 from codex_orchestrator.runs.layout import MANIFEST as MANIFEST
-from codex_orchestrator.runs.store import atomic_write_json, read_tail_lines
+from codex_orchestrator.runs.store import atomic_write_bytes, read_tail_lines
 
 if TYPE_CHECKING:
     from codex_orchestrator.pipelines.model import Pipeline
@@ -161,7 +165,7 @@ def new_manifest(
     tool: dict[str, Any] = {
         "name": "codex-orchestrator",
         "version": __version__,
-        "python": platform.python_version(),
+        "python": sys.version.split()[0],  # = platform.python_version(), without its import
     }
     if provenance is not None:
         tool["pyz_sha256"] = provenance.get("pyz_sha256")
@@ -206,23 +210,70 @@ def validate(manifest: dict[str, Any]) -> list[Violation]:
     return schemacheck.validate(manifest, SCHEMA)
 
 
-def write(path: Path, manifest: dict[str, Any], *, changed: Collection[int] | None = None) -> None:
-    """Validate, then write atomically. An invalid manifest is a bug: it is never written.
-
-    `changed` names the only command entries modified since the last full write: the rest of the
-    commands and the (immutable) pipeline snapshot were validated then, so each write during a run
-    costs the same however many stages the pipeline has.
-    """
-    if changed is None:
-        subject = manifest
-    else:
-        subject = dict(manifest)
-        subject["commands"] = [manifest["commands"][i] for i in changed]
-        subject["pipeline"] = {**manifest["pipeline"], "stages": []}
-    errors = validate(subject)
+def check(manifest: dict[str, Any]) -> None:
+    """ManifestError unless `manifest` is valid: an invalid manifest is a bug, never written."""
+    errors = validate(manifest)
     if errors:
         raise ManifestError(f"refusing to write an invalid manifest: {errors[0]}")
-    atomic_write_json(path, manifest, indent=None)
+
+
+def write(path: Path, manifest: dict[str, Any]) -> None:
+    """Validate, then write atomically and durably."""
+    check(manifest)
+    atomic_write_bytes(path, (_encode(manifest) + "\n").encode("utf-8", "surrogateescape"))
+
+
+def _encode(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+class ManifestWriter:
+    """Writes one run's manifest over and over (the engine's writer), at a cost that stays flat however
+    many stages the run has: a write during the run (`changed` given) encodes again only the top-level
+    fields and the command entries named in `changed`, reuses the text of the others and of the pipeline
+    snapshot (immutable during a run), and validates only what differs from the last write. Whatever is
+    byte-for-byte what was validated before is still valid; anything else is checked as `write` does."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fields: dict[str, str] | None = None  # top-level JSON text as last written (but commands)
+        self._commands: list[str] = []
+
+    def write(self, manifest: dict[str, Any], *, changed: Collection[int] | None = None) -> None:
+        commands = manifest["commands"]
+        known = self._fields
+        fields = {
+            key: known["pipeline"] if key == "pipeline" and known and changed is not None else _encode(value)
+            for key, value in manifest.items()
+            if key != "commands"
+        }
+        if (
+            changed is None
+            or known is None
+            or known.keys() != fields.keys()
+            or len(commands) != len(self._commands)
+        ):
+            check(manifest)
+            self._commands = [_encode(cmd) for cmd in commands]
+        else:
+            from codex_orchestrator import validation
+
+            touched = [key for key, text in fields.items() if known[key] != text]
+            for i in changed:
+                self._commands[i] = _encode(commands[i])
+            errors = validation.validator(SCHEMA).errors_within(
+                {key: manifest[key] for key in touched}, {"commands": {i: commands[i] for i in changed}}
+            )
+            if errors:
+                raise ManifestError(f"refusing to write an invalid manifest: {errors[0]}")
+        self._fields = fields
+        parts = [
+            f"{_encode(key)}: "
+            + ("[" + ", ".join(self._commands) + "]" if key == "commands" else fields[key])
+            for key in manifest
+        ]
+        data = "{" + ", ".join(parts) + "}\n"
+        atomic_write_bytes(self.path, data.encode("utf-8", "surrogateescape"))
 
 
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024

@@ -26,6 +26,7 @@ from codex_orchestrator.process import run_probe, run_probe_stream
 
 GIT_TIMEOUT_SECONDS = 10.0
 SHORT = 7
+STATUS_HEAD_BYTES = 64 * 1024
 
 
 @cache
@@ -74,21 +75,45 @@ def tree_state(repo: Path, exclude: Iterable[Path] = ()) -> dict[str, Any]:
     git = shutil.which("git")
     if git is None:
         return _unavailable("git is not installed")
-    base = [git, "--no-pager", "-c", "core.quotepath=off"]
-    inside = run_probe([*base, "rev-parse", "--is-inside-work-tree"], cwd=repo, timeout=GIT_TIMEOUT_SECONDS)
-    if inside.timed_out:
+    base = [git, "--no-pager", "--no-optional-locks", "-c", "core.quotepath=off"]
+    pathspec = _pathspec(repo, exclude)
+    # One call answers for a clean tree (the common case): the commit, the branch and no entries.
+    head_bytes = bytearray()  # the headers come first; past them, one entry is all we need to see
+    status = run_probe_stream(
+        [*base, "status", "--porcelain=v2", "--branch", "-z", "--untracked-files=all", *pathspec],
+        lambda chunk: head_bytes.extend(chunk[: max(0, STATUS_HEAD_BYTES - len(head_bytes))]),
+        cwd=repo,
+        timeout=GIT_TIMEOUT_SECONDS,
+    )
+    if status.timed_out:
         return _unavailable(f"git did not answer within {GIT_TIMEOUT_SECONDS:g} s")
-    if not inside.ok or inside.output.strip() != "true":
+    fields = os.fsdecode(bytes(head_bytes)).split("\0")
+    if not status.ok or not fields[0].startswith("# branch."):
         return _unavailable("not a git repository")
-    head = run_probe([*base, "rev-parse", "--verify", "-q", "HEAD^{commit}"], cwd=repo)
-    commit = head.output.strip() if head.ok else None
-    branch_probe = run_probe([*base, "symbolic-ref", "--short", "-q", "HEAD"], cwd=repo)
-    branch = branch_probe.output.strip() if branch_probe.ok and branch_probe.output.strip() else None
+    headers: dict[str, str] = {}
+    for field in fields:
+        if field.startswith("# branch.") and " " in field:
+            key, value = field[len("# branch.") :].split(" ", 1)
+            headers[key] = value
+    oid, head = headers.get("oid", ""), headers.get("head", "")
+    commit = oid if oid and oid != "(initial)" else None
+    branch = head if head and head != "(detached)" else None
+    if commit is not None and not any(f and not f.startswith("#") for f in fields):
+        return {
+            "vcs": "git",
+            "reason": None,
+            "commit": commit,
+            "branch": branch,
+            "dirty": False,
+            "changes_sha256": None,
+            "untracked_files": 0,
+        }
+    # Changes (or no commit yet): hash them as a stream. A tree whose index differs from HEAD while
+    # its files equal HEAD again lists entries here and hashes as clean below.
     against = commit
     if against is None:  # no commit yet: everything is a change against the empty tree
         empty = run_probe([*base, "hash-object", "-t", "tree", os.devnull], cwd=repo)
         against = empty.output.strip() if empty.ok else "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-    pathspec = _pathspec(repo, exclude)
     digest = hashlib.sha256(b"diff\0")
     size = 0
 

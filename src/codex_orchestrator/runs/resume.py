@@ -31,7 +31,7 @@ from codex_orchestrator.runs.store import FileLock
 if TYPE_CHECKING:  # config and the engine load only when a command needs them (start-up cost)
     from codex_orchestrator.runs.engine import Reporter, RunEngine
 
-from codex_orchestrator.runs.driver import run_foreground, spawn_driver
+from codex_orchestrator.runs.driver import Limits, run_foreground, spawn_driver
 
 RESUME_TAKEOVER_SECONDS = 2.0
 
@@ -106,9 +106,10 @@ def prepare_resume(
     clock: Clock = SYSTEM_CLOCK,
     sleep: Callable[[float], None] = time.sleep,
     policy: RunPolicy = CLI_POLICY,
-) -> tuple[RunPaths, dict[str, Any], FileLock, float]:
+) -> tuple[RunPaths, dict[str, Any], FileLock, Limits]:
     """Check and claim a run for resumption: the configuration's current stages replace the snapshot
-    (what succeeded unchanged is kept) and a resume event is recorded. Returns the kill grace too.
+    (what succeeded unchanged is kept) and a resume event is recorded. Returns that configuration's
+    limits too.
 
     The stages run in `policy.sandbox` when given (the MCP server's, or `resume --sandbox`), else in
     the sandbox the run recorded, checked afresh; a change of sandbox is recorded in the event."""
@@ -165,7 +166,7 @@ def prepare_resume(
     except BaseException:
         lock.release()
         raise
-    return paths, manifest, lock, res.config.kill_grace_seconds
+    return paths, manifest, lock, Limits.of(res.config)
 
 
 def _refresh_provenance(roots: Roots, manifest: dict[str, Any]) -> None:
@@ -195,7 +196,7 @@ def resume_run(
     on_engine: Callable[[RunEngine], None] | None = None,
     policy: RunPolicy = CLI_POLICY,
 ) -> StatusView:
-    paths, manifest, lock, grace = prepare_resume(roots, run_id, token=token, clock=clock, policy=policy)
+    paths, manifest, lock, limits = prepare_resume(roots, run_id, token=token, clock=clock, policy=policy)
     event = manifest["resume_events"][-1]
     if detach:
         pid = spawn_driver(paths, lock, roots, manifest)
@@ -217,7 +218,7 @@ def resume_run(
     if adopt_orphans:
         become_subreaper()
     final, interrupted = run_foreground(
-        roots, paths, manifest, lock, grace, clock, process_runner, reporter, on_engine
+        roots, paths, manifest, lock, limits, clock, process_runner, reporter, on_engine
     )
     view = mf.status_view(final, paths.manifest, clock.now())
     view["resume_event"] = event

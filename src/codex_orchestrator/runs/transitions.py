@@ -37,7 +37,11 @@ def mark_started(manifest: dict[str, Any], now: datetime, *, runner: dict[str, A
     manifest["runner"].update(runner, stage_pgid=None)
 
 
-def mark_stage_running(manifest: dict[str, Any], i: int, now: datetime, log_path: Path) -> None:
+def mark_stage_running(
+    manifest: dict[str, Any], i: int, now: datetime, log_path: Path, pgid: int | None = None
+) -> None:
+    """Stage `i` runs (or is about to); `pgid`: its process group, once it has been started."""
+    manifest["runner"]["stage_pgid"] = pgid
     cmd = manifest["commands"][i]
     cmd.update(
         status=StageStatus.RUNNING,

@@ -1,0 +1,105 @@
+"""The engine's manifest writer: every write is the whole manifest, atomic and valid, yet a write during
+a run costs the same whatever the number of stages (only what changed is encoded and validated)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from testkit import FakeClock, assert_valid_manifest, write_config
+
+from codex_orchestrator import validation
+from codex_orchestrator.clock import iso
+from codex_orchestrator.errors import ManifestError
+from codex_orchestrator.runs import lifecycle, transitions
+from codex_orchestrator.runs import manifest as mf
+from codex_orchestrator.runs.layout import Roots
+
+
+def _created(tmp_path: Path, stages: int) -> tuple[Path, dict[str, Any]]:
+    repo = tmp_path / f"repo{stages}"
+    repo.mkdir()
+    pipeline = {"id": "p", "stages": [{"id": f"s{i}", "command": ["true"]} for i in range(stages)]}
+    write_config(repo, {"default_pipeline": "p", "pipelines": [pipeline]})
+    paths, manifest, _ = lifecycle.create_run(Roots.resolve(repo), clock=FakeClock())
+    return paths.manifest, manifest
+
+
+def _run_stage(manifest: dict[str, Any], i: int, clock: FakeClock, path: Path) -> None:
+    transitions.mark_stage_running(manifest, i, clock.now(), path.parent / f"{i}.log", pgid=4242)
+
+
+def test_incremental_writes_leave_the_same_document_as_a_full_write(tmp_path: Path) -> None:
+    path, manifest = _created(tmp_path, 5)
+    clock = FakeClock()
+    writer = mf.ManifestWriter(path)
+    transitions.mark_started(manifest, clock.now(), runner={"pid": 1, "pgid": 1, "identity": None})
+    writer.write(manifest)
+    for i in range(5):
+        clock.advance(1)
+        _run_stage(manifest, i, clock, path)
+        manifest["updated_at"] = iso(clock.now())
+        writer.write(manifest, changed=(i,))
+        on_disk = json.loads(path.read_text())
+        assert on_disk == json.loads(json.dumps(manifest))  # every field, every stage, as in memory
+        assert_valid_manifest(on_disk)
+    assert not list(path.parent.glob(".manifest.json.*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("change", "where"),
+    [
+        (lambda m: m["commands"][1].update(status="bogus"), "$.commands[1].status"),
+        (lambda m: m.update(status="bogus"), "$.status"),
+        (lambda m: m["runner"].update(stage_pgid="not a number"), "$.runner.stage_pgid"),
+        (lambda m: m.update(unknown_field=1), "unknown_field"),
+    ],
+)
+def test_an_invalid_change_is_refused_and_the_last_manifest_stays(
+    tmp_path: Path, change: Any, where: str
+) -> None:
+    path, manifest = _created(tmp_path, 3)
+    writer = mf.ManifestWriter(path)
+    writer.write(manifest)
+    before = path.read_bytes()
+    bad = copy.deepcopy(manifest)
+    change(bad)
+    with pytest.raises(ManifestError, match="refusing to write an invalid manifest") as info:
+        writer.write(bad, changed=(1,))
+    assert where in str(info.value)
+    assert path.read_bytes() == before
+
+
+def test_a_write_during_a_run_costs_the_same_for_1_and_100_stages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counted, not timed: the schema nodes visited and the values encoded by one write mid-run."""
+    counts = {"checked": 0, "encoded": 0}
+    real_check, real_encode = validation.Validator._check, mf._encode
+
+    def counting(self: validation.Validator, *args: Any) -> None:
+        counts["checked"] += 1
+        real_check(self, *args)
+
+    def counting_encode(value: Any) -> str:
+        counts["encoded"] += 1
+        return real_encode(value)
+
+    monkeypatch.setattr(validation.Validator, "_check", counting)
+    monkeypatch.setattr(mf, "_encode", counting_encode)
+    per_write = []
+    for stages in (1, 100):
+        path, manifest = _created(tmp_path, stages)
+        clock = FakeClock()
+        writer = mf.ManifestWriter(path)
+        writer.write(manifest)
+        clock.advance(1)
+        _run_stage(manifest, 0, clock, path)
+        counts.update(checked=0, encoded=0)
+        writer.write(manifest, changed=(0,))
+        per_write.append(dict(counts))
+    assert per_write[0] == per_write[1]
+    assert per_write[0]["checked"] > 0 and per_write[0]["encoded"] > 0

@@ -1,4 +1,5 @@
-"""The only accessor of bundled assets (schemas, templates), through importlib.resources.
+"""The only accessor of bundled assets (schemas, templates), through importlib.resources (schemas through
+the package loader, which costs less at start-up).
 
 The top-level `schemas/` and `templates/` folders are the single source; they reach the package as
 `codex_orchestrator/_assets/{schemas,templates}` (links in a checkout, real files in a wheel or .pyz).
@@ -7,18 +8,22 @@ The top-level `schemas/` and `templates/` folders are the single source; they re
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from functools import cache
-from importlib import resources
-from importlib.resources.abc import Traversable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codex_orchestrator.errors import AssetError
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 _PACKAGE = "codex_orchestrator"
 
 
 def assets_root() -> Traversable:
+    from importlib import resources
+
     return resources.files(_PACKAGE).joinpath("_assets")
 
 
@@ -26,12 +31,28 @@ def schema_file(name: str) -> Traversable:
     return assets_root().joinpath("schemas", name)
 
 
+def _asset_bytes(*parts: str) -> bytes:
+    """A bundled file's bytes straight from the package's loader (a folder, or the `.pyz` through
+    zipimport), without importlib.resources: `start` reads its schemas this way, and that import costs
+    more than the read."""
+    import codex_orchestrator
+
+    loader = getattr(codex_orchestrator.__spec__, "loader", None)
+    get_data = getattr(loader, "get_data", None)
+    if get_data is None or not codex_orchestrator.__file__:
+        return assets_root().joinpath(*parts).read_bytes()
+    try:
+        data = get_data(os.path.join(os.path.dirname(codex_orchestrator.__file__), "_assets", *parts))
+    except OSError as exc:
+        raise FileNotFoundError(exc.errno, exc.strerror, "/".join(parts)) from None
+    return bytes(data)
+
+
 @cache
 def schema(name: str) -> dict[str, Any]:
     """Load a bundled JSON schema by file name (e.g. 'manifest.schema.json')."""
-    node = schema_file(name)
     try:
-        data = json.loads(node.read_text(encoding="utf-8"))
+        data = json.loads(_asset_bytes("schemas", name).decode("utf-8"))
     except FileNotFoundError as exc:
         raise AssetError(
             f"bundled schema {name!r} is missing",
@@ -85,6 +106,8 @@ def template_text(rel: str) -> str:
 
 def package_text(package: str, name: str) -> str:
     """A text file shipped inside one of our sub-packages (`scale.patterns`, `index.json`)."""
+    from importlib import resources
+
     try:
         return resources.files(package).joinpath(name).read_text(encoding="utf-8")
     except (FileNotFoundError, ModuleNotFoundError) as exc:

@@ -127,6 +127,7 @@ class Validator:
     def __init__(self, schema: dict[str, Any]) -> None:
         check_schema_keywords(schema)
         self.root = schema
+        self._trying = 0  # inside an alternative: its violations are counted, their wording is not needed
 
     def _resolve(self, ref: str) -> Any:
         if not ref.startswith("#/"):
@@ -244,10 +245,7 @@ class Validator:
             if not matched:
                 if extra is False:
                     allowed = ", ".join(sorted(props)) or "none"
-                    import difflib  # only a refusal needs it
-
-                    close = difflib.get_close_matches(name, list(props), n=1, cutoff=0.6)
-                    guess = f"did you mean {close[0]!r}? " if close else ""
+                    guess = "" if self._trying else _guess(name, props)
                     out.append(
                         Violation(_render(sub), f"unknown property {name!r} ({guess}allowed: {allowed})")
                     )
@@ -258,18 +256,34 @@ class Validator:
         self, value: Any, schema: dict[str, Any], key: str, path: _Path, out: list[Violation]
     ) -> None:
         results = []
-        for alt in schema[key]:
-            errs: list[Violation] = []
-            self._check(value, alt, path, errs)
-            results.append(errs)
+        self._trying += 1
+        try:
+            for alt in schema[key]:
+                errs: list[Violation] = []
+                self._check(value, alt, path, errs)
+                results.append(errs)
+        finally:
+            self._trying -= 1
         passing = sum(1 for errs in results if not errs)
         if (key == "anyOf" and passing == 0) or (key == "oneOf" and passing != 1):
             if passing > 1:
                 out.append(Violation(_render(path), "matches more than one allowed form"))
                 return
-            # report the alternative that came closest (fewest errors, deepest path)
-            best = min(results, key=lambda errs: (len(errs), -max(len(e.path) for e in errs)))
-            out.extend(best)
+            # report the alternative that came closest (fewest errors, deepest path), fully worded
+            best = min(
+                range(len(results)), key=lambda i: (len(results[i]), -max(len(e.path) for e in results[i]))
+            )
+            if self._trying:
+                out.extend(results[best])
+            else:
+                self._check(value, schema[key][best], path, out)
+
+
+def _guess(name: str, known: dict[str, Any]) -> str:
+    import difflib  # only a refusal needs it
+
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 @cache

@@ -209,7 +209,7 @@ def test_a_resume_records_the_tree_it_tests(repo: Path) -> None:
 
 
 def test_without_git_installed_nothing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(provenance.shutil, "which", lambda _name: None)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-such-folder"))
     state = provenance.tree_state(tmp_path)
     assert state["vcs"] is None and state["reason"] == "git is not installed"
 

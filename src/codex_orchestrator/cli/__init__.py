@@ -1,19 +1,15 @@
-"""The click command line: parse, call the core, render. No business logic lives here.
+"""The command line: parse, call the core, render. No business logic lives here.
 
-Sub-commands are imported lazily, so `--version`, `--help` and light commands never import the MCP
-SDK, pydantic or jsonschema.
+The click application is `app`; its sub-commands are imported lazily, so `--version`, `--help` and light
+commands never import the MCP SDK, pydantic or jsonschema. A plain `start` does not even import click:
+`quick` reads it (see there why, and what it leaves to click).
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
-
-import click
-
-from codex_orchestrator import __version__
+from typing import Any
 
 # command name -> "module:attribute" (module relative to this package)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -44,97 +40,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
-    """A group whose sub-commands are imported only when invoked (or when their help is shown)."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in COMMANDS if not name.startswith("_"))
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        spec = COMMANDS.get(cmd_name)
-        if spec is None:
-            return None
-        module_name, attr = spec[0].split(":")
-        module = importlib.import_module(f"{__name__}.{module_name}")
-        command = getattr(module, attr)
-        assert isinstance(command, click.Command)
-        return command
-
-    def main(
-        self,
-        args: Sequence[str] | None = None,
-        prog_name: str | None = None,
-        complete_var: str | None = None,
-        standalone_mode: bool = True,
-        **extra: Any,
-    ) -> Any:
-        """click's main, plus the error contract for what happens before a command body runs: a usage
-        error under `--format json` is one `{"error": ...}` document on stdout (exit 2), and Ctrl-C
-        anywhere exits 130."""
-        argv = list(args) if args is not None else sys.argv[1:]
-        if not standalone_mode:
-            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
-        try:
-            rv = super().main(argv, prog_name, complete_var, False, **extra)
-        except click.ClickException as exc:
-            _click_error(exc, json_requested(argv))
-        except click.Abort:  # click's word for KeyboardInterrupt (and EOF at a prompt)
-            from codex_orchestrator import output
-
-            output.diag("Interrupted.")
-            sys.exit(130)
-        sys.exit(rv if isinstance(rv, int) and not isinstance(rv, bool) else 0)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        # Short help from the table above, so `--help` imports no command module.
-        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
-
-
-def json_requested(argv: Sequence[str]) -> bool:
-    """Whether the command line asks for JSON output (`--json`, `--format json`, `--format=json`)."""
-    for i, arg in enumerate(argv):
-        if arg == "--":
-            break
-        if arg in ("--json", "--format=json") or (arg == "--format" and argv[i + 1 : i + 2] == ["json"]):
-            return True
-    return False
-
-
-def _click_error(exc: click.ClickException, as_json: bool) -> NoReturn:
-    if not as_json:
-        exc.show()
-        sys.exit(exc.exit_code)
-    from codex_orchestrator import output
-
-    ctx = getattr(exc, "ctx", None)
-    where = ctx.command_path if isinstance(ctx, click.Context) else "codex-orchestrator"
-    code = "usage" if isinstance(exc, click.UsageError) else "error"
-    output.emit_json(
-        {"error": {"code": code, "message": exc.format_message(), "hint": f"see `{where} --help`"}}
-    )
-    sys.exit(exc.exit_code)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", message="%(version)s")
-def cli() -> None:
-    """Run guarded, auditable pipelines in a repository and leave trustworthy manifests.
-
-    \b
-    Examples:
-      codex-orchestrator start                 # the default pipeline (diagnostics)
-      codex-orchestrator start --detach --format json
-      codex-orchestrator status --run RUN_ID --watch
-      codex-orchestrator mcp serve --repo /abs/repo
-    """
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
-    from codex_orchestrator.cli import _common
+    from codex_orchestrator.cli import _plain, quick
 
-    _common.OWN_PROCESS = True  # a process of its own: a foreground run may adopt its stages' orphans
-    cli.main(args=list(argv) if argv is not None else sys.argv[1:], prog_name="codex-orchestrator")
+    _plain.OWN_PROCESS = True  # a process of its own: a foreground run may adopt its stages' orphans
+    args = list(argv) if argv is not None else sys.argv[1:]
+    quick.run(args)  # exits when it ran the command
+    from codex_orchestrator.cli.app import cli
+
+    cli.main(args=args, prog_name="codex-orchestrator")
+
+
+def __getattr__(name: str) -> Any:
+    """`codex_orchestrator.cli.cli` and the app's other names, imported (with click) on first use."""
+    if name in ("cli", "LazyGroup", "json_requested"):
+        from codex_orchestrator.cli import app
+
+        return getattr(app, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

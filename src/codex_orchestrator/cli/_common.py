@@ -1,24 +1,21 @@
-"""Shared options and the one place that turns OrchestratorError into output and an exit code."""
+"""Shared click options, and `guarded`: a command body under the error contract of `_plain`."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import click
 
-from codex_orchestrator import output
-from codex_orchestrator.errors import ExitCode, OrchestratorError
+from codex_orchestrator.cli._plain import announce as announce
+from codex_orchestrator.cli._plain import exit_with as exit_with
+from codex_orchestrator.cli._plain import handle_errors as handle_errors
+from codex_orchestrator.cli._plain import roots as roots
+from codex_orchestrator.cli._plain import wants_json as wants_json
 from codex_orchestrator.runs.layout import Roots
 
 F = TypeVar("F", bound=Callable[..., Any])
-_announced: set[str] = set()  # root notes already said during this command
-
-#: True when the CLI runs as its own process (the console script, `python -m`, the `.pyz`), not inside a
-#: host such as a test runner: only then may a foreground run make this process a subreaper.
-OWN_PROCESS = False
 
 
 def repo_option(f: F) -> F:
@@ -81,53 +78,13 @@ def format_options(f: F) -> F:
     return f
 
 
-def wants_json(fmt: str, json_flag: bool) -> bool:
-    return json_flag or fmt == "json"
-
-
-@contextlib.contextmanager
-def handle_errors(as_json: bool) -> Iterator[None]:
-    """Render a foreseeable error as one sentence plus a fix, and exit with its code."""
-    try:
-        yield
-    except OrchestratorError as exc:
-        if as_json:
-            output.emit_json({"error": exc.to_dict()})
-        else:
-            output.diag(f"Error: {exc.message}")
-            if exc.hint:
-                output.diag(f"Fix: {exc.hint}")
-        raise SystemExit(int(exc.exit_code)) from None
-    except KeyboardInterrupt:
-        output.diag("Interrupted.")
-        raise SystemExit(130) from None
-
-
 def guarded(f: F) -> F:
     """Decorator: wrap a command body in handle_errors using its fmt/json_flag arguments."""
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         as_json = wants_json(kwargs.get("fmt", "text"), kwargs.get("json_flag", False))
-        _announced.clear()  # once per command
         with handle_errors(as_json):
             return f(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-def announce(found: Roots) -> Roots:
-    """Say once, on stderr, which repository was chosen when it is not the current folder."""
-    if found.note and found.note not in _announced:
-        _announced.add(found.note)
-        output.diag(found.note)
-    return found
-
-
-def roots(repo: str | None) -> Roots:
-    return announce(Roots.resolve(repo))
-
-
-def exit_with(code: int | ExitCode) -> None:
-    if int(code) != 0:
-        raise SystemExit(int(code))

@@ -13,8 +13,7 @@ from typing import Any
 import click
 
 from codex_orchestrator import output
-from codex_orchestrator import sandbox as sbx
-from codex_orchestrator.cli import _common, completion
+from codex_orchestrator.cli import _plain, _start, completion
 from codex_orchestrator.cli._common import (
     exit_with,
     format_options,
@@ -27,88 +26,21 @@ from codex_orchestrator.cli._common import (
     wants_json,
 )
 from codex_orchestrator.cli._reporting import ci_report_options, publish_runs
-from codex_orchestrator.cli.progress import LiveProgress, WatchFollower
+from codex_orchestrator.cli.progress import WatchFollower
+from codex_orchestrator.cli.run_text import render_status
 from codex_orchestrator.runs import lifecycle, queries
 from codex_orchestrator.runs.manifest import (
     TERMINAL,
     StatusView,
-    describe_guardrails,
     exit_code_for,
     run_exit_code,
 )
 from codex_orchestrator.runs.policy import cli_policy
 
 
-def _live(follow: bool, as_json: bool) -> LiveProgress:
-    return LiveProgress(follow=follow, tty=output.stderr_is_tty(), quiet=as_json)
-
-
 def _run_exit(view: StatusView) -> None:
     publish_runs([view.get("manifest")])  # --junit-xml, and the GitHub Actions summary (finished runs only)
     exit_with(run_exit_code(view))
-
-
-def render_status(view: Mapping[str, Any]) -> str:
-    age = view.get("heartbeat_age_seconds")
-    lines = [
-        f"run       {view['run_id']}",
-        f"pipeline  {view['pipeline_id']}",
-        f"task      {view['task_id']}",
-        f"status    {view['status']}" + (f" ({view['status_detail']})" if view.get("status_detail") else ""),
-        "heartbeat "
-        + (f"{age:.1f}s ago" if isinstance(age, int | float) else "none")
-        + ("  STALE" if view.get("stale") else ""),
-        f"origin    {view.get('origin') or 'not recorded'}",
-        f"sandbox   {sbx.describe_record(view.get('sandbox'))}",
-        f"manifest  {view['manifest']}",
-    ]
-    guard = view.get("guardrails")
-    if isinstance(guard, dict):
-        lines.append(f"guardrails {describe_guardrails(guard)}")
-        if guard.get("next_step") and guard.get("status") in ("failed", "missing"):
-            lines.append(f"next      {guard['next_step']}")
-    if view.get("tested"):
-        lines.append(f"tested    {str(view['tested']).removeprefix('tested ')}")
-    review = view.get("review")
-    if isinstance(review, dict):
-        version = f" ({review['codex_version']})" if review.get("codex_version") else ""
-        verdict = str(review.get("verdict")).replace("_", " ")
-        lines.append(f"review    {verdict}{version} at {review.get('at')}")
-    rows = []
-    for cmd in view.get("commands", []):
-        dur = cmd.get("duration_seconds")
-        rows.append(
-            [
-                str(cmd["id"]),
-                str(cmd["status"]),
-                "" if cmd.get("exit_code") is None else str(cmd["exit_code"]),
-                "" if dur is None else f"{dur:.2f}s",
-                str(cmd.get("summary") or ""),
-            ]
-        )
-    if rows:
-        lines.append("")
-        lines.append(output.table(rows, ["STAGE", "STATUS", "EXIT", "TIME", "NOTE"]))
-    for cmd in view.get("commands", []):
-        if cmd.get("status") == "failed":
-            lines.extend(_render_failure(cmd))
-    return "\n".join(lines)
-
-
-def _render_failure(cmd: Mapping[str, Any]) -> list[str]:
-    """A failed stage's cause where a person looks: its log, its last lines, the next step."""
-    lines = ["", f"stage {cmd['id']} failed: {cmd.get('summary') or 'failed'}"]
-    lines.append(f"  log   {cmd.get('log_path') or '(none)'}")
-    tail = cmd.get("output_tail")
-    if tail:
-        count = len(tail.splitlines())
-        lines.append(f"  last {count} line{'s' if count != 1 else ''} of output:")
-        lines.extend(f"  | {line}" for line in tail.splitlines())
-    elif cmd.get("log_path"):
-        lines.append("  (the stage printed nothing)")
-    if cmd.get("next_step"):
-        lines.append(f"  next  {cmd['next_step']}")
-    return lines
 
 
 @click.command()
@@ -169,33 +101,18 @@ def start(
         raise click.UsageError(
             "--follow needs a foreground run; follow a detached one with status --watch --follow"
         )
-    r = roots(repo)
-    live = _live(follow, as_json) if not detach else None
-    try:
-        view = lifecycle.start_run(
-            r,
-            pipeline,
-            policy=cli_policy(sandbox, r.repo),
-            adopt_orphans=not detach and _common.OWN_PROCESS,
-            task_id=task_id,
-            target_stage=target_stage,
-            parent_run_id=parent_run_id,
-            project=project,
-            detach=detach,
-            reporter=None if as_json else (live.report if live else output.diag),
-            on_engine=live.attach if live else None,
-        )
-    finally:
-        if live is not None:
-            live.close()
-    if as_json:
-        output.emit_json(view)
-    elif detach:
-        output.emit(view["run_id"])
-        output.diag(f"started {view['pipeline_id']} in the background; manifest: {view['manifest']}")
-        output.diag(f"follow it with: codex-orchestrator status --run {view['run_id']} --watch --follow")
-    else:
-        output.emit(render_status(view))
+    view = _start.start(
+        pipeline=pipeline,
+        task_id=task_id,
+        detach=detach,
+        target_stage=target_stage,
+        parent_run_id=parent_run_id,
+        project=project,
+        sandbox=sandbox,
+        follow=follow,
+        repo=repo,
+        as_json=as_json,
+    )
     _run_exit(view)
 
 
@@ -352,7 +269,7 @@ def resume(
         raise click.UsageError(
             "--follow needs a foreground run; follow a detached one with status --watch --follow"
         )
-    live = _live(follow, as_json) if not detach else None
+    live = _start.live_progress(follow, as_json) if not detach else None
     try:
         view = lifecycle.resume_run(
             r,
@@ -360,7 +277,7 @@ def resume(
             policy=cli_policy(sandbox, r.repo),
             token=token,
             detach=detach,
-            adopt_orphans=not detach and _common.OWN_PROCESS,
+            adopt_orphans=not detach and _plain.OWN_PROCESS,
             reporter=None if as_json else (live.report if live else output.diag),
             on_engine=live.attach if live else None,
         )

@@ -10,9 +10,7 @@ bottom; splitting it per language would scatter the detection order.
 
 from __future__ import annotations
 
-import configparser
 import re
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -62,6 +60,8 @@ def _stage(
 
 
 def _toml(path: Path) -> dict[str, Any]:
+    import tomllib  # only a project with a pyproject.toml needs it
+
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -70,6 +70,8 @@ def _toml(path: Path) -> dict[str, Any]:
 
 
 def _ini_sections(path: Path) -> set[str]:
+    import configparser  # only a project with a setup.cfg or tox.ini needs it
+
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
         parser.read(path, encoding="utf-8")

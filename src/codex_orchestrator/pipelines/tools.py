@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import os
 import re
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -18,12 +17,18 @@ Which = Callable[[str], str | None]
 PYTHON_NAME = re.compile(r"python[0-9.]*")
 
 
+def _which(name: str) -> str | None:
+    import shutil  # (imported here: it is slow to import, and start-up is a feature)
+
+    return shutil.which(name)
+
+
 def missing_tool(
     command: Sequence[str],
     *,
     shell: bool = False,
     root: Path | None = None,
-    which: Which = shutil.which,
+    which: Which | None = None,
 ) -> str | None:
     """The tool a stage command needs that is not installed (a human-readable name), or None.
 
@@ -41,7 +46,7 @@ def missing_tool(
         local = Path(exe) if Path(exe).is_absolute() or root is None else root / exe
         found = str(local) if local.is_file() and os.access(local, os.X_OK) else None
     else:
-        found = which(exe)
+        found = (which or _which)(exe)
     if found is None:
         return exe
     if PYTHON_NAME.fullmatch(Path(exe).name) and len(command) >= 3 and command[1] == "-m":
@@ -68,7 +73,7 @@ def _module_installed(python: str, module: str) -> bool:
 
 
 def installed_only(
-    pipeline: Pipeline, root: Path, *, which: Which = shutil.which
+    pipeline: Pipeline, root: Path, *, which: Which | None = None
 ) -> tuple[Pipeline, list[tuple[Stage, str]]]:
     """The pipeline without the stages whose tool is not installed, and those stages with the missing
     tool (the rule `init codex` applies to its starter pipeline, applied to the built-in one)."""

@@ -7,10 +7,9 @@ life. A run ends only through `records.finish`. Signals go only to processes ver
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import os
-import shutil
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +38,8 @@ from codex_orchestrator.runs.driver import launch_digest as launch_digest
 from codex_orchestrator.runs.resume import check_token as check_token
 from codex_orchestrator.runs.resume import prepare_resume as prepare_resume
 from codex_orchestrator.runs.resume import resume_run as resume_run
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")  # base64 as secrets.token_urlsafe writes it
 
 
 def _make_run_dir(roots: Roots, task_id: str, clock: Clock) -> RunPaths:
@@ -91,7 +92,9 @@ def create_run(
     roots.check_task(res.task_id)
     paths = _make_run_dir(roots, res.task_id, clock)
     try:
-        token = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()  # = secrets.token_urlsafe(32)
+        token = (
+            binascii.b2a_base64(os.urandom(32), newline=False).rstrip(b"=").translate(_URLSAFE).decode()
+        )  # = secrets.token_urlsafe(32)
         atomic_write_bytes(paths.token, (token + "\n").encode(), mode=0o600)
         paths.commands.mkdir()
         paths.errors.mkdir()
@@ -115,6 +118,8 @@ def create_run(
         manifest["sandbox"] = (policy.sandbox or sbx.NO_SANDBOX).record()
         mf.write(paths.manifest, manifest)
     except BaseException:
+        import shutil
+
         shutil.rmtree(paths.dir, ignore_errors=True)
         raise
     return paths, manifest, res.config

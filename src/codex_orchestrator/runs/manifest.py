@@ -229,10 +229,11 @@ def _encode(value: Any) -> str:
 
 class ManifestWriter:
     """Writes one run's manifest over and over (the engine's writer), at a cost that stays flat however
-    many stages the run has: a write during the run (`changed` given) encodes again only the top-level
-    fields and the command entries named in `changed`, reuses the text of the others and of the pipeline
-    snapshot (immutable during a run), and validates only what differs from the last write. Whatever is
-    byte-for-byte what was validated before is still valid; anything else is checked as `write` does."""
+    many stages the run has. It keeps the JSON text of what it last wrote: whatever is byte for byte
+    what was validated before is still valid, so only the top-level fields and command entries whose
+    text changed are validated again (the first write checks everything). `changed` names the only
+    command entries modified since the last write, and the pipeline snapshot is then taken as unchanged
+    (it is immutable during a run): only those are encoded again. Without it, every entry is."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -247,25 +248,22 @@ class ManifestWriter:
             for key, value in manifest.items()
             if key != "commands"
         }
-        if (
-            changed is None
-            or known is None
-            or known.keys() != fields.keys()
-            or len(commands) != len(self._commands)
-        ):
+        if known is None or known.keys() != fields.keys() or len(commands) != len(self._commands):
             check(manifest)
             self._commands = [_encode(cmd) for cmd in commands]
         else:
             from codex_orchestrator import validation
 
-            touched = [key for key, text in fields.items() if known[key] != text]
-            for i in changed:
-                self._commands[i] = _encode(commands[i])
+            indices = range(len(commands)) if changed is None else changed
+            texts = {i: _encode(commands[i]) for i in indices}
             errors = validation.validator(SCHEMA).errors_within(
-                {key: manifest[key] for key in touched}, {"commands": {i: commands[i] for i in changed}}
+                {key: manifest[key] for key, text in fields.items() if known[key] != text},
+                {"commands": {i: commands[i] for i, text in texts.items() if self._commands[i] != text}},
             )
             if errors:
                 raise ManifestError(f"refusing to write an invalid manifest: {errors[0]}")
+            for i, text in texts.items():
+                self._commands[i] = text
         self._fields = fields
         parts = [
             f"{_encode(key)}: "

@@ -46,8 +46,11 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
     return lines, bad
 
 
-def metrics_line(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any]:
-    """The `metrics.jsonl` line of a finished run (also rebuilt from manifests by `metrics summarize`)."""
+def metrics_line(
+    manifest: dict[str, Any], manifest_path: Path, *, valid: bool | None = None
+) -> dict[str, Any]:
+    """The `metrics.jsonl` line of a finished run (also rebuilt from manifests by `metrics summarize`).
+    `valid`: whether the manifest is valid, when the caller has just checked (else it is checked here)."""
     started, completed = manifest.get("started_at"), manifest.get("completed_at")
     duration = None
     if isinstance(started, str) and isinstance(completed, str):
@@ -70,7 +73,8 @@ def metrics_line(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any
         "stages_failed": sum(1 for c in commands if c.get("status") == "failed"),
         "guardrail_status": guardrail.get("status") if isinstance(guardrail, dict) else None,
         "guardrail_evidence": _evidence(guardrail),
-        "manifest_complete": not mf.validate(manifest) and manifest.get("status") in mf.TERMINAL,
+        "manifest_complete": (not mf.validate(manifest) if valid is None else valid)
+        and manifest.get("status") in mf.TERMINAL,
         "resumed": bool(manifest.get("resume_events")),
         "manifest": str(manifest_path),
     }

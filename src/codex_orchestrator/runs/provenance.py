@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
@@ -72,10 +71,7 @@ def _unavailable(reason: str) -> dict[str, Any]:
 def tree_state(repo: Path, exclude: Iterable[Path] = ()) -> dict[str, Any]:
     """The git facts of `repo` (commit, branch, dirty, changes_sha256, untracked_files), or why there
     are none (`reason`)."""
-    git = shutil.which("git")
-    if git is None:
-        return _unavailable("git is not installed")
-    base = [git, "--no-pager", "--no-optional-locks", "-c", "core.quotepath=off"]
+    base = ["git", "--no-pager", "--no-optional-locks", "-c", "core.quotepath=off"]
     pathspec = _pathspec(repo, exclude)
     # One call answers for a clean tree (the common case): the commit, the branch and no entries.
     head_bytes = bytearray()  # the headers come first; past them, one entry is all we need to see
@@ -85,6 +81,8 @@ def tree_state(repo: Path, exclude: Iterable[Path] = ()) -> dict[str, Any]:
         cwd=repo,
         timeout=GIT_TIMEOUT_SECONDS,
     )
+    if status.error is not None:  # it could not start: found nowhere on PATH (or not runnable)
+        return _unavailable("git is not installed")
     if status.timed_out:
         return _unavailable(f"git did not answer within {GIT_TIMEOUT_SECONDS:g} s")
     fields = os.fsdecode(bytes(head_bytes)).split("\0")

@@ -78,8 +78,10 @@ def read_state(roots: Roots, task_id: str) -> dict[str, Any] | None:
     return None
 
 
-def append_metrics(roots: Roots, manifest: dict[str, Any], paths: RunPaths) -> None:
-    line = metrics_line(manifest, paths.manifest)
+def append_metrics(
+    roots: Roots, manifest: dict[str, Any], paths: RunPaths, *, valid: bool | None = None
+) -> None:
+    line = metrics_line(manifest, paths.manifest, valid=valid)
     append_line_locked(roots.metrics_file(manifest["task_id"]), json.dumps(line, ensure_ascii=False))
 
 
@@ -103,8 +105,9 @@ def finish(
         return False
     now = clock.now()
     transitions.mark_terminal(manifest, now, status=status, detail=detail)
+    valid = not mf.validate(manifest)  # once: the metrics line says so, and the write below refuses it
     try:
-        append_metrics(roots, manifest, paths)
+        append_metrics(roots, manifest, paths, valid=valid)
     except (OSError, OrchestratorError) as exc:
         report(f"warning: metrics line not recorded: {exc}")
     try:

@@ -8,7 +8,6 @@ import errno
 import itertools
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +54,8 @@ class StageRunner:
         # Inside the sandbox a missing program is the sandbox helper's crash (exit 101): say it as
         # without a sandbox, "command not found" (exit 127).
         name = argv[0] if argv else ""
+        import shutil
+
         found = (
             os.access(cwd / name, os.X_OK) and (cwd / name).is_file()
             if os.sep in name

@@ -1,0 +1,74 @@
+"""The text of a run's status (`start`, `status`, `resume`): its fields, its stages as a table, and for a
+failed stage the cause where a person looks (log, last lines, next step)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from codex_orchestrator import output
+from codex_orchestrator import sandbox as sbx
+from codex_orchestrator.runs.manifest import describe_guardrails
+
+
+def render_status(view: Mapping[str, Any]) -> str:
+    age = view.get("heartbeat_age_seconds")
+    lines = [
+        f"run       {view['run_id']}",
+        f"pipeline  {view['pipeline_id']}",
+        f"task      {view['task_id']}",
+        f"status    {view['status']}" + (f" ({view['status_detail']})" if view.get("status_detail") else ""),
+        "heartbeat "
+        + (f"{age:.1f}s ago" if isinstance(age, int | float) else "none")
+        + ("  STALE" if view.get("stale") else ""),
+        f"origin    {view.get('origin') or 'not recorded'}",
+        f"sandbox   {sbx.describe_record(view.get('sandbox'))}",
+        f"manifest  {view['manifest']}",
+    ]
+    guard = view.get("guardrails")
+    if isinstance(guard, dict):
+        lines.append(f"guardrails {describe_guardrails(guard)}")
+        if guard.get("next_step") and guard.get("status") in ("failed", "missing"):
+            lines.append(f"next      {guard['next_step']}")
+    if view.get("tested"):
+        lines.append(f"tested    {str(view['tested']).removeprefix('tested ')}")
+    review = view.get("review")
+    if isinstance(review, dict):
+        version = f" ({review['codex_version']})" if review.get("codex_version") else ""
+        verdict = str(review.get("verdict")).replace("_", " ")
+        lines.append(f"review    {verdict}{version} at {review.get('at')}")
+    rows = []
+    for cmd in view.get("commands", []):
+        dur = cmd.get("duration_seconds")
+        rows.append(
+            [
+                str(cmd["id"]),
+                str(cmd["status"]),
+                "" if cmd.get("exit_code") is None else str(cmd["exit_code"]),
+                "" if dur is None else f"{dur:.2f}s",
+                str(cmd.get("summary") or ""),
+            ]
+        )
+    if rows:
+        lines.append("")
+        lines.append(output.table(rows, ["STAGE", "STATUS", "EXIT", "TIME", "NOTE"]))
+    for cmd in view.get("commands", []):
+        if cmd.get("status") == "failed":
+            lines.extend(_render_failure(cmd))
+    return "\n".join(lines)
+
+
+def _render_failure(cmd: Mapping[str, Any]) -> list[str]:
+    """A failed stage's cause where a person looks: its log, its last lines, the next step."""
+    lines = ["", f"stage {cmd['id']} failed: {cmd.get('summary') or 'failed'}"]
+    lines.append(f"  log   {cmd.get('log_path') or '(none)'}")
+    tail = cmd.get("output_tail")
+    if tail:
+        count = len(tail.splitlines())
+        lines.append(f"  last {count} line{'s' if count != 1 else ''} of output:")
+        lines.extend(f"  | {line}" for line in tail.splitlines())
+    elif cmd.get("log_path"):
+        lines.append("  (the stage printed nothing)")
+    if cmd.get("next_step"):
+        lines.append(f"  next  {cmd['next_step']}")
+    return lines

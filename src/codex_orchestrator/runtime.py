@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -73,3 +74,42 @@ def self_command() -> list[str]:
     if archive is not None:
         return [sys.executable, *interpreter_flags(), str(archive)]
     return [sys.executable, *interpreter_flags(), "-m", "codex_orchestrator"]
+
+
+_digest: dict[str, str | None] = {}
+_digest_thread: threading.Thread | None = None
+
+
+def _hash_archive(archive: Path) -> None:
+    import hashlib
+
+    digest = hashlib.sha256()
+    try:
+        with open(archive, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)  # (releases the GIL: the hash runs beside the imports and the run)
+    except OSError:
+        _digest["sha256"] = None
+        return
+    _digest["sha256"] = digest.hexdigest()
+
+
+def prefetch_pyz_sha256() -> None:
+    """Start hashing the .pyz we run from on a thread of its own (no-op elsewhere): a command that records
+    it (`start`) calls this first, so the 15 MB are hashed while it imports and reads its config."""
+    global _digest_thread
+    archive = pyz_path()
+    if archive is None or _digest_thread is not None or "sha256" in _digest:
+        return
+    _digest_thread = threading.Thread(target=_hash_archive, args=(archive,), name="pyz-sha256", daemon=True)
+    _digest_thread.start()
+
+
+def pyz_sha256() -> str | None:
+    """SHA-256 of the .pyz this process runs from (computed once per process), or None."""
+    if pyz_path() is None:
+        return None
+    prefetch_pyz_sha256()
+    if _digest_thread is not None:
+        _digest_thread.join()
+    return _digest.get("sha256")

@@ -116,11 +116,9 @@ def test_the_pyz_hash_is_recorded(repo: Path, tmp_path: Path, monkeypatch: pytes
     archive = tmp_path / "tool.pyz"
     archive.write_bytes(b"PK fake archive")
     monkeypatch.setattr(runtime, "pyz_path", lambda: archive)
-    provenance.pyz_sha256.cache_clear()
-    try:
-        manifest = _start(repo)
-    finally:
-        provenance.pyz_sha256.cache_clear()
+    monkeypatch.setattr(runtime, "_digest", {})  # this process's digest, computed afresh
+    monkeypatch.setattr(runtime, "_digest_thread", None)
+    manifest = _start(repo)
     expected = hashlib.sha256(b"PK fake archive").hexdigest()
     assert manifest["provenance"]["pyz_sha256"] == expected and manifest["tool"]["pyz_sha256"] == expected
 

@@ -81,6 +81,9 @@ def run(argv: Sequence[str]) -> None:
     params = parse(argv)
     if params is None:
         return
+    from codex_orchestrator import runtime
+
+    runtime.prefetch_pyz_sha256()  # beside the imports below
     try:
         from codex_orchestrator.cli import _plain, _start
         from codex_orchestrator.runs.manifest import run_exit_code

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterable
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +25,6 @@ from codex_orchestrator.process import run_probe, run_probe_stream
 GIT_TIMEOUT_SECONDS = 10.0
 SHORT = 7
 STATUS_HEAD_BYTES = 64 * 1024
-
-
-@cache
-def pyz_sha256() -> str | None:
-    """SHA-256 of the .pyz this process runs from (computed once per process), or None."""
-    archive = runtime.pyz_path()
-    if archive is None:
-        return None
-    digest = hashlib.sha256()
-    try:
-        with open(archive, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return digest.hexdigest()
 
 
 def _pathspec(repo: Path, exclude: Iterable[Path]) -> list[str]:
@@ -166,7 +149,7 @@ def _hash_file(path: Path, digest: Any) -> None:
 
 def collect(repo: Path, exclude: Iterable[Path] = ()) -> dict[str, Any]:
     """The manifest's `provenance` object for a run of `repo`."""
-    return {**tree_state(repo, exclude), "tool_version": __version__, "pyz_sha256": pyz_sha256()}
+    return {**tree_state(repo, exclude), "tool_version": __version__, "pyz_sha256": runtime.pyz_sha256()}
 
 
 def describe(prov: dict[str, Any] | None) -> str:

@@ -10,6 +10,7 @@ The peers are pinned below and installed with pip into their own venv (default
 `make` joins when it is on PATH. Invocations, from the project folder:
 
     sh -c 'echo a; echo b; echo c; echo d; echo e'     the floor
+    python python_floor.py                               the CPython floor (below), ours' interpreter
     codex-orchestrator start five                        ours (venv): this venv's, or --ours CMD
     PYTHON X.pyz start five                              ours (.pyz), with --pyz; own SHIV_ROOT
     just five                                            justfile: recipe `five`, one line per stage
@@ -18,6 +19,12 @@ The peers are pinned below and installed with pip into their own venv (default
     nox --no-venv -R -s five                             noxfile.py: session `five`, venv_backend="none"
     invoke five                                          tasks.py: task `five`, one c.run per stage
     make five                                            Makefile: target `five`, one line per stage
+
+The CPython floor is what any Python tool that records its runs as ours does must pay, and nothing else:
+the interpreter, the standard modules such a tool imports (subprocess, json, pathlib, datetime, hashlib,
+threading, re), five `echo` processes with their output in log files, and the durable writes ours makes
+for five stages (11 atomic writes: temp file, fsync, rename, fsync of the folder). It runs with the
+interpreter of ours (venv).
 
 All commands are timed in turn, round after round, after one warm-up round (which also extracts the
 .pyz), so a noisy machine moves them together. The table gives each one's median, min and max wall time
@@ -52,6 +59,34 @@ PEERS = {
 STAGES = ["a", "b", "c", "d", "e"]
 SCALE = [1, 10, 100]
 FLOOR = "sh -c (floor)"
+PY_FLOOR = "python floor (see --help)"
+PYTHON_FLOOR = """\
+import datetime, hashlib, json, os, pathlib, re, subprocess, threading
+
+def durable(path, data):
+    tmp = path.with_name("." + path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, data)
+    os.fsync(fd)
+    os.close(fd)
+    os.replace(tmp, path)
+    folder = os.open(path.parent, os.O_RDONLY)
+    os.fsync(folder)
+    os.close(folder)
+
+run = pathlib.Path(".floor-run")
+run.mkdir(exist_ok=True)
+record = {"started": datetime.datetime.now(datetime.UTC).isoformat(), "stages": []}
+for name in ("token", "manifest", "state"):
+    durable(run / name, json.dumps(record).encode())
+for word in "abcde":
+    with open(run / (word + ".log"), "wb") as log:
+        subprocess.run(["echo", word], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    record["stages"].append(word)
+    durable(run / "manifest", json.dumps(record).encode())
+for name in ("metrics", "state", "manifest"):
+    durable(run / name, json.dumps(record).encode())
+"""
 OURS = "ours (venv)"
 OURS_PYZ = "ours (.pyz)"
 # The real interpreter, never a pyenv shim (which adds ~100 ms to every start).
@@ -124,6 +159,8 @@ def five_project(folder: Path) -> Path:
         "noxfile.py": "\n".join(nox) + "\n",
         "tasks.py": "\n".join(invoke) + "\n",
         "Makefile": ".PHONY: five\nfive:\n" + "".join(f"\t{c}\n" for c in cmds),
+        "python_floor.py": PYTHON_FLOOR,
+        ".gitignore": ".floor-run/\n",  # (ours ignores its own runs folder)
     }
     return git_project(folder, files)
 
@@ -176,6 +213,16 @@ def default_ours() -> Path:
     )
 
 
+def ours_python(ours: list[str]) -> Path:
+    """The interpreter of ours (venv): the one its console script names, else this one."""
+    script = Path(ours[0])
+    try:
+        first = script.read_text(encoding="utf-8", errors="replace").splitlines()[0]
+    except (OSError, IndexError):
+        return Path(sys.executable)
+    return Path(first[2:].strip()) if first.startswith("#!") else Path(sys.executable)
+
+
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f}"
 
@@ -208,6 +255,7 @@ def main() -> int:
         project = five_project(work / "five")
         jobs: dict[str, Job] = {
             FLOOR: (["sh", "-c", cmds_line(STAGES)], project, env),
+            PY_FLOOR: ([str(ours_python(ours)), "python_floor.py"], project, env),
         }
         for name, (argv, venv_env) in variants.items():
             jobs[name] = ([*argv, "start", "five"], project, venv_env)

@@ -8,9 +8,8 @@ import os
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from codex_orchestrator.capped_log import CappedLogCopier
 
@@ -300,8 +299,7 @@ def become_subreaper() -> bool:
     return ok
 
 
-@dataclass(frozen=True)
-class ProbeResult:
+class ProbeResult(NamedTuple):
     returncode: int | None  # None: could not start, or timed out
     output: str  # stdout + stderr, bounded
     timed_out: bool = False

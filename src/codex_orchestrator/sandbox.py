@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from codex_orchestrator.errors import ManifestError, SandboxError, UsageError
 from codex_orchestrator.process import ProbeResult, run_probe
@@ -41,8 +40,7 @@ REFUSAL_MARKERS = ("Read-only file system", "Operation not permitted", "Network 
 Prober = Callable[..., ProbeResult]
 
 
-@dataclass(frozen=True)
-class Sandbox:
+class Sandbox(NamedTuple):
     """A sandbox that works here (or none). `binary` and `version` describe the Codex CLI used."""
 
     kind: str = NONE

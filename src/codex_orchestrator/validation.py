@@ -8,9 +8,8 @@ can never silently ignore a constraint. The test suite checks it agrees with jso
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from codex_orchestrator import resources
 from codex_orchestrator.errors import AssetError
@@ -56,8 +55,7 @@ _ROOT: Any = None
 _Path = Any
 
 
-@dataclass(frozen=True)
-class Violation:
+class Violation(NamedTuple):
     path: str  # JSON path of the offending value, e.g. $.pipelines[0].stages[1].command
     message: str  # what was expected
 

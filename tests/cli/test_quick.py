@@ -106,9 +106,12 @@ def five(tmp_path: Path) -> Path:
 
 def _cli(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The CLI as its own process, reporting on stderr (last line) whether click was imported."""
-    script = (
+    script = (  # (atexit runs last what was registered first: the click line ends stderr)
         "import atexit, sys\n"
         "atexit.register(lambda: print('click imported:', 'click' in sys.modules, file=sys.stderr))\n"
+        "heavy = ('dataclasses', 'inspect', 'shutil', 'tempfile', 'importlib.resources', 'tomllib')\n"
+        "atexit.register(lambda: print('heavy imported:', sorted(set(heavy) & set(sys.modules)),"
+        " file=sys.stderr))\n"
         "from codex_orchestrator.cli import main\n"
         "main()\n"
     )
@@ -128,6 +131,7 @@ def _same(text: str) -> str:
     text = re.sub(r"\d+\.\d+(e-?\d+)?", "N", text)
     text = re.sub(r"\d{4}-\d\d-\d\dT[0-9:.]+Z", "TIME", text)
     text = re.sub(r"JUnit XML written to .*\n", "", text)  # what only --junit-xml adds
+    text = re.sub(r"heavy imported: .*\n", "", text)
     return re.sub(r"click imported: \w+\n?$", "", text)
 
 
@@ -141,6 +145,7 @@ def test_a_run_from_the_quick_path_prints_and_exits_as_from_click(
 ) -> None:
     quick_run = _cli(five, "start", *args)
     assert quick_run.stderr.rstrip().endswith("click imported: False")
+    assert "heavy imported: []" in quick_run.stderr  # start-up is a feature: none of these on this path
     click_run = _cli(five, "start", *args, "--junit-xml", str(tmp_path / "junit.xml"))  # click reads it
     assert click_run.stderr.rstrip().endswith("click imported: True")
     assert quick_run.returncode == click_run.returncode

@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from codex_orchestrator import safejson
 from codex_orchestrator.pipelines.model import SELF, VIRTUAL_ENV, Pipeline, Stage
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     """One line of an adapter's catalogue: stage `stage` runs `command` when `when` holds."""
 
     stage: str
@@ -29,8 +27,7 @@ class Rule:
     when: str
 
 
-@dataclass(frozen=True)
-class Adapter:
+class Adapter(NamedTuple):
     name: str
     title: str
     markers: tuple[str, ...]
@@ -92,8 +89,7 @@ def _text(path: Path) -> str:
 _PY_EXCLUDE = r"(^|/)(\.[^/]+|node_modules|build|dist|venv)(/|$)"
 
 
-@dataclass(frozen=True)
-class _PythonEnv:
+class _PythonEnv(NamedTuple):
     """How to reach the project's interpreter and tools: its own virtualenv, uv, poetry, or PATH."""
 
     python: tuple[str, ...]
@@ -195,7 +191,7 @@ def _python_stages(root: Path) -> list[Stage]:
             stages.append(_stage("python", "test", "Run the tests (unittest)", argv, True, env=extra))
     if env.bin_dir is not None:  # the project's virtualenv is active for every stage (PATH, VIRTUAL_ENV)
         venv = {VIRTUAL_ENV: env.bin_dir.rsplit("/", 1)[0]}
-        stages = [replace(s, env=tuple(sorted({**dict(s.env), **venv}.items()))) for s in stages]
+        stages = [s._replace(env=tuple(sorted({**dict(s.env), **venv}.items()))) for s in stages]
     return stages
 
 

@@ -6,9 +6,8 @@ the others stay visible).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
 from codex_orchestrator import safejson
 from codex_orchestrator import validation as schemacheck
@@ -25,26 +24,39 @@ DEFAULT_KILL_GRACE = 3.0
 DEFAULT_LOG_MAX_BYTES = 64 * 1024 * 1024  # per stage log; 0 in the config: no cap
 
 
-@dataclass(frozen=True)
-class Project:
+class Project(NamedTuple):
     name: str
     path: str
     task_id: str | None
     default_pipeline: str | None
 
 
-@dataclass
 class RepoConfig:
-    root: Path
-    path: Path | None  # the config file, when there is one
-    raw: dict[str, Any] = field(default_factory=dict)
-    pipelines: PipelineSet = field(default_factory=PipelineSet)
-    projects: dict[str, Project] = field(default_factory=dict)
-    heartbeat_interval_seconds: float = DEFAULT_HEARTBEAT_INTERVAL
-    heartbeat_stale_after_seconds: float = DEFAULT_STALE_AFTER
-    kill_grace_seconds: float = DEFAULT_KILL_GRACE
-    log_max_bytes: int = DEFAULT_LOG_MAX_BYTES
-    retention: dict[str, Any] = field(default_factory=dict)
+    """A repository's (or project folder's) configuration, resolved: its pipelines, projects and limits."""
+
+    def __init__(
+        self,
+        root: Path,
+        path: Path | None,  # the config file, when there is one
+        raw: dict[str, Any] | None = None,
+        pipelines: PipelineSet | None = None,
+        projects: dict[str, Project] | None = None,
+        heartbeat_interval_seconds: float = DEFAULT_HEARTBEAT_INTERVAL,
+        heartbeat_stale_after_seconds: float = DEFAULT_STALE_AFTER,
+        kill_grace_seconds: float = DEFAULT_KILL_GRACE,
+        log_max_bytes: int = DEFAULT_LOG_MAX_BYTES,
+        retention: dict[str, Any] | None = None,
+    ) -> None:
+        self.root = root
+        self.path = path
+        self.raw = raw if raw is not None else {}
+        self.pipelines = pipelines if pipelines is not None else PipelineSet()
+        self.projects = projects if projects is not None else {}
+        self.heartbeat_interval_seconds = heartbeat_interval_seconds
+        self.heartbeat_stale_after_seconds = heartbeat_stale_after_seconds
+        self.kill_grace_seconds = kill_grace_seconds
+        self.log_max_bytes = log_max_bytes
+        self.retention = retention if retention is not None else {}
 
 
 MAX_CONFIG_BYTES = 1024 * 1024

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 GUARDRAIL_STAGE_IDS = frozenset({"lint", "test", "tests", "typecheck", "spec-guard", "spec_guard", "review"})
 SELF = "@self"  # argv[0] placeholder: this same codex-orchestrator
@@ -16,8 +15,7 @@ SELF = "@self"  # argv[0] placeholder: this same codex-orchestrator
 VIRTUAL_ENV = "VIRTUAL_ENV"
 
 
-@dataclass(frozen=True)
-class Stage:
+class Stage(NamedTuple):
     id: str
     title: str
     command: tuple[str, ...]  # argv, or a single shell command line when shell is True
@@ -64,8 +62,7 @@ class Stage:
         )
 
 
-@dataclass(frozen=True)
-class Pipeline:
+class Pipeline(NamedTuple):
     id: str
     title: str
     stages: tuple[Stage, ...]
@@ -113,15 +110,21 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
-@dataclass
 class PipelineSet:
     """All pipelines available in a repository: built-ins merged under repo configuration."""
 
-    pipelines: dict[str, Pipeline] = field(default_factory=dict)
-    default_pipeline: str = "diagnostics"
-    adapters: tuple[str, ...] = ()
-    # stages the built-in pipeline left out because their tool is not installed: (stage id, tool, note)
-    left_out: tuple[tuple[str, str, str], ...] = ()
+    def __init__(
+        self,
+        pipelines: dict[str, Pipeline] | None = None,
+        default_pipeline: str = "diagnostics",
+        adapters: tuple[str, ...] = (),
+        left_out: tuple[tuple[str, str, str], ...] = (),
+    ) -> None:
+        self.pipelines = pipelines if pipelines is not None else {}
+        self.default_pipeline = default_pipeline
+        self.adapters = adapters
+        # stages the built-in pipeline left out because their tool is not installed: (stage id, tool, note)
+        self.left_out = left_out
 
     @property
     def notes(self) -> list[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -74,16 +73,21 @@ def file_digest(path: Path) -> str | None:
         return f"unreadable:{exc.errno}"
 
 
-@dataclass
 class PinnedConfig:
     """The configuration of one repository as loaded at a moment: what a session runs, and what it
     watches for changes."""
 
-    repo: Path
-    digests: dict[Path, str | None] = field(default_factory=dict)  # config file -> its hash at pin time
-    loaded: dict[Path, cfg.RepoConfig | OrchestratorError] = field(default_factory=dict)  # root -> config
-
     pinned = True
+
+    def __init__(
+        self,
+        repo: Path,
+        digests: dict[Path, str | None] | None = None,
+        loaded: dict[Path, cfg.RepoConfig | OrchestratorError] | None = None,
+    ) -> None:
+        self.repo = repo
+        self.digests = digests if digests is not None else {}  # config file -> its hash at pin time
+        self.loaded = loaded if loaded is not None else {}  # root -> config
 
     @classmethod
     def pin(cls, repo: Path, *, attempts: int = 3) -> PinnedConfig:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
 from codex_orchestrator.errors import StageNotFoundError
 from codex_orchestrator.ids import DEFAULT_TASK_ID, validate_id
@@ -16,8 +15,7 @@ from codex_orchestrator.pipelines.model import Pipeline
 from codex_orchestrator.runs.layout import Roots
 
 
-@dataclass
-class Resolved:
+class Resolved(NamedTuple):
     config: cfg.RepoConfig
     stage_root: Path
     task_id: str

@@ -7,7 +7,6 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from codex_orchestrator.pipelines.model import SELF, Pipeline, Stage
@@ -85,4 +84,4 @@ def installed_only(
             kept.append(stage)
         else:
             left_out.append((stage, missing))
-    return (replace(pipeline, stages=tuple(kept)) if left_out else pipeline), left_out
+    return (pipeline._replace(stages=tuple(kept)) if left_out else pipeline), left_out

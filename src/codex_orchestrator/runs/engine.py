@@ -12,7 +12,6 @@ import os
 import signal
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +37,24 @@ from codex_orchestrator.runs.stages import StageRunner, start_error
 Reporter = Callable[[str], None]
 
 
-@dataclass(frozen=True)
 class StageEvent:
     """What a progress hook hears: stage `index` of `total` started (`running`) or ended (`finished`,
     with its status). Renderers use it to show elapsed time or follow `log_path`."""
 
-    index: int
-    total: int
-    stage_id: str
-    state: str  # running | finished
-    log_path: Path
-    status: str | None = None
+    __slots__ = ("index", "log_path", "stage_id", "state", "status", "total")
+
+    def __init__(
+        self, index: int, total: int, stage_id: str, state: str, log_path: Path, status: str | None = None
+    ) -> None:
+        self.index = index
+        self.total = total
+        self.stage_id = stage_id
+        self.state = state  # running | finished
+        self.log_path = log_path
+        self.status = status
+
+    def __repr__(self) -> str:
+        return f"StageEvent({self.index}/{self.total} {self.stage_id} {self.state} {self.status})"
 
 
 ProgressHook = Callable[[StageEvent], None]

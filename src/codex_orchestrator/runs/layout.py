@@ -19,8 +19,8 @@ writes, moves or deletes outside the runs roots through a link.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from codex_orchestrator.errors import RepoError, RunNotFoundError, UnsafePathError
 from codex_orchestrator.ids import ID_RE, validate_id, validate_run_id
@@ -36,8 +36,7 @@ LEGACY_STATE_DIR = "out"  # <repo>/out/<task>/state.json, where older versions k
 IGNORE_ALL = "*\n"
 
 
-@dataclass(frozen=True)
-class RunPaths:
+class RunPaths(NamedTuple):
     """Every file of one run folder."""
 
     dir: Path
@@ -154,14 +153,13 @@ def is_git_top(folder: Path) -> bool:
     return False
 
 
-@dataclass(frozen=True)
-class Roots:
+class Roots(NamedTuple):
     repo: Path
     runs: Path
     out: Path
     #: Set when the root was discovered above the current folder: says which and why (renderers
     #: show it once on stderr).
-    note: str | None = field(default=None, compare=False)
+    note: str | None = None
 
     @classmethod
     def resolve(cls, repo: str | os.PathLike[str] | None = None) -> Roots:

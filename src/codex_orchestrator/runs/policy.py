@@ -7,8 +7,8 @@ server was told `--sandbox none`, and the configuration is pinned unless it was 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from codex_orchestrator import sandbox as sbx
 from codex_orchestrator.pipelines.pinning import LIVE, ConfigSource, PinnedConfig
@@ -18,15 +18,14 @@ ORIGIN_MCP = "mcp"
 MCP_DEFAULT_SANDBOX = sbx.CODEX  # `mcp serve` without --sandbox: the Codex sandbox, profile :workspace
 
 
-@dataclass(frozen=True)
-class RunPolicy:
+class RunPolicy(NamedTuple):
     """`sandbox`: what stages run in. None means no sandbox for a new run, and for a resume: the run's
     own recorded sandbox again (checked afresh, never the recorded binary). `configs`: where pipelines
     are loaded from."""
 
     origin: str = ORIGIN_CLI
     sandbox: sbx.Sandbox | None = None
-    configs: ConfigSource = field(default=LIVE)
+    configs: ConfigSource = LIVE
 
 
 CLI_POLICY = RunPolicy()

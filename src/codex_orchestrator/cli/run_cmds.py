@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from codex_orchestrator import output
-from codex_orchestrator.cli import _plain, _start, completion
+from codex_orchestrator.cli import _start, completion
 from codex_orchestrator.cli._common import (
     exit_with,
     format_options,
@@ -77,19 +77,7 @@ def _run_exit(view: StatusView) -> None:
 @format_options
 @ci_report_options
 @guarded
-def start(
-    pipeline: str | None,
-    task_id: str | None,
-    detach: bool,
-    target_stage: str | None,
-    parent_run_id: str | None,
-    project: str | None,
-    sandbox: str | None,
-    follow: bool,
-    repo: str | None,
-    fmt: str,
-    json_flag: bool,
-) -> None:
+def start(fmt: str, json_flag: bool, follow: bool, detach: bool, **params: Any) -> None:
     """Run PIPELINE (default: the configured default, else `diagnostics`).
 
     Progress goes to stderr (on a terminal with the running stage's elapsed time; --follow streams its
@@ -101,18 +89,7 @@ def start(
         raise click.UsageError(
             "--follow needs a foreground run; follow a detached one with status --watch --follow"
         )
-    view = _start.start(
-        pipeline=pipeline,
-        task_id=task_id,
-        detach=detach,
-        target_stage=target_stage,
-        parent_run_id=parent_run_id,
-        project=project,
-        sandbox=sandbox,
-        follow=follow,
-        repo=repo,
-        as_json=as_json,
-    )
+    view = _start.start(follow=follow, detach=detach, as_json=as_json, **params)
     _run_exit(view)
 
 
@@ -269,27 +246,17 @@ def resume(
         raise click.UsageError(
             "--follow needs a foreground run; follow a detached one with status --watch --follow"
         )
-    live = _start.live_progress(follow, as_json) if not detach else None
-    try:
-        view = lifecycle.resume_run(
-            r,
-            run_id,
-            policy=cli_policy(sandbox, r.repo),
-            token=token,
-            detach=detach,
-            adopt_orphans=not detach and _plain.OWN_PROCESS,
-            reporter=None if as_json else (live.report if live else output.diag),
-            on_engine=live.attach if live else None,
-        )
-    finally:
-        if live is not None:
-            live.close()
-    if as_json:
-        output.emit_json(view)
-    elif detach:
-        output.emit(view["run_id"])
-    else:
-        output.emit(render_status(view))
+    view = _start.with_progress(
+        lifecycle.resume_run,
+        follow=follow,
+        detach=detach,
+        as_json=as_json,
+        roots=r,
+        run_id=run_id,
+        policy=cli_policy(sandbox, r.repo),
+        token=token,
+    )
+    _start.show(view, as_json=as_json, detach=detach)
     if not detach:
         _run_exit(view)
 

@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from codex_orchestrator import output
-from codex_orchestrator.cli import _start, completion
+from codex_orchestrator.cli import completion
 from codex_orchestrator.cli._common import (
     exit_with,
     format_options,
@@ -28,14 +28,13 @@ from codex_orchestrator.cli._common import (
 from codex_orchestrator.cli._reporting import ci_report_options, publish_runs
 from codex_orchestrator.cli.progress import WatchFollower
 from codex_orchestrator.cli.run_text import render_status
-from codex_orchestrator.runs import lifecycle, queries
+from codex_orchestrator.runs import queries
 from codex_orchestrator.runs.manifest import (
     TERMINAL,
     StatusView,
     exit_code_for,
     run_exit_code,
 )
-from codex_orchestrator.runs.policy import cli_policy
 
 
 def _run_exit(view: StatusView) -> None:
@@ -84,6 +83,8 @@ def start(fmt: str, json_flag: bool, follow: bool, detach: bool, **params: Any) 
     output); the result (run id, status, manifest path) to stdout. Exits 1 if the run fails, 130 on Ctrl-C.
     With `--sandbox codex` every stage runs inside the Codex CLI's sandbox, as it would over MCP.
     """
+    from codex_orchestrator.cli import _start  # (only the commands that run stages import the engine)
+
     as_json = wants_json(fmt, json_flag)
     if follow and detach:
         raise click.UsageError(
@@ -240,6 +241,10 @@ def resume(
     Stages that succeeded are skipped (matched by id). A live run is never resumed. Exits 1 if the run fails.
     The stages run in the sandbox the run recorded unless --sandbox names another.
     """
+    from codex_orchestrator.cli import _start
+    from codex_orchestrator.runs import lifecycle
+    from codex_orchestrator.runs.policy import cli_policy
+
     as_json = wants_json(fmt, json_flag)
     r, run_id = select_run(repo, run_id, task_id)
     if follow and detach:
@@ -276,6 +281,8 @@ def cancel(
     run_id: str | None, task_id: str | None, grace: float | None, repo: str | None, fmt: str, json_flag: bool
 ) -> None:
     """Stop a live run: terminate its whole process group and record `cancelled` (default: the latest run)."""
+    from codex_orchestrator.runs import lifecycle
+
     r, run_id = select_run(repo, run_id, task_id)
     view = lifecycle.cancel_run(r, run_id, grace_seconds=grace)
     if wants_json(fmt, json_flag):
@@ -319,5 +326,7 @@ def pipelines(project: str | None, repo: str | None, fmt: str, json_flag: bool) 
 @click.option("--expect", default=None, help="The launch digest of the manifest to drive.")
 def drive(run_dir: Path, lock_fd: int, expect: str | None) -> None:
     """Internal: drive a detached run (started by `start --detach`, `resume --detach`, MCP start_run)."""
+    from codex_orchestrator.runs import lifecycle
+
     final = lifecycle.drive(run_dir, lock_fd, expect=expect)
     exit_with(exit_code_for(final.get("status")))

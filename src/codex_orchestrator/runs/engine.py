@@ -106,7 +106,7 @@ class RunEngine:
     # -- manifest ---------------------------------------------------------------------------
     def _save(self, changed: tuple[int, ...] | None = None) -> None:
         """Write the manifest (caller holds self._lock), with every change held back by `_defer`;
-        `changed`: the command entries touched, if that is all that changed since the last full write."""
+        `changed`: the command entries touched, if that is all that changed since the last write."""
         self.manifest["updated_at"] = iso(self.clock.now())
         touched = None
         if changed is not None and self._deferred is not None:
@@ -203,7 +203,7 @@ class RunEngine:
 
     def _run_stage(self, i: int, stage: Stage) -> dict[str, Any]:
         """One stage. Its manifest entry turns `running` in one write once it has started (with its
-        process group), and `finished` in a second: two atomic writes a stage, however long it runs."""
+        process group); its end is held for the next write (`_defer`): one durable write a stage."""
         cmd: dict[str, Any] = self.manifest["commands"][i]
         log_path = self.paths.stage_log(i + 1, stage.id)
         log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -80,18 +80,22 @@ _digest: dict[str, str | None] = {}
 _digest_thread: threading.Thread | None = None
 
 
-def _hash_archive(archive: Path) -> None:
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks (hashing them releases the GIL)."""
     import hashlib
 
     digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _hash_archive(archive: Path) -> None:
     try:
-        with open(archive, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)  # (releases the GIL: the hash runs beside the imports and the run)
+        _digest["sha256"] = sha256_file(archive)  # beside the imports and the run
     except OSError:
         _digest["sha256"] = None
-        return
-    _digest["sha256"] = digest.hexdigest()
 
 
 def prefetch_pyz_sha256() -> None:

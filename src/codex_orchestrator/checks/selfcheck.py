@@ -203,14 +203,6 @@ def _check_version(checks: list[Check]) -> str | None:
     return installed
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _read_build(checks: list[Check], archive: Path) -> dict[str, Any]:
     build: dict[str, Any] = {"environment": None, "build_info": None}
     try:
@@ -251,7 +243,7 @@ def run() -> dict[str, Any]:
         artifact = {
             "kind": "pyz",
             "path": str(archive),
-            "sha256": sha256_file(archive),
+            "sha256": runtime.sha256_file(archive),
             "size": archive.stat().st_size,
         }
         build = _read_build(checks, archive)

@@ -21,7 +21,7 @@ from codex_orchestrator.process import (
 from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs import records
 from codex_orchestrator.runs.layout import Roots, RunPaths
-from codex_orchestrator.runs.manifest import RunStatus
+from codex_orchestrator.runs.manifest import RunStatus, StatusView
 from codex_orchestrator.runs.store import FileLock
 from codex_orchestrator.runtime import self_command
 
@@ -82,8 +82,11 @@ def launch_digest(manifest: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def spawn_driver(paths: RunPaths, lock: FileLock, roots: Roots, manifest: dict[str, Any]) -> int:
-    """Start a detached driver that inherits the run lock; it makes itself a new session."""
+def spawn_driver(
+    paths: RunPaths, lock: FileLock, roots: Roots, manifest: dict[str, Any], clock: Clock
+) -> StatusView:
+    """Start a detached driver that inherits the run lock (it makes itself a new session); returns the
+    run's status view with the driver's pid."""
     assert lock.fd is not None
     argv = [*self_command(), "_drive", "--run-dir", str(paths.dir), "--lock-fd", str(lock.fd)]
     argv += ["--expect", launch_digest(manifest)]
@@ -111,7 +114,9 @@ def spawn_driver(paths: RunPaths, lock: FileLock, roots: Roots, manifest: dict[s
             hint=f"run it in the foreground, or resume it: codex-orchestrator resume --run {paths.run_id}",
         ) from None
     lock.release_keep_inherited()
-    return pid
+    view = mf.status_view(manifest, paths.manifest, clock.now())
+    view["driver_pid"] = pid
+    return view
 
 
 def run_foreground(
@@ -124,9 +129,14 @@ def run_foreground(
     process_runner: ProcessRunner | None,
     reporter: Reporter | None,
     on_engine: Callable[[RunEngine], None] | None,
-) -> tuple[dict[str, Any], bool]:
+    *,
+    adopt_orphans: bool,
+) -> StatusView:
     """Drive a claimed run in this process (Ctrl-C/SIGTERM cancel it); always releases the lock.
-    Returns the final manifest and whether Ctrl-C (SIGINT) ended it."""
+    Returns its final status view, marked `interrupted` when Ctrl-C (SIGINT) ended it. `adopt_orphans`:
+    this process exists to drive the run (the CLI), so it may become the stages' subreaper."""
+    if adopt_orphans:
+        become_subreaper()
     try:
         engine = make_engine(
             roots,
@@ -145,9 +155,12 @@ def run_foreground(
             final = engine.run()
         finally:
             restore()
-        return final, engine.interrupted
     finally:
         lock.release()
+    view = mf.status_view(final, paths.manifest, clock.now())
+    if engine.interrupted:
+        view["interrupted"] = True
+    return view
 
 
 class Limits(NamedTuple):

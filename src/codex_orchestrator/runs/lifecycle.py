@@ -19,7 +19,6 @@ from codex_orchestrator.errors import StorageError
 from codex_orchestrator.ids import new_run_id, validate_run_id
 from codex_orchestrator.process import (
     ProcessRunner,
-    become_subreaper,
 )
 from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs.layout import Roots, RunPaths
@@ -158,18 +157,18 @@ def start_run(
     )
     lock = hold_lock(paths)
     if detach:
-        pid = spawn_driver(paths, lock, roots, manifest)
-        view = mf.status_view(manifest, paths.manifest, clock.now())
-        view["driver_pid"] = pid
-        return view
+        return spawn_driver(paths, lock, roots, manifest, clock)
     if reporter is not None:
         reporter(f"run {manifest['run_id']} ({manifest['pipeline_id']}): {paths.manifest}")
-    if adopt_orphans:
-        become_subreaper()
-    final, interrupted = run_foreground(
-        roots, paths, manifest, lock, Limits.of(config), clock, process_runner, reporter, on_engine
+    return run_foreground(
+        roots,
+        paths,
+        manifest,
+        lock,
+        Limits.of(config),
+        clock,
+        process_runner,
+        reporter,
+        on_engine,
+        adopt_orphans=adopt_orphans,
     )
-    view = mf.status_view(final, paths.manifest, clock.now())
-    if interrupted:
-        view["interrupted"] = True
-    return view

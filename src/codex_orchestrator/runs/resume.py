@@ -15,7 +15,6 @@ from codex_orchestrator.clock import SYSTEM_CLOCK, Clock
 from codex_orchestrator.errors import RunStateError, TokenError
 from codex_orchestrator.process import (
     ProcessRunner,
-    become_subreaper,
     is_same_process,
     process_alive,
     reap_run,
@@ -199,9 +198,7 @@ def resume_run(
     paths, manifest, lock, limits = prepare_resume(roots, run_id, token=token, clock=clock, policy=policy)
     event = manifest["resume_events"][-1]
     if detach:
-        pid = spawn_driver(paths, lock, roots, manifest)
-        view = mf.status_view(manifest, paths.manifest, clock.now())
-        view["driver_pid"] = pid
+        view = spawn_driver(paths, lock, roots, manifest, clock)
         view["resume_event"] = event
         return view
     if reporter is not None:
@@ -215,13 +212,17 @@ def resume_run(
                 f"note: the configuration changed since this run started ({changed}); "
                 "running it as now defined"
             )
-    if adopt_orphans:
-        become_subreaper()
-    final, interrupted = run_foreground(
-        roots, paths, manifest, lock, limits, clock, process_runner, reporter, on_engine
+    view = run_foreground(
+        roots,
+        paths,
+        manifest,
+        lock,
+        limits,
+        clock,
+        process_runner,
+        reporter,
+        on_engine,
+        adopt_orphans=adopt_orphans,
     )
-    view = mf.status_view(final, paths.manifest, clock.now())
     view["resume_event"] = event
-    if interrupted:
-        view["interrupted"] = True
     return view

@@ -113,7 +113,7 @@ def test_five_goals_never_exceed_max_parallel_two(goals_repo: Path) -> None:
     assert [line.split()[0] for line in lines[1:6]] == specs
     assert "5 goal(s): 5 succeeded (at most 2 at a time" in result.stdout
     assert result.stderr.count(": started run ") == 5  # progress on stderr
-    runs = queries.list_runs(Roots.resolve(goals_repo), limit=None)
+    runs = queries.run_list(Roots.resolve(goals_repo), limit=None)["runs"]
     assert len(runs) == 5 and {r["status"] for r in runs} == {"succeeded"}
     items = [json.loads(Path(r["manifest"]).read_text()) for r in runs]
     assert max_overlap(items) == 2  # parallel (the first two met at the barrier), and bounded
@@ -175,7 +175,7 @@ def test_stop_cancels_every_run_in_flight_and_starts_no_more(goals_repo: Path) -
 
     def interrupt_when_both_run() -> None:
         while not stop.is_set():
-            live = queries.list_runs(roots, status="in_progress", limit=None)
+            live = queries.run_list(roots, status="in_progress", limit=None)["runs"]
             if len(live) == 2 and all(r["commands"][0]["status"] == "running" for r in live):
                 stop.set()  # what Ctrl-C or SIGTERM does
                 return
@@ -195,7 +195,7 @@ def test_stop_cancels_every_run_in_flight_and_starts_no_more(goals_repo: Path) -
     for m in manifests({"goals": summary["goals"][:2]}):
         assert m["status"] == "cancelled" and m["commands"][0]["status"] == "cancelled"
         assert m["runner"]["stage_pgid"] is None  # the stage's process group is gone
-    assert len(queries.list_runs(roots, limit=None)) == 2  # the third goal never started
+    assert len(queries.run_list(roots, limit=None)["runs"]) == 2  # the third goal never started
 
 
 def test_ctrl_c_on_the_command_cancels_every_run(goals_repo: Path) -> None:
@@ -209,7 +209,7 @@ def test_ctrl_c_on_the_command_cancels_every_run(goals_repo: Path) -> None:
         roots = Roots.resolve(goals_repo)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            live = queries.list_runs(roots, status="in_progress", limit=None)
+            live = queries.run_list(roots, status="in_progress", limit=None)["runs"]
             if len(live) == 2 and all(r["commands"][0]["status"] == "running" for r in live):
                 break
             time.sleep(0.05)

@@ -179,7 +179,7 @@ def test_interrupt_cancels_the_runs_and_removes_every_worktree(tmp_path: Path, p
 
     def interrupt_when_both_run() -> None:
         while not stop.is_set():
-            live = queries.list_runs(roots, status="in_progress", limit=None)
+            live = queries.run_list(roots, status="in_progress", limit=None)["runs"]
             if len(live) == 2 and all(r["commands"][0]["status"] == "running" for r in live):
                 assert len(list(private_tmp.iterdir())) == 2  # two private trees while they run
                 stop.set()  # what Ctrl-C or SIGTERM does

@@ -160,21 +160,6 @@ class RunList(TypedDict):
     damaged: list[DamagedRun]
 
 
-def list_runs(
-    roots: Roots,
-    *,
-    task_id: str | None = None,
-    status: str | None = None,
-    pipeline_id: str | None = None,
-    limit: int | None = 20,
-    clock: Clock = SYSTEM_CLOCK,
-) -> list[StatusView]:
-    """Status views, newest first; reads only as many manifests as the filters need."""
-    return run_list(roots, task_id=task_id, status=status, pipeline_id=pipeline_id, limit=limit, clock=clock)[
-        "runs"
-    ]
-
-
 def run_list(
     roots: Roots,
     *,

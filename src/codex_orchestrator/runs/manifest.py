@@ -212,15 +212,17 @@ def validate(manifest: dict[str, Any]) -> list[Violation]:
 
 def check(manifest: dict[str, Any]) -> None:
     """ManifestError unless `manifest` is valid: an invalid manifest is a bug, never written."""
-    errors = validate(manifest)
+    _refuse(validate(manifest))
+
+
+def _refuse(errors: list[Violation]) -> None:
     if errors:
         raise ManifestError(f"refusing to write an invalid manifest: {errors[0]}")
 
 
 def write(path: Path, manifest: dict[str, Any]) -> None:
-    """Validate, then write atomically and durably."""
-    check(manifest)
-    atomic_write_bytes(path, (_encode(manifest) + "\n").encode("utf-8", "surrogateescape"))
+    """Validate, then write atomically and durably (a writer's first write: everything is checked)."""
+    ManifestWriter(path).write(manifest)
 
 
 def _encode(value: Any) -> str:
@@ -260,8 +262,7 @@ class ManifestWriter:
                 {key: manifest[key] for key, text in fields.items() if known[key] != text},
                 {"commands": {i: commands[i] for i, text in texts.items() if self._commands[i] != text}},
             )
-            if errors:
-                raise ManifestError(f"refusing to write an invalid manifest: {errors[0]}")
+            _refuse(errors)
             for i, text in texts.items():
                 self._commands[i] = text
         self._fields = fields

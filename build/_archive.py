@@ -12,10 +12,12 @@ import re
 import shutil
 import stat
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
-from _pyzlib import EXIT_FAILED, LAUNCHER_SOURCE, BuildError
+from _pyzlib import EXIT_FAILED, HOT_PACKAGES, LAUNCHER_SOURCE, BuildError
+
+SITE = "site-packages/"
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -104,6 +106,47 @@ def entry_like(info: zipfile.ZipInfo, name: str, mode: int = 0o100644) -> zipfil
     new.external_attr = mode << 16
     new.create_system = info.create_system
     return new
+
+
+def in_libs(name: str) -> bool:
+    """Whether an archive member belongs in libs.zip: under site-packages/, of no package in HOT_PACKAGES."""
+    if not name.startswith(SITE):
+        return False
+    top = name[len(SITE) :].split("/", 1)[0]
+    if top.endswith(".dist-info"):
+        top = top[: -len(".dist-info")].rsplit("-", 1)[0]
+    return bool(top) and top.split(".", 1)[0] not in HOT_PACKAGES
+
+
+def top_level_names(members: Iterable[str]) -> list[str]:
+    """The importable names at the top of site-packages/ among these members: packages and modules."""
+    names: set[str] = set()
+    for member in members:
+        first, sep, _ = member[len(SITE) :].partition("/")
+        name = first if sep else first.split(".", 1)[0]
+        if name.isidentifier() and (sep or name != first):
+            names.add(name)
+    return sorted(names)
+
+
+def dist_folders(members: Iterable[str]) -> list[str]:
+    """The "name-version.dist-info" folders under site-packages/ among these members."""
+    return sorted(
+        {
+            m[len(SITE) :].split("/", 1)[0]
+            for m in members
+            if m[len(SITE) :].split("/", 1)[0].endswith(".dist-info")
+        }
+    )
+
+
+def zip_bytes(items: Iterable[tuple[zipfile.ZipInfo, bytes]]) -> bytes:
+    """A zip archive of these entries in name order (each entry's compression and times kept)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for info, data in sorted(items, key=lambda item: item[0].filename):
+            zf.writestr(info, data)
+    return buffer.getvalue()
 
 
 def _table_line(name: str, type_comment: str, tag: str) -> str:

@@ -134,12 +134,13 @@ def audit(
         for info in infos:
             if not info.is_dir() and info.filename not in data:
                 data[info.filename] = zf.read(info)
+        libs = _open_libs(report, zf, infos, data)
         _check_entries(report, infos, data)
         target = report.target or _target_from_launcher(report, data)
         if target is not None:
             report.target = target
             _check_shebang(report, archive, target)
-            _check_launcher(report, data, target, archive.name)
+            _check_launcher(report, data, target, archive.name, libs)
             _check_extensions(report, data, target)
             _check_bytecode(report, data, target)
             _check_distributions(report, data, target, lock or lib.RUNTIME_LOCK)
@@ -150,6 +151,38 @@ def audit(
 
 
 # ------------------------------------------------------------------------------------------- entries
+
+
+def _open_libs(
+    report: AuditReport, zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], data: dict[str, bytes]
+) -> tuple[list[str], int]:
+    """Audit libs.zip's entries as the archive's own: add them to `infos` and `data` in its place.
+
+    Returns libs.zip's member names and size. Each entry must sit where build/pyz puts it: a library of
+    HOT_PACKAGES in the archive itself, every other library in libs.zip, libs.zip stored uncompressed.
+    """
+    blob = data.pop(lib.LIBS_MEMBER, None)
+    for info in infos:
+        if info.filename.startswith(SITE) and arc.in_libs(info.filename):
+            report.add("libs", info.filename, f"belongs in {lib.LIBS_MEMBER}: no package of the plain CLI")
+    if blob is None:
+        return [], 0
+    if zf.getinfo(lib.LIBS_MEMBER).compress_type != zipfile.ZIP_STORED:
+        report.add("libs", lib.LIBS_MEMBER, "is compressed; it must be stored, its entries are compressed")
+    names: list[str] = []
+    try:
+        with zipfile.ZipFile(io.BytesIO(blob)) as inner:
+            for info in inner.infolist():
+                infos.append(info)
+                names.append(info.filename)
+                if not arc.in_libs(info.filename):
+                    report.add("libs", info.filename, f"does not belong in {lib.LIBS_MEMBER}")
+                if not info.is_dir() and info.filename not in data:
+                    data[info.filename] = inner.read(info)
+    except (zipfile.BadZipFile, OSError) as exc:
+        report.add("libs", lib.LIBS_MEMBER, f"cannot be opened as a zip archive ({exc})")
+    report.entries = len(infos)
+    return names, len(blob)
 
 
 def _check_entries(report: AuditReport, infos: list[zipfile.ZipInfo], data: dict[str, bytes]) -> None:
@@ -177,13 +210,13 @@ def _check_entries(report: AuditReport, infos: list[zipfile.ZipInfo], data: dict
             continue
         top = name.split("/", 1)[0]
         if not (
-            name in ("__main__.py", "__main__.pyc", "environment.json")
+            name in ("__main__.py", "__main__.pyc", "environment.json", lib.LIBS_MEMBER)
             or top in ("_bootstrap", "site-packages")
         ):
             report.add(
                 "unexpected-entry",
                 name,
-                "only __main__.py(c), environment.json, _bootstrap/ and site-packages/",
+                f"only __main__.py(c), environment.json, {lib.LIBS_MEMBER}, _bootstrap/ and site-packages/",
             )
         _check_denylist(report, name)
 
@@ -253,7 +286,9 @@ def _check_shebang(report: AuditReport, archive: Path, target: Target) -> None:
         report.add("shebang", "", f"expected the first line {want!r}, found {have!r}")
 
 
-def _check_launcher(report: AuditReport, data: dict[str, bytes], target: Target, asset: str) -> None:
+def _check_launcher(
+    report: AuditReport, data: dict[str, bytes], target: Target, asset: str, libs: tuple[list[str], int]
+) -> None:
     for name in BOOTSTRAP_FILES:
         if f"_bootstrap/{name}" not in data:
             report.add("missing-required", f"_bootstrap/{name}", "shiv's bootstrap is incomplete")
@@ -272,7 +307,10 @@ def _check_launcher(report: AuditReport, data: dict[str, bytes], target: Target,
         "asset": target.asset_name(report.version),
         "build_id": str(env.get("build_id")) if env else "",
         "entry_point": lib.ENTRY_POINT,
-        "dists": ",".join(sorted(_dist_infos(data))),
+        "dists": ",".join(d for d in sorted(_dist_infos(data)) if not arc.in_libs(f"{SITE}{d}/")),
+        "libs": ",".join(arc.top_level_names(libs[0])),
+        "libs_dists": ",".join(arc.dist_folders(libs[0])),
+        "libs_size": str(libs[1]),
     }
     for key, value in expected.items():
         if table.get(key) != value:

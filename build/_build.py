@@ -188,9 +188,40 @@ def finalise(
     work: Path,
     site: Path,
 ) -> None:
-    """Swap in our launcher (+ its pyc), add the byte code (shiv skips every .pyc), normalise modes."""
+    """Swap in our launcher (+ its pyc), add the byte code (shiv skips every .pyc), normalise modes, and
+    move every library but HOT_PACKAGES into the stored member libs.zip."""
+    add: list[tuple[zipfile.ZipInfo, bytes]] = []
+    libs: list[tuple[zipfile.ZipInfo, bytes]] = []
     with zipfile.ZipFile(raw) as zf:
         env = json.loads(zf.read("environment.json"))
+        like = zf.getinfo("__main__.py")
+        for info in zf.infolist():
+            if arc.in_libs(info.filename):
+                libs.append((arc.entry_like(info, info.filename), zf.read(info)))
+    for rel in arc.namespace_dirs(site):  # zipimport finds a namespace package only by its directory entry
+        add.append((arc.entry_like(like, f"site-packages/{rel}/", 0o40755), b""))
+    for path in arc.iter_files(site):
+        if path.suffix == ".pyc" and path.with_suffix(".py").is_file() and path.parent.name != "__pycache__":
+            add.append(
+                (
+                    arc.entry_like(like, f"site-packages/{path.relative_to(site).as_posix()}"),
+                    path.read_bytes(),
+                )
+            )
+    libs += [item for item in add if arc.in_libs(item[0].filename)]
+    add = [item for item in add if not arc.in_libs(item[0].filename)]
+    misplaced = sorted(m for members in native.values() for m in members if not arc.in_libs(m))
+    if misplaced:
+        raise BuildError(
+            f"compiled code outside {lib.LIBS_MEMBER}: {', '.join(misplaced)}; the launcher extracts native "
+            f"code from {lib.LIBS_MEMBER} only, so keep such packages out of HOT_PACKAGES",
+            exit_code=lib.EXIT_FAILED,
+        )
+    libs_zip = arc.zip_bytes(libs)
+    libs_names = [info.filename for info, _ in libs]
+    hot_dists = [
+        d for d in sorted(p.name for p in site.glob("*.dist-info")) if not arc.in_libs(f"site-packages/{d}/")
+    ]
     fields = {
         **target.launcher_fields(),
         **extra,
@@ -198,11 +229,13 @@ def finalise(
         "build_id": str(env["build_id"]),
         "asset": final.name,
         "entry_point": lib.ENTRY_POINT,
-        "dists": ",".join(sorted(p.name for p in site.glob("*.dist-info"))),
+        "dists": ",".join(hot_dists),
+        "libs": ",".join(arc.top_level_names(libs_names)),
+        "libs_dists": ",".join(arc.dist_folders(libs_names)),
+        "libs_size": str(len(libs_zip)),
         "bytecode": f"cpython-{target.pytag[2:]}" if compiler else "none",
     }
     launcher = arc.render_launcher(fields, native)
-    launcher_pyc: bytes | None = None
     if compiler is not None:
         src, dst = work / "__main__.py", work / "__main__.pyc"
         src.write_bytes(launcher)
@@ -221,29 +254,19 @@ def finalise(
             what="compiling the launcher",
             env=_compile_env(),
         )
-        launcher_pyc = dst.read_bytes()
+        add.append((arc.entry_like(like, "__main__.pyc"), dst.read_bytes()))
+    stored = arc.entry_like(like, lib.LIBS_MEMBER)
+    stored.compress_type = zipfile.ZIP_STORED  # read by offset, never inflated: its entries are compressed
+    add.append((stored, libs_zip))
 
-    def transform(info: zipfile.ZipInfo, data: bytes) -> tuple[zipfile.ZipInfo, bytes]:
+    def transform(info: zipfile.ZipInfo, data: bytes) -> tuple[zipfile.ZipInfo, bytes] | None:
+        if arc.in_libs(info.filename):
+            return None
         info.external_attr = 0o100644 << 16
         if info.filename == "__main__.py":
             return info, launcher
         return info, data
 
-    add = []
-    with zipfile.ZipFile(raw) as zf:
-        like = zf.getinfo("__main__.py")
-    if launcher_pyc is not None:
-        add.append((arc.entry_like(like, "__main__.pyc"), launcher_pyc))
-    for rel in arc.namespace_dirs(site):  # zipimport finds a namespace package only by its directory entry
-        add.append((arc.entry_like(like, f"site-packages/{rel}/", 0o40755), b""))
-    for path in arc.iter_files(site):
-        if path.suffix == ".pyc" and path.with_suffix(".py").is_file() and path.parent.name != "__pycache__":
-            add.append(
-                (
-                    arc.entry_like(like, f"site-packages/{path.relative_to(site).as_posix()}"),
-                    path.read_bytes(),
-                )
-            )
     arc.rewrite_archive(raw, final, transform=transform, add=add, canonical_order=True)
 
 

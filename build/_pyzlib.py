@@ -26,6 +26,11 @@ DIST_NAME = "codex-orchestrator"
 PACKAGE = "codex_orchestrator"
 CONSOLE_SCRIPT = "codex-orchestrator"
 ENTRY_POINT = "codex_orchestrator.cli:main"
+# What stays in the archive's own zip directory: our package and the one library plain CLI commands
+# import. Every other library goes into the stored member LIBS_MEMBER (see build/launcher.py): each start
+# reads the archive's directory, and a short one costs ~1 ms where the whole ~2,000 entries cost ~12 ms.
+HOT_PACKAGES = ("codex_orchestrator", "click")
+LIBS_MEMBER = "libs.zip"
 SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13", "3.14")
 SUPPORTED_MACHINES = ("x86_64", "aarch64")
 DEFAULT_GLIBC = (2, 17)

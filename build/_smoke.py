@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from _mcpclient import McpSession, mcp_session
-from _pyzlib import Target
+from _pyzlib import LIBS_MEMBER, Target
 
 TIMEOUT = 120.0
 
@@ -442,9 +442,15 @@ def _nothing_compiled(add: Callable[[Check], Check], box: Sandbox) -> None:
 
 
 def _only_natives_extracted(add: Callable[[Check], Check], box: Sandbox) -> None:
-    """After a first use, the extraction root holds compiled modules only (pure Python runs from the zip)."""
+    """After a first use, the extraction root holds compiled modules only (pure Python runs from the zip),
+    and libs.zip, the stored member whose libraries zipimport reads from disk."""
     files = [p for p in box.shiv_root.rglob("*") if p.is_file()]
-    other = [p for p in files if not (".so" in p.name or p.name.endswith(".dylib") or ".libs" in str(p))]
+    other = [
+        p
+        for p in files
+        if not (".so" in p.name or p.name.endswith(".dylib") or ".libs" in str(p))
+        and not (p.name == LIBS_MEMBER and p.parent.parent == box.shiv_root)
+    ]
     ok = bool(files) and not other
     detail = (
         "" if ok else f"{len(files)} files, e.g. {[str(p.relative_to(box.shiv_root)) for p in other[:3]]}"

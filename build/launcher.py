@@ -18,9 +18,10 @@ What it does:
    exported as `SHIV_ROOT` so that our child processes reuse it.
 3. Answer `--version` and `--help` from the text `build/pyz` rendered with the real CLI (nothing imported).
 4. Import pure-Python code straight from the archive (zipimport, with the hash-based `.pyc` compiled at
-   build time beside each `.py`), and extract only a compiled extension module (plus the shared libraries
-   its wheel vendors) the first time it is imported. Nothing is compiled at run time; the first run
-   extracts nothing that is not needed.
+   build time beside each `.py`). Our package and click sit in the archive itself; the libraries only
+   some commands import sit in the stored member `libs.zip`, copied out whole on the first such import.
+   A compiled extension module (plus the shared libraries its wheel vendors) is extracted the first time
+   it is imported. Nothing is compiled at run time; the first run extracts nothing that is not needed.
 5. Call the entry point.
 
 Longer than 400 lines because it ships as one file inside every .pyz and must run with nothing else
@@ -36,8 +37,9 @@ if TYPE_CHECKING:  # for mypy only: nothing more is imported at run time
     from importlib.metadata import PathDistribution  # noqa: F401
 
 # Filled in by build/pyz: version, python, platform, os, machine, glibc|musl|macos, build_id, asset,
-# entry_point, bytecode, dists (the dist-info folders, comma-separated), and the rendered outputs of
-# `--version` and `--help` (out_version, out_help).
+# entry_point, bytecode, dists (the dist-info folders, comma-separated), libs, libs_dists and libs_size
+# (the top-level names, dist-info folders and size of libs.zip), and the rendered outputs of `--version`
+# and `--help` (out_version, out_help).
 BUILD = {}  # type: dict[str, str]  # @BUILD@
 # Filled in by build/pyz: extension module name -> archive members to extract (the module first).
 NATIVE = {}  # type: dict[str, list[str]]  # @NATIVE@
@@ -235,18 +237,27 @@ def choose_root(build, archive):  # type: (dict[str, str], str) -> str | None
 class ArchiveFinder:
     """The archive's own finder, first on `sys.meta_path`, for what zipimport cannot do by itself.
 
+    - The libraries only some commands need (`mcp serve` and its SDK, jsonschema; BUILD["libs"] names
+      them) travel in one stored member, `libs.zip`, so that every start reads a zip directory of a few
+      hundred entries, not of two thousand. The first import of one of them copies `libs.zip` to the
+      extraction folder (once per build) and puts it on `sys.path`; zipimport imports from it from then on.
     - Compiled extension modules (the names in `NATIVE`): extracted on first import, then loaded; a host's
       copy of the same module can never be picked instead. Every other import goes to zipimport.
     - Distribution metadata (`importlib.metadata`), which the standard finder reads from a zip's root
       only, not from `archive.pyz/site-packages`.
     """
 
-    def __init__(self, archive, target, native, dists):
-        # type: (str, str, dict[str, list[str]], list[str]) -> None
+    def __init__(self, archive, target, native, build):
+        # type: (str, str, dict[str, list[str]], dict[str, str]) -> None
         self.archive = archive  # the path zipimport knows the archive by
         self.target = target
         self.native = native
-        self.dists = dists  # "name-version.dist-info" folders under site-packages/
+        self.libs = frozenset(_names(build, "libs"))  # top-level import names inside libs.zip
+        self.libs_size = int(build.get("libs_size") or 0)
+        self.libs_archive = ""  # libs.zip on disk, once mounted
+        # "name-version.dist-info" folders under site-packages/, and whether libs.zip holds them
+        self.dists = [(d, False) for d in _names(build, "dists")]
+        self.dists += [(d, True) for d in _names(build, "libs_dists")]
 
     def find_distributions(self, context=None):  # type: (object) -> list[PathDistribution]
         from importlib.metadata import PathDistribution
@@ -254,15 +265,17 @@ class ArchiveFinder:
         wanted = getattr(context, "name", None)
         key = _dist_key(wanted) if wanted else None
         found = []  # type: list[PathDistribution]
-        for folder in self.dists:
+        for folder, in_libs in self.dists:
             if key is None or _dist_key(folder[: -len(".dist-info")].rsplit("-", 1)[0]) == key:
-                path = ArchivePath(self.archive, "site-packages/" + folder)
-                found.append(PathDistribution(path))
+                archive = self.mount() if in_libs else self.archive
+                found.append(PathDistribution(ArchivePath(archive, "site-packages/" + folder)))
         return found
 
     def find_spec(self, fullname, path=None, target=None):  # type: (str, object, object) -> ModuleSpec | None
         members = self.native.get(fullname)
         if not members:
+            if not self.libs_archive and fullname.partition(".")[0] in self.libs:
+                self.mount()  # then the path finder finds it in libs.zip
             return None
         import importlib.machinery
         import importlib.util
@@ -271,42 +284,63 @@ class ArchiveFinder:
         loader = importlib.machinery.ExtensionFileLoader(fullname, location)
         return importlib.util.spec_from_file_location(fullname, location, loader=loader)
 
+    def mount(self):  # type: () -> str
+        """libs.zip on disk (copied out of the archive unless already there), on `sys.path`."""
+        if self.libs_archive or not self.libs:
+            return self.libs_archive or self.archive
+        dest = os.path.join(self.target, "libs.zip")
+        try:
+            there = os.stat(dest).st_size == self.libs_size
+        except OSError:
+            there = False
+        if not there:
+            self._copy_out("libs.zip", dest, self.archive)
+        self.libs_archive = dest
+        entry = self.archive + "/site-packages"
+        index = sys.path.index(entry) + 1 if entry in sys.path else len(sys.path)
+        sys.path.insert(index, dest + "/site-packages")
+        return dest
+
     def extract(self, members):  # type: (list[str]) -> list[str]
         """Each member's path on disk, extracted from the archive unless already there (atomic rename)."""
         paths = []  # type: list[str]
-        importer = None
+        source = self.mount()
         for member in members:
             dest = os.path.join(self.target, *member.split("/"))
             paths.append(dest)
-            if os.path.isfile(dest):
-                continue
-            if importer is None:
-                import zipimport
-
-                importer = zipimport.zipimporter(self.archive)
-            tmp = "%s.%d.tmp" % (dest, os.getpid())
-            try:
-                data = importer.get_data(member)
-                parent = os.path.dirname(dest)
-                if not os.path.isdir(parent):
-                    os.makedirs(parent, 0o755)
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-                try:
-                    _write_all(fd, data)
-                finally:
-                    os.close(fd)
-                os.rename(tmp, dest)
-            except OSError as exc:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise ImportError(  # noqa: B904 (no `from`: this file must parse on Python 2)
-                    "cannot extract %s from %s to %s (%s); set SHIV_ROOT to an absolute, writable "
-                    "directory on a filesystem that allows executable mappings"
-                    % (member, self.archive, dest, exc.strerror or exc)
-                )
+            if not os.path.isfile(dest):
+                self._copy_out(member, dest, source)
         return paths
+
+    def _copy_out(self, member, dest, source):  # type: (str, str, str) -> None
+        import zipimport
+
+        tmp = "%s.%d.tmp" % (dest, os.getpid())
+        try:
+            data = zipimport.zipimporter(source).get_data(member)
+            parent = os.path.dirname(dest)
+            if not os.path.isdir(parent):
+                os.makedirs(parent, 0o755)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+            os.rename(tmp, dest)
+        except OSError as exc:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise ImportError(  # noqa: B904 (no `from`: this file must parse on Python 2)
+                "cannot extract %s from %s to %s (%s); set SHIV_ROOT to an absolute, writable "
+                "directory on a filesystem that allows executable mappings"
+                % (member, source, dest, exc.strerror or exc)
+            )
+
+
+def _names(build, field):  # type: (dict[str, str], str) -> list[str]
+    return [name for name in build.get(field, "").split(",") if name]
 
 
 def _dist_key(name):  # type: (str) -> str
@@ -424,8 +458,7 @@ def main():  # type: () -> None
         os.environ["SHIV_ROOT"] = root
     chosen = root or os.environ.get("SHIV_ROOT") or default_root()
     key = _archive_key()
-    dists = [d for d in BUILD.get("dists", "").split(",") if d]
-    finder = ArchiveFinder(key, extraction_dir(chosen, BUILD), NATIVE, dists)
+    finder = ArchiveFinder(key, extraction_dir(chosen, BUILD), NATIVE, BUILD)
     if os.environ.get(EXTRACT_ENV) == "all":
         try:
             for members in NATIVE.values():
@@ -437,7 +470,7 @@ def main():  # type: () -> None
         _answer(answer)
     CODEX_ORCHESTRATOR_LAUNCHER.update(BUILD)
     CODEX_ORCHESTRATOR_LAUNCHER.update(archive=archive, root=root or os.environ.get("SHIV_ROOT", ""))
-    for name in ("out_help", "out_version", "dists"):
+    for name in ("out_help", "out_version", "dists", "libs", "libs_dists", "libs_size"):
         CODEX_ORCHESTRATOR_LAUNCHER.pop(name, None)
     sys.path.insert(_site_index(), key + "/site-packages")
     sys.meta_path.insert(0, finder)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -104,6 +105,23 @@ def _native_table_edited(src: Path, dst: Path) -> None:
     _edit("__main__.py", edit)(src, dst)
 
 
+def _in_libs(name: str, data: bytes) -> Mutation:
+    """Add a member to libs.zip (the stored archive of the libraries the plain CLI does not import)."""
+
+    def edit(info: Info, blob: bytes) -> tuple[Info, bytes]:
+        with zipfile.ZipFile(io.BytesIO(blob)) as inner:
+            items = [(i, inner.read(i)) for i in inner.infolist()]
+        items.append((arc.entry_like(items[0][0], name), data))
+        return info, arc.zip_bytes(items)
+
+    return _edit("libs.zip", edit)
+
+
+def _deflated(info: Info, data: bytes) -> tuple[Info, bytes]:
+    info.compress_type = zipfile.ZIP_DEFLATED
+    return info, data
+
+
 def _symlink(src: Path, dst: Path) -> None:
     _add(OUR + "_assets/schemas/link.json", b"../../../../../etc/passwd", 0o120777)(src, dst)
 
@@ -173,6 +191,19 @@ BROKEN: dict[str, tuple[Mutation, str, str]] = {
     ),
     "launcher pyc missing": (_drop(lambda n: n == "__main__.pyc"), "missing-bytecode", "__main__.py"),
     "native table edited": (_native_table_edited, "launcher", "NATIVE"),
+    # libs.zip: every library but ours and click's, stored, named exactly by the launcher
+    "libs.zip compressed": (_edit("libs.zip", _deflated), "libs", "stored"),
+    "a library outside libs.zip": (_add("site-packages/mcp/extra.py", b""), "libs", "mcp/extra.py"),
+    "our package inside libs.zip": (
+        _in_libs(OUR + "extra.py", b""),
+        "libs",
+        "codex_orchestrator/extra.py",
+    ),
+    "libs.zip changed after the launcher": (
+        _in_libs("site-packages/newlib/__init__.py", b""),
+        "launcher",
+        "libs",
+    ),
 }
 
 

@@ -212,9 +212,58 @@ def test_archive_path_reads_members(tmp_path: Path) -> None:
     assert (path.parent / "x-1.0.dist-info").name == "x-1.0.dist-info"
     with pytest.raises(FileNotFoundError):
         path.joinpath("missing").read_text()
-    finder = launcher.ArchiveFinder(str(archive), str(tmp_path / "t"), {}, ["x-1.0.dist-info"])
+    finder = launcher.ArchiveFinder(str(archive), str(tmp_path / "t"), {}, {"dists": "x-1.0.dist-info"})
     import importlib.metadata
 
     (dist,) = finder.find_distributions(importlib.metadata.DistributionFinder.Context(name="X"))
     assert dist.version == "1.0"
     assert finder.find_distributions(importlib.metadata.DistributionFinder.Context(name="y")) == []
+
+
+def _archive_with_libs(tmp_path: Path) -> tuple[Path, int]:
+    """An archive whose libs.zip (stored) holds the package `libmod` and the distribution `libmod`."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as inner:
+        inner.writestr("site-packages/libmod/__init__.py", "VALUE = 42\n")
+        inner.writestr("site-packages/libmod-2.0.dist-info/METADATA", "Name: libmod\nVersion: 2.0\n")
+    libs = buffer.getvalue()
+    archive = tmp_path / "a.pyz"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("site-packages/hot/__init__.py", "")
+        zf.writestr(zipfile.ZipInfo("libs.zip"), libs)  # ZipInfo: stored
+    return archive, len(libs)
+
+
+def test_libs_zip_is_copied_out_on_first_import_and_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.metadata
+
+    archive, size = _archive_with_libs(tmp_path)
+    build = {"libs": "libmod", "libs_dists": "libmod-2.0.dist-info", "libs_size": str(size)}
+    target = tmp_path / "extracted"
+    monkeypatch.setattr(sys, "path", [str(archive) + "/site-packages", *sys.path])
+    finder = launcher.ArchiveFinder(str(archive), str(target), {}, build)
+    assert finder.find_spec("hot") is None and finder.find_spec("json") is None
+    assert not target.exists()  # nothing copied for a module outside libs.zip
+    monkeypatch.setattr(sys, "meta_path", [finder, *sys.meta_path])
+    monkeypatch.delitem(sys.modules, "libmod", raising=False)
+    import libmod  # type: ignore[import-not-found]
+
+    assert libmod.VALUE == 42
+    copied = target / "libs.zip"
+    assert copied.stat().st_size == size
+    assert sys.path[1] == str(copied) + "/site-packages"  # right after the archive's own entry
+    assert libmod.__file__.startswith(str(copied))
+    (dist,) = finder.find_distributions(importlib.metadata.DistributionFinder.Context(name="libmod"))
+    assert dist.version == "2.0"
+
+    before = copied.stat().st_mtime_ns
+    again = launcher.ArchiveFinder(str(archive), str(target), {}, build)
+    assert again.mount() == str(copied) and copied.stat().st_mtime_ns == before  # reused, not copied
+    copied.write_bytes(b"truncated")
+    assert launcher.ArchiveFinder(str(archive), str(target), {}, build).mount() == str(copied)
+    assert copied.stat().st_size == size  # a copy of the wrong size is replaced

@@ -15,29 +15,52 @@ import pytest
 from testkit import py, write_config
 
 from codex_orchestrator.cli import quick
-from codex_orchestrator.cli.run_cmds import start
+from codex_orchestrator.cli.run_cmds import start, status
+from codex_orchestrator.cli.runs_cmds import list_
+from codex_orchestrator.runs.manifest import RunStatus
+
+CLICK_COMMANDS = {("start",): start, ("status",): status, ("runs", "list"): list_}
 
 
-def test_every_option_of_start_is_read_by_the_quick_path_or_left_to_click() -> None:
-    """Adding an option to `start` without teaching the quick path (or leaving it to click) fails here."""
+def _click_params(words: tuple[str, ...], args: list[str]) -> dict[str, object]:
+    """The parameters the click command receives, without those only click reads."""
+    command = CLICK_COMMANDS[words]
+    params = command.make_context(" ".join(words), args).params
+    for param in command.params:
+        if isinstance(param, click.Option) and set(param.opts) & quick.COMMANDS[words].click_only:
+            params.pop(str(param.name), None)
+    return params
+
+
+@pytest.mark.parametrize("words", list(quick.COMMANDS), ids=" ".join)
+def test_every_option_is_read_by_the_quick_path_or_left_to_click(words: tuple[str, ...]) -> None:
+    """Adding an option to one of these commands without teaching the quick path (or leaving it to click)
+    fails here; so does a default, a choice or a range that differs from click's."""
+    command = quick.COMMANDS[words]
     names = set()
-    for param in start.params:
+    for param in CLICK_COMMANDS[words].params:
         if isinstance(param, click.Argument):
+            assert param.name == command.argument
             names.add(param.name)
             continue
         assert isinstance(param, click.Option)
+        if set(param.opts) & command.click_only:
+            assert set(param.opts) <= command.click_only
+            continue
         for opt in param.opts:
-            if opt in quick.CLICK_ONLY:
-                continue
-            table = quick.FLAG_OPTIONS if param.is_flag else quick.VALUE_OPTIONS
-            assert table.get(opt) == param.name, f"{opt} of `start` is unknown to the quick path"
-            names.add(param.name)
-    defaults = start.make_context("start", []).params
-    defaults.pop("junit_xml")
-    assert names == set(quick.DEFAULTS) and defaults == quick.DEFAULTS  # the same, with click's defaults
-    assert set(quick.FLAG_OPTIONS) | set(quick.VALUE_OPTIONS) | {"--junit-xml"} == {
-        opt for p in start.params for opt in getattr(p, "opts", []) if opt.startswith("--")
-    }
+            table = command.flags if param.is_flag else command.values
+            assert table.get(opt) == param.name, f"{opt} of `{' '.join(words)}` is unknown to the quick path"
+        names.add(param.name)
+        if isinstance(param.type, click.Choice):
+            assert tuple(param.type.choices) == command.choices[str(param.name)]
+        if isinstance(param.type, click.IntRange):
+            assert (param.type.min, param.type.max) == command.integers[str(param.name)]
+    assert names == set(command.defaults) and _click_params(words, []) == command.defaults
+    assert set(command.choices) | set(command.integers) <= set(command.defaults)
+
+
+def test_the_quick_path_knows_every_run_status() -> None:
+    assert tuple(RunStatus) == quick.RUN_STATUSES
 
 
 READ_BY_BOTH = [
@@ -51,9 +74,16 @@ READ_BY_BOTH = [
     ["start", "--detach", "--format", "text"],
     ["start", "--follow", "--task=a", "--task=b"],  # the last one wins, as in click
     ["start", "--sandbox=none", "p"],
+    ["status"],
+    ["status", "--run", "latest", "--json"],
+    ["status", "--task=t1", "--format", "json", "--repo", "/tmp/x"],
+    ["status", "--run=0000abcd"],
+    ["runs", "list"],
+    ["runs", "list", "--limit", "3", "--status", "failed", "--pipeline", "p", "--task", "t", "--json"],
+    ["runs", "list", "--limit=100000", "--format=text"],
+    ["runs", "list", "--limit", "+7", "--status=in_progress"],
 ]
 LEFT_TO_CLICK = [
-    ["status"],
     ["start", "--help"],
     ["start", "-h"],
     ["start", "--junit-xml", "out.xml"],
@@ -67,17 +97,30 @@ LEFT_TO_CLICK = [
     ["start", "--json=1"],
     ["start", "--", "p"],
     ["start", "-"],
+    ["status", "--watch"],
+    ["status", "--follow"],
+    ["status", "--interval", "1"],
+    ["status", "latest"],
+    ["status", "--help"],
+    ["runs"],
+    ["runs", "prune"],
+    ["runs", "list", "--limit", "0"],
+    ["runs", "list", "--limit", "x"],
+    ["runs", "list", "--limit", "100001"],
+    ["runs", "list", "--status", "stale"],
+    ["runs", "list", "extra"],
+    ["runs", "--help"],
+    ["plan"],
     [],
 ]
 
 
 @pytest.mark.parametrize("argv", READ_BY_BOTH, ids=" ".join)
 def test_the_quick_path_reads_a_command_line_as_click_does(argv: list[str]) -> None:
-    params = quick.parse(argv)
-    assert params is not None
-    clicks = start.make_context("start", argv[1:]).params
-    clicks.pop("junit_xml", None)
-    assert params == clicks
+    parsed = quick.parse(argv)
+    assert parsed is not None
+    words, params = parsed
+    assert params == _click_params(words, argv[len(words) :])
 
 
 @pytest.mark.parametrize("argv", LEFT_TO_CLICK, ids=lambda a: " ".join(a) or "(nothing)")
@@ -104,17 +147,22 @@ def five(tmp_path: Path) -> Path:
     return root
 
 
-def _cli(repo: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The CLI as its own process, reporting on stderr (last line) whether click was imported."""
+def _cli(
+    repo: Path, *args: str, env: dict[str, str] | None = None, via_click: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """The CLI as its own process, reporting on stderr (last line) whether click was imported.
+    `via_click`: the click application itself reads the command line (no quick path)."""
     script = (  # (atexit runs last what was registered first: the click line ends stderr)
         "import atexit, sys\n"
         "atexit.register(lambda: print('click imported:', 'click' in sys.modules, file=sys.stderr))\n"
         "heavy = ('dataclasses', 'inspect', 'shutil', 'tempfile', 'importlib.resources', 'tomllib')\n"
         "atexit.register(lambda: print('heavy imported:', sorted(set(heavy) & set(sys.modules)),"
         " file=sys.stderr))\n"
-        "from codex_orchestrator.cli import main\n"
-        "main()\n"
     )
+    if via_click:
+        script += "from codex_orchestrator.cli.app import cli\ncli.main(prog_name='codex-orchestrator')\n"
+    else:
+        script += "from codex_orchestrator.cli import main\nmain()\n"
     return subprocess.run(
         [sys.executable, "-c", script, *args],
         cwd=repo,
@@ -162,3 +210,50 @@ def test_in_github_actions_start_goes_through_click(five: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert run.stderr.rstrip().endswith("click imported: True")
     assert summary.is_file()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status"],
+        ["status", "--json"],
+        ["status", "--task", "nobody"],
+        ["status", "--run", "0000beef", "--format", "json"],
+        ["runs", "list"],
+        ["runs", "list", "--limit", "1", "--json"],
+        ["runs", "list", "--status", "failed"],
+        ["runs", "list", "--repo", "/nonexistent/repo"],
+    ],
+    ids=" ".join,
+)
+def test_status_and_runs_list_print_and_exit_as_from_click(five: Path, args: list[str]) -> None:
+    """Read without click (nor its command modules), and what they print is click's, errors included."""
+    assert _cli(five, "start", "five").returncode == 0
+    assert _cli(five, "start", "fails").returncode == 1
+    quick_run = _cli(five, *args)
+    click_run = _cli(five, *args, via_click=True)
+    assert quick_run.stderr.rstrip().endswith("click imported: False")
+    assert click_run.stderr.rstrip().endswith("click imported: True")
+    assert "heavy imported: []" in quick_run.stderr
+    assert quick_run.returncode == click_run.returncode
+    assert _same(quick_run.stdout) == _same(click_run.stdout)
+    assert _same(quick_run.stderr) == _same(click_run.stderr)
+    if "--json" in args or "json" in args:
+        json.loads(quick_run.stdout)
+
+
+def test_status_from_the_quick_path_imports_no_engine(five: Path) -> None:
+    """A status reads a manifest: none of the modules that run stages are imported for it."""
+    assert _cli(five, "start", "five").returncode == 0
+    script = (
+        "import sys\nfrom codex_orchestrator.cli import main\n"
+        "try:\n    main()\nfinally:\n"
+        "    print(sorted(m for m in sys.modules if m.startswith('codex_orchestrator')), file=sys.stderr)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, "status"], cwd=five, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    loaded = run.stderr.strip().splitlines()[-1]
+    for module in ("runs.engine", "runs.lifecycle", "cli._start", "cli.progress", "pipelines.config"):
+        assert f"codex_orchestrator.{module}'" not in loaded

@@ -12,8 +12,8 @@ from codex_orchestrator.cli._plain import announce as announce
 from codex_orchestrator.cli._plain import exit_with as exit_with
 from codex_orchestrator.cli._plain import handle_errors as handle_errors
 from codex_orchestrator.cli._plain import roots as roots
+from codex_orchestrator.cli._plain import select_run as select_run
 from codex_orchestrator.cli._plain import wants_json as wants_json
-from codex_orchestrator.runs.layout import Roots
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,14 +55,6 @@ def run_options(f: F) -> F:
         help="A run id, `latest`, a unique prefix or the 8-hex suffix (default: the latest run).",
     )(f)
     return f
-
-
-def select_run(repo: str | None, run_id: str | None, task_id: str | None) -> tuple[Roots, str]:
-    """The roots and the full id of the run a `--run` selector means."""
-    from codex_orchestrator.runs.queries import select_run_id
-
-    r = roots(repo)
-    return r, select_run_id(r, run_id, task_id=task_id)
 
 
 def format_options(f: F) -> F:

@@ -53,6 +53,14 @@ def roots(repo: str | None) -> Roots:
     return announce(Roots.resolve(repo))
 
 
+def select_run(repo: str | None, run_id: str | None, task_id: str | None) -> tuple[Roots, str]:
+    """The roots and the full id of the run a `--run` selector means."""
+    from codex_orchestrator.runs.queries import select_run_id
+
+    r = roots(repo)
+    return r, select_run_id(r, run_id, task_id=task_id)
+
+
 def exit_with(code: int | ExitCode) -> None:
     if int(code) != 0:
         raise SystemExit(int(code))

@@ -6,14 +6,13 @@ pipelines, _drive) share their options, selectors and status rendering.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import click
 
 from codex_orchestrator import output
-from codex_orchestrator.cli import completion
+from codex_orchestrator.cli import _show, completion
 from codex_orchestrator.cli._common import (
     exit_with,
     format_options,
@@ -170,47 +169,34 @@ def status(
     Without --run: the latest run. A failed stage shows its log path, last lines and the next step.
     """
     as_json = wants_json(fmt, json_flag)
-    r, run_id = select_run(repo, run_id, task_id)
     if follow and not watch:
         raise click.UsageError("--follow needs --watch (status --watch --follow)")
-    if watch:
-        last = None
-        follower = WatchFollower() if follow else None
-        for view in queries.watch(r, run_id, interval=min(interval, 0.5) if follow else interval):
-            if follower is not None:
-                follower.update(view)
-            if not as_json:
-                text = render_status(view)
-                if text != last:
-                    output.emit(text)
-                    output.emit("")
-                    last = text
-        if follower is not None:
-            follower.close(view)
-        if as_json:
-            output.emit_json(view)
-        _warn_tree_changed(view)
-        if view["status"] not in TERMINAL:
-            output.diag(
-                f"run {run_id} is stale: its runner stopped without finishing it; "
-                f"resume it with `codex-orchestrator resume --run {run_id}`"
-            )
-        exit_with(queries.watch_exit_code(view))
+    if not watch:
+        _show.status(repo=repo, run_id=run_id, task_id=task_id, as_json=as_json)
         return
-    view = queries.get_status(r, run_id)
+    r, run_id = select_run(repo, run_id, task_id)
+    last = None
+    follower = WatchFollower() if follow else None
+    for view in queries.watch(r, run_id, interval=min(interval, 0.5) if follow else interval):
+        if follower is not None:
+            follower.update(view)
+        if not as_json:
+            text = render_status(view)
+            if text != last:
+                output.emit(text)
+                output.emit("")
+                last = text
+    if follower is not None:
+        follower.close(view)
     if as_json:
         output.emit_json(view)
-    else:
-        output.emit(render_status(view))
-    _warn_tree_changed(view)
-
-
-def _warn_tree_changed(view: Mapping[str, Any]) -> None:
-    if view.get("tree_changed"):
+    _show.warn_tree_changed(view)
+    if view["status"] not in TERMINAL:
         output.diag(
-            f"warning: the tree has changed since this run ({view['tree_changed']}); "
-            "its result says nothing about the current code: start a new run"
+            f"run {run_id} is stale: its runner stopped without finishing it; "
+            f"resume it with `codex-orchestrator resume --run {run_id}`"
         )
+    exit_with(queries.watch_exit_code(view))
 
 
 @click.command()

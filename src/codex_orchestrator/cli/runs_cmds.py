@@ -7,12 +7,11 @@ from pathlib import Path
 import click
 
 from codex_orchestrator import output
+from codex_orchestrator.cli import _show, quick
 from codex_orchestrator.cli._common import exit_with, format_options, guarded, repo_option, roots, wants_json
 from codex_orchestrator.runs import metrics as run_metrics
-from codex_orchestrator.runs import queries, retention
+from codex_orchestrator.runs import retention
 from codex_orchestrator.runs.layout import Roots
-
-STATUSES = ["queued", "in_progress", "succeeded", "failed", "cancelled"]
 
 
 @click.group()
@@ -22,7 +21,9 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("--task", "task_id", default=None, help="Only this task's runs.")
-@click.option("--status", type=click.Choice(STATUSES), default=None, help="Only runs with this status.")
+@click.option(
+    "--status", type=click.Choice(list(quick.RUN_STATUSES)), default=None, help="Only runs with this status."
+)
 @click.option("--pipeline", "pipeline_id", default=None, help="Only runs of this pipeline.")
 @click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True)
 @repo_option
@@ -38,29 +39,14 @@ def list_(
     json_flag: bool,
 ) -> None:
     """List runs, newest first."""
-    listing = queries.run_list(
-        roots(repo), task_id=task_id, status=status, pipeline_id=pipeline_id, limit=limit
+    _show.run_list(
+        repo=repo,
+        task_id=task_id,
+        status=status,
+        pipeline_id=pipeline_id,
+        limit=limit,
+        as_json=wants_json(fmt, json_flag),
     )
-    items = listing["runs"]
-    if wants_json(fmt, json_flag):
-        output.emit_json(listing)
-        return
-    for bad in listing["damaged"]:
-        output.diag(f"damaged run {bad['task_id']}/{bad['run_id']} ({bad['run_dir']}): {bad['reason']}")
-    if not items:
-        output.diag("no runs yet; start one with `codex-orchestrator start`")
-        return
-    rows = [
-        [
-            v["run_id"],
-            str(v["task_id"]),
-            str(v["pipeline_id"]),
-            str(v["status"]) + (" (stale)" if v["stale"] else ""),
-            str(v.get("created_at") or ""),
-        ]
-        for v in items
-    ]
-    output.emit(output.table(rows, ["RUN", "TASK", "PIPELINE", "STATUS", "CREATED"]))
 
 
 @runs.command()

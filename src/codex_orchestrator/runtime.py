@@ -10,6 +10,7 @@ import sys
 import threading
 from functools import cache
 from pathlib import Path
+from typing import IO
 
 #: Set by the .pyz launcher (build/launcher.py) on the `__main__` module: the archive's absolute path
 #: (resolved before anything could change the working directory), its target and build id, and the
@@ -82,12 +83,17 @@ _digest_thread: threading.Thread | None = None
 
 def sha256_file(path: Path) -> str:
     """The SHA-256 of a file, read in 1 MiB blocks (hashing them releases the GIL)."""
+    with open(path, "rb") as fh:
+        return sha256_stream(fh)
+
+
+def sha256_stream(fh: IO[bytes]) -> str:
+    """The SHA-256 of what is left to read in `fh`, read in 1 MiB blocks."""
     import hashlib
 
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
+    for block in iter(lambda: fh.read(1 << 20), b""):
+        digest.update(block)
     return digest.hexdigest()
 
 

@@ -89,6 +89,7 @@ for name in ("metrics", "state", "manifest"):
 """
 OURS = "ours (venv)"
 OURS_PYZ = "ours (.pyz)"
+OURS_PYZ_ISOLATED = "ours (.pyz, -S -I)"  # without the interpreter's site (.pth files of the host)
 # The real interpreter, never a pyenv shim (which adds ~100 ms to every start).
 BASE_PYTHON = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
 DROPPED_PREFIXES = ("CODEX_ORCHESTRATOR_", "MCP_RUNNER_", "NOX", "POE_", "INVOKE_", "JUST_")
@@ -251,6 +252,7 @@ def main() -> int:
         variants: dict[str, Command] = {OURS: (ours, env)}
         if args.pyz:
             variants[OURS_PYZ] = ([args.python, str(args.pyz.absolute())], pyz_env)
+            variants[OURS_PYZ_ISOLATED] = ([args.python, "-S", "-I", str(args.pyz.absolute())], pyz_env)
 
         project = five_project(work / "five")
         jobs: dict[str, Job] = {

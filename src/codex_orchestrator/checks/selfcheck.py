@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import platform
 import sys
 import tomllib
@@ -32,6 +33,7 @@ from codex_orchestrator.runs.manifest import new_manifest
 DIST_NAME = "codex-orchestrator"
 REQUIRED_SCHEMAS = ("config.schema.json", "manifest.schema.json")
 BUILD_INFO = "build-info.json"
+LIBS = "libs.zip"  # the .pyz's stored archive of the libraries the plain CLI does not import
 ENVIRONMENT = "environment.json"
 SAMPLE_REPO = Path("/sample/repo")
 
@@ -222,6 +224,56 @@ def _read_build(checks: list[Check], archive: Path) -> dict[str, Any]:
     return build
 
 
+def extraction_dir(launcher: dict[str, str] | None) -> Path | None:
+    """The folder the .pyz launcher copies `libs.zip` and compiled modules into (None outside a .pyz)."""
+    if not launcher or not launcher.get("build_id"):
+        return None
+    root = (
+        launcher.get("root")
+        or os.environ.get("SHIV_ROOT")
+        or os.path.join(os.environ.get("HOME", ""), ".shiv")
+    )
+    return Path(root) / f"codex-orchestrator_{launcher['build_id']}"
+
+
+def _member_sha256(zf: zipfile.ZipFile, member: str) -> str:
+    with zf.open(member) as fh:
+        return runtime.sha256_stream(fh)
+
+
+def _check_extracted(checks: list[Check], archive: Path, folder: Path | None) -> None:
+    """What the launcher copied out of the archive (`libs.zip`, compiled modules) is, byte for byte,
+    what the archive holds: imports trust those files once they exist."""
+    if folder is None or not folder.is_dir():
+        return
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(".tmp"))
+    if not files:
+        return
+    differ: list[str] = []
+    try:
+        with zipfile.ZipFile(archive) as outer:
+            inner = zipfile.ZipFile(outer.open(LIBS)) if LIBS in outer.namelist() else None
+            inner_names = set(inner.namelist()) if inner is not None else set()
+            for path in files:
+                member = path.relative_to(folder).as_posix()
+                source = outer if member == LIBS else inner
+                if source is None or (source is inner and member not in inner_names):
+                    differ.append(f"{member} (not in the archive)")
+                elif runtime.sha256_file(path) != _member_sha256(source, member):
+                    differ.append(member)
+    except (OSError, zipfile.BadZipFile) as exc:
+        checks.append(Check("extracted files", False, f"cannot compare {folder} with {archive}: {exc}"))
+        return
+    if differ:
+        shown = ", ".join(differ[:3]) + (f" and {len(differ) - 3} more" if len(differ) > 3 else "")
+        detail = (
+            f"{shown} in {folder} differ from the archive; remove that folder (the next run extracts again)"
+        )
+    else:
+        detail = f"{len(files)} file(s) in {folder}, each equal to the archive's"
+    checks.append(Check("extracted files", not differ, detail))
+
+
 def _package_dir() -> str | None:
     spec = importlib.util.find_spec("codex_orchestrator")
     locations = list(spec.submodule_search_locations or []) if spec else []
@@ -247,6 +299,7 @@ def run() -> dict[str, Any]:
             "size": archive.stat().st_size,
         }
         build = _read_build(checks, archive)
+        _check_extracted(checks, archive, extraction_dir(launcher))
     else:
         artifact = {"kind": "package", "path": _package_dir(), "sha256": None, "size": None}
     build["launcher"] = launcher

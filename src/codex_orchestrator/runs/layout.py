@@ -296,8 +296,13 @@ class Roots(NamedTuple):
         """Every run folder, newest first (run ids sort by time). A run folder that is itself a symlink
         is left out, unless `links` (callers that report such folders as unsafe); so is, when listing
         every task, a task folder that leads outside the runs root (naming that task raises)."""
+        return [RunPaths(Path(folder)) for _, folder in self.run_folders(task_id, links=links)]
+
+    def run_folders(self, task_id: str | None = None, *, links: bool = False) -> list[tuple[str, str]]:
+        """(run id, folder) of what `iter_runs` lists, in its order, without making a path of each: a
+        selector such as `latest` needs one run of thousands."""
         tasks = [task_id] if task_id else self.task_ids()
-        found: list[RunPaths] = []
+        found: list[tuple[str, str]] = []
         for task in tasks:
             try:
                 cli = self.runs_dir(task)
@@ -310,6 +315,6 @@ class Roots(NamedTuple):
             for entry in os.scandir(cli):
                 linked = links and entry.is_symlink()
                 if ID_RE.match(entry.name) and (entry.is_dir(follow_symlinks=False) or linked):
-                    found.append(RunPaths(Path(entry.path)))
-        found.sort(key=lambda paths: paths.run_id, reverse=True)
+                    found.append((entry.name, entry.path))
+        found.sort(reverse=True)
         return found

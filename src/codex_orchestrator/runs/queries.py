@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypedDict
 
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock
@@ -36,19 +37,20 @@ def select_run(roots: Roots, selector: str | None, *, task_id: str | None = None
         validate_id("run", selector)
         if RUN_ID_RE.match(selector) or not roots.runs.is_dir():
             return roots.find_run(selector)
-    runs = roots.iter_runs(task_id)
+    folders = roots.run_folders(task_id)
     if selector is None or selector == LATEST:
-        if not runs:
+        if not folders:
             where = f"task {task_id!r}" if task_id else str(roots.runs)
             raise RunNotFoundError(
                 f"there is no run yet under {where}", hint="start one with `codex-orchestrator start`"
             )
-        return runs[0]
-    found = [p for p in runs if p.run_id.startswith(selector)]
+        return RunPaths(Path(folders[0][1]))
+    runs = [run_id for run_id, _ in folders]
+    found = [run_id for run_id in runs if run_id.startswith(selector)]
     if not found and _SUFFIX.match(selector):
-        found = [p for p in runs if p.run_id.endswith("-" + selector)]
+        found = [run_id for run_id in runs if run_id.endswith("-" + selector)]
     if len(found) == 1:
-        return roots.find_run(found[0].run_id)
+        return roots.find_run(found[0])
     if not found:
         try:
             return roots.find_run(selector)  # a legacy (migrated) id
@@ -58,7 +60,7 @@ def select_run(roots: Roots, selector: str | None, *, task_id: str | None = None
                 "(give a run id, `latest`, a unique prefix of an id, or its 8-hex suffix)",
                 hint="`codex-orchestrator runs list` shows the runs",
             ) from None
-    shown = ", ".join(p.run_id for p in found[:MAX_CANDIDATES])
+    shown = ", ".join(found[:MAX_CANDIDATES])
     more = f" and {len(found) - MAX_CANDIDATES} more" if len(found) > MAX_CANDIDATES else ""
     raise UsageError(
         f"{selector!r} matches {len(found)} runs: {shown}{more}",

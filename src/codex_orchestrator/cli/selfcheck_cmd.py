@@ -50,7 +50,8 @@ def render_report(report: dict[str, Any]) -> str:
 def self_check(fmt: str, json_flag: bool) -> None:
     """Verify this artifact: every bundled schema and template is present and parses, a sample manifest
     validates against the schema (built-in validator and jsonschema); print version, Python, platform,
-    build metadata and, from a .pyz, its path and SHA-256. Exits 1 on any failure, naming it.
+    build metadata and, from a .pyz, its path and SHA-256, and whether what it extracted (libs.zip,
+    compiled modules) still equals the archive's. Exits 1 on any failure, naming it.
     """
     from codex_orchestrator.checks import selfcheck
 

@@ -103,3 +103,47 @@ def test_a_write_during_a_run_costs_the_same_for_1_and_100_stages(
         per_write.append(dict(counts))
     assert per_write[0] == per_write[1]
     assert per_write[0]["checked"] > 0 and per_write[0]["encoded"] > 0
+
+
+def test_the_engine_continues_the_writer_of_the_first_manifest(tmp_path: Path) -> None:
+    path, manifest = _created(tmp_path, 3)
+    continued = mf.ManifestWriter.continuing(path)
+    assert continued._fields is not None  # create_run's writer: it knows what it validated
+    assert mf.ManifestWriter.continuing(path)._fields is None  # taken once; then a new writer
+    _created(tmp_path, 2)
+    assert mf.ManifestWriter.continuing(path)._fields is None  # the last write was another run's
+    transitions.mark_started(manifest, FakeClock().now(), runner={"pid": 1, "pgid": 1, "identity": None})
+    manifest["commands"][2]["summary"] = "changed outside the engine"  # not named by `changed` below
+    continued.write(manifest)  # (the engine's first write names no entries: all are compared)
+    assert json.loads(path.read_text()) == json.loads(json.dumps(manifest))
+
+
+def test_errors_names_what_write_would_refuse_without_writing(tmp_path: Path) -> None:
+    path, manifest = _created(tmp_path, 2)
+    writer = mf.ManifestWriter.continuing(path)
+    before = path.read_bytes()
+    assert writer.errors(manifest) == []
+    manifest["status"] = "bogus"
+    assert [str(e) for e in writer.errors(manifest)] == [str(e) for e in mf.validate(manifest)]
+    assert path.read_bytes() == before
+
+
+def test_a_foreground_run_validates_the_whole_manifest_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """create_run checks the whole first manifest; the engine's writes and the end of the run check only
+    what changed (counted: whole-manifest validations)."""
+    from testkit import FakeRunner
+
+    whole = []
+    real = mf.validate
+    monkeypatch.setattr(mf, "validate", lambda m: whole.append(1) or real(m))
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    stages = [{"id": f"s{i}", "command": ["true"]} for i in range(5)]
+    write_config(repo, {"default_pipeline": "p", "pipelines": [{"id": "p", "stages": stages}]})
+    clock = FakeClock()
+    view = lifecycle.start_run(Roots.resolve(repo), clock=clock, process_runner=FakeRunner(clock))
+    assert view["status"] == "succeeded"
+    assert len(whole) == 1
+    assert_valid_manifest(json.loads(Path(view["manifest"]).read_text()))

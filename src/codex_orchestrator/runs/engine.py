@@ -13,7 +13,7 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codex_orchestrator import sandbox as sbx
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock, iso
@@ -33,6 +33,9 @@ from codex_orchestrator.runs import records, transitions
 from codex_orchestrator.runs.layout import Roots, RunPaths
 from codex_orchestrator.runs.manifest import RunStatus, StageStatus
 from codex_orchestrator.runs.stages import StageRunner, start_error
+
+if TYPE_CHECKING:
+    from codex_orchestrator.validation import Violation
 
 Reporter = Callable[[str], None]
 
@@ -100,8 +103,10 @@ class RunEngine:
         self._current: StageProcess | None = None
         self._stop_heartbeat = threading.Event()
         self.stages = StageRunner(self.paths, self.manifest, self.pipeline, self.stage_root, self.sandbox)
-        self._deferred: set[int] | None = set()  # changes not written yet (None: more than commands)
-        self._writer = mf.ManifestWriter(paths.manifest)
+        # changes not written yet (None: maybe more than commands, as for the first write: the manifest
+        # may have changed since it was last written, by whoever created or resumed the run)
+        self._deferred: set[int] | None = None
+        self._writer = mf.ManifestWriter.continuing(paths.manifest)
 
     # -- manifest ---------------------------------------------------------------------------
     def _save(self, changed: tuple[int, ...] | None = None) -> None:
@@ -346,6 +351,10 @@ class RunEngine:
             with self._lock:
                 self._save()
 
+        def errors(manifest: dict[str, Any]) -> list[Violation]:
+            with self._lock:
+                return self._writer.errors(manifest)
+
         records.finish(
             self.roots,
             self.paths,
@@ -355,6 +364,7 @@ class RunEngine:
             detail=detail,
             report=self.report,
             save=save,
+            errors=errors,
         )
         self.report(f"run {self.manifest['run_id']}: {self.manifest['summary']}")
         final: dict[str, Any] = copy.deepcopy(self.manifest)

@@ -8,6 +8,7 @@ life. A run ends only through `records.finish`. Signals go only to processes ver
 from __future__ import annotations
 
 import binascii
+import contextlib
 import hashlib
 import os
 from collections.abc import Callable
@@ -75,9 +76,32 @@ def create_run(
     """Resolve the pipeline and write a queued run: folder, resume token, first manifest. A creation
     that fails part-way removes its folder. `policy`: where the pipeline comes from, the sandbox the
     stages run in, and the origin recorded."""
+    from codex_orchestrator.runs import provenance
+
+    tree = provenance.collect_soon(roots.repo, exclude=(roots.runs, roots.out))  # beside what follows
+    try:
+        return _create(
+            roots, tree, pipeline_id, task_id, target_stage, parent_run_id, project, clock, policy, reporter
+        )
+    finally:
+        with contextlib.suppress(BaseException):
+            tree()  # never a git left running behind a refused run
+
+
+def _create(
+    roots: Roots,
+    tree: Callable[[], dict[str, Any]],
+    pipeline_id: str | None,
+    task_id: str | None,
+    target_stage: str | None,
+    parent_run_id: str | None,
+    project: str | None,
+    clock: Clock,
+    policy: RunPolicy,
+    reporter: Reporter | None,
+) -> tuple[RunPaths, dict[str, Any], cfg.RepoConfig]:
     from codex_orchestrator.pipelines.adapters import check_runnable
     from codex_orchestrator.pipelines.resolve import notes_for, resolve, target_index
-    from codex_orchestrator.runs import provenance
 
     policy.configs.verify()
     res = resolve(roots, pipeline_id, task_id=task_id, project=project, load=policy.configs.load)
@@ -110,7 +134,7 @@ def create_run(
             project=project,
             heartbeat_interval=res.config.heartbeat_interval_seconds,
             stale_after=res.config.heartbeat_stale_after_seconds,
-            provenance=provenance.collect(roots.repo, exclude=(roots.runs, roots.out)),
+            provenance=tree(),
         )
         manifest["stage_root"] = str(res.stage_root)
         manifest["origin"] = policy.origin

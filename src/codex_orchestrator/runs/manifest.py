@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from collections.abc import Collection
 from datetime import datetime
 from enum import StrEnum
@@ -221,8 +222,14 @@ def _refuse(errors: list[Violation]) -> None:
 
 
 def write(path: Path, manifest: dict[str, Any]) -> None:
-    """Validate, then write atomically and durably (a writer's first write: everything is checked)."""
-    ManifestWriter(path).write(manifest)
+    """Validate, then write atomically and durably (a writer's first write: everything is checked). The
+    writer is kept for `ManifestWriter.continuing`: the engine that goes on with this run in this process
+    then re-validates only what it changes."""
+    global _last
+    writer = ManifestWriter(path)
+    writer.write(manifest)
+    with _last_lock:
+        _last = writer
 
 
 def _encode(value: Any) -> str:
@@ -242,27 +249,25 @@ class ManifestWriter:
         self._fields: dict[str, str] | None = None  # top-level JSON text as last written (but commands)
         self._commands: list[str] = []
 
-    def write(self, manifest: dict[str, Any], *, changed: Collection[int] | None = None) -> None:
-        commands = manifest["commands"]
-        known = self._fields
-        fields = {
-            key: known["pipeline"] if key == "pipeline" and known and changed is not None else _encode(value)
-            for key, value in manifest.items()
-            if key != "commands"
-        }
-        if known is None or known.keys() != fields.keys() or len(commands) != len(self._commands):
-            check(manifest)
-            self._commands = [_encode(cmd) for cmd in commands]
-        else:
-            from codex_orchestrator import validation
+    @classmethod
+    def continuing(cls, path: Path) -> ManifestWriter:
+        """The writer of this process's last `write`, taken over when it wrote `path` (create_run's
+        first manifest, so the engine's first write validates only what changed since); else a new one."""
+        global _last
+        with _last_lock:
+            writer, _last = _last, None
+        return writer if writer is not None and writer.path == path else cls(path)
 
-            indices = range(len(commands)) if changed is None else changed
-            texts = {i: _encode(commands[i]) for i in indices}
-            errors = validation.validator(SCHEMA).errors_within(
-                {key: manifest[key] for key, text in fields.items() if known[key] != text},
-                {"commands": {i: commands[i] for i, text in texts.items() if self._commands[i] != text}},
-            )
-            _refuse(errors)
+    def errors(self, manifest: dict[str, Any], *, changed: Collection[int] | None = None) -> list[Violation]:
+        """What `write` would refuse in `manifest` (checking only what changed since the last write)."""
+        return self._prepare(manifest, changed)[0]
+
+    def write(self, manifest: dict[str, Any], *, changed: Collection[int] | None = None) -> None:
+        errors, fields, texts = self._prepare(manifest, changed)
+        _refuse(errors)
+        if texts is None:
+            self._commands = [_encode(cmd) for cmd in manifest["commands"]]
+        else:
             for i, text in texts.items():
                 self._commands[i] = text
         self._fields = fields
@@ -273,6 +278,33 @@ class ManifestWriter:
         ]
         data = "{" + ", ".join(parts) + "}\n"
         atomic_write_bytes(self.path, data.encode("utf-8", "surrogateescape"))
+
+    def _prepare(
+        self, manifest: dict[str, Any], changed: Collection[int] | None
+    ) -> tuple[list[Violation], dict[str, str], dict[int, str] | None]:
+        """The violations, the top-level texts, and the re-encoded command entries (None: all of them)."""
+        commands = manifest["commands"]
+        known = self._fields
+        fields = {
+            key: known["pipeline"] if key == "pipeline" and known and changed is not None else _encode(value)
+            for key, value in manifest.items()
+            if key != "commands"
+        }
+        if known is None or known.keys() != fields.keys() or len(commands) != len(self._commands):
+            return validate(manifest), fields, None
+        from codex_orchestrator import validation
+
+        indices = range(len(commands)) if changed is None else changed
+        texts = {i: _encode(commands[i]) for i in indices}
+        errors = validation.validator(SCHEMA).errors_within(
+            {key: manifest[key] for key, text in fields.items() if known[key] != text},
+            {"commands": {i: commands[i] for i, text in texts.items() if self._commands[i] != text}},
+        )
+        return errors, fields, texts
+
+
+_last: ManifestWriter | None = None  # the last `write`'s writer, for `ManifestWriter.continuing`
+_last_lock = threading.Lock()
 
 
 MAX_MANIFEST_BYTES = 32 * 1024 * 1024

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +151,31 @@ def _hash_file(path: Path, digest: Any) -> None:
 def collect(repo: Path, exclude: Iterable[Path] = ()) -> dict[str, Any]:
     """The manifest's `provenance` object for a run of `repo`."""
     return {**tree_state(repo, exclude), "tool_version": __version__, "pyz_sha256": runtime.pyz_sha256()}
+
+
+def collect_soon(repo: Path, exclude: Iterable[Path] = ()) -> Callable[[], dict[str, Any]]:
+    """`collect`, started now on a thread of its own so that git reads the tree while the caller goes on
+    (a run's creation resolves its pipeline meanwhile); call what it returns to wait for the result."""
+    outcome: list[tuple[dict[str, Any] | None, BaseException | None]] = []
+
+    def work() -> None:
+        try:
+            outcome.append((collect(repo, exclude), None))
+        except BaseException as exc:  # handed to the caller, raised there
+            outcome.append((None, exc))
+
+    thread = threading.Thread(target=work, name="provenance", daemon=True)
+    thread.start()
+
+    def result() -> dict[str, Any]:
+        thread.join()
+        value, error = outcome[0]
+        if error is not None:
+            raise error
+        assert value is not None
+        return value
+
+    return result
 
 
 def describe(prov: dict[str, Any] | None) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from codex_orchestrator.clock import Clock, iso
 from codex_orchestrator.errors import ManifestError, OrchestratorError, StorageError
@@ -23,6 +23,9 @@ from codex_orchestrator.runs import transitions
 from codex_orchestrator.runs.layout import Roots, RunPaths
 from codex_orchestrator.runs.metrics import metrics_line
 from codex_orchestrator.runs.store import append_line, append_line_locked, atomic_write_json
+
+if TYPE_CHECKING:
+    from codex_orchestrator.validation import Violation
 
 Reporter = Callable[[str], None]
 
@@ -95,17 +98,19 @@ def finish(
     detail: str | None,
     report: Reporter = _quiet,
     save: Callable[[], None] | None = None,
+    errors: Callable[[dict[str, Any]], list[Violation]] = mf.validate,
 ) -> bool:
     """End the run with `status`; returns False (and writes nothing) when it had already ended.
 
-    `save` writes the manifest (the engine passes its own, which holds its lock); by default the
+    `save` writes the manifest (the engine passes its own, which holds its lock), and `errors` says
+    what that write would refuse (the engine's writer checks only what changed); by default the
     manifest is validated and written atomically here. Side records that cannot be written are reported
     and skipped; a manifest that cannot be written raises StorageError (the previous one stays)."""
     if manifest.get("status") in mf.TERMINAL or _terminal_on_disk(paths):
         return False
     now = clock.now()
     transitions.mark_terminal(manifest, now, status=status, detail=detail)
-    valid = not mf.validate(manifest)  # once: the metrics line says so, and the write below refuses it
+    valid = not errors(manifest)  # once: the metrics line says so, and the write below refuses it
     try:
         append_metrics(roots, manifest, paths, valid=valid)
     except (OSError, OrchestratorError) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import csv
 import hashlib
@@ -138,6 +139,27 @@ def dist_folders(members: Iterable[str]) -> list[str]:
             if m[len(SITE) :].split("/", 1)[0].endswith(".dist-info")
         }
     )
+
+
+MCP_VERSIONS = "site-packages/mcp_types/version.py"
+
+
+def mcp_handshake_versions(source: bytes | None) -> str:
+    """HANDSHAKE_PROTOCOL_VERSIONS of the MCP SDK's mcp_types/version.py, comma-separated ("" if absent),
+    for the launcher's record: `mcp serve` answers the handshake with them before loading the SDK."""
+    if not source:
+        return ""
+    target: ast.expr
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id == "HANDSHAKE_PROTOCOL_VERSIONS":
+            return ",".join(str(v) for v in ast.literal_eval(value))
+    return ""
 
 
 def zip_bytes(items: Iterable[tuple[zipfile.ZipInfo, bytes]]) -> bytes:

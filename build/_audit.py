@@ -311,6 +311,7 @@ def _check_launcher(
         "libs": ",".join(arc.top_level_names(libs[0])),
         "libs_dists": ",".join(arc.dist_folders(libs[0])),
         "libs_size": str(libs[1]),
+        "mcp_handshake": arc.mcp_handshake_versions(data.get(arc.MCP_VERSIONS)),
     }
     for key, value in expected.items():
         if table.get(key) != value:

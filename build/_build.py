@@ -218,6 +218,7 @@ def finalise(
             exit_code=lib.EXIT_FAILED,
         )
     libs_zip = arc.zip_bytes(libs)
+    versions = site / arc.MCP_VERSIONS.removeprefix(arc.SITE)
     libs_names = [info.filename for info, _ in libs]
     hot_dists = [
         d for d in sorted(p.name for p in site.glob("*.dist-info")) if not arc.in_libs(f"site-packages/{d}/")
@@ -233,6 +234,7 @@ def finalise(
         "libs": ",".join(arc.top_level_names(libs_names)),
         "libs_dists": ",".join(arc.dist_folders(libs_names)),
         "libs_size": str(len(libs_zip)),
+        "mcp_handshake": arc.mcp_handshake_versions(versions.read_bytes() if versions.is_file() else None),
         "bytecode": f"cpython-{target.pytag[2:]}" if compiler else "none",
     }
     launcher = arc.render_launcher(fields, native)
@@ -254,7 +256,9 @@ def finalise(
             what="compiling the launcher",
             env=_compile_env(),
         )
-        add.append((arc.entry_like(like, "__main__.pyc"), dst.read_bytes()))
+        launcher_pyc = arc.entry_like(like, "__main__.pyc")
+        launcher_pyc.compress_type = zipfile.ZIP_STORED  # read on every start: no zlib for --version
+        add.append((launcher_pyc, dst.read_bytes()))
     stored = arc.entry_like(like, lib.LIBS_MEMBER)
     stored.compress_type = zipfile.ZIP_STORED  # read by offset, never inflated: its entries are compressed
     add.append((stored, libs_zip))

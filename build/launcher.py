@@ -38,8 +38,9 @@ if TYPE_CHECKING:  # for mypy only: nothing more is imported at run time
 
 # Filled in by build/pyz: version, python, platform, os, machine, glibc|musl|macos, build_id, asset,
 # entry_point, bytecode, dists (the dist-info folders, comma-separated), libs, libs_dists and libs_size
-# (the top-level names, dist-info folders and size of libs.zip), and the rendered outputs of `--version`
-# and `--help` (out_version, out_help).
+# (the top-level names, dist-info folders and size of libs.zip), mcp_handshake (the MCP SDK's handshake
+# protocol versions, for `mcp serve`'s first answers), and the rendered outputs of `--version` and
+# `--help` (out_version, out_help).
 BUILD = {}  # type: dict[str, str]  # @BUILD@
 # Filled in by build/pyz: extension module name -> archive members to extract (the module first).
 NATIVE = {}  # type: dict[str, list[str]]  # @NATIVE@

@@ -122,6 +122,14 @@ def _deflated(info: Info, data: bytes) -> tuple[Info, bytes]:
     return info, data
 
 
+def _launcher_field(key: str, value: str) -> Mutation:
+    def edit(info: Info, data: bytes) -> tuple[Info, bytes]:
+        build = arc.launcher_build_table(data) or {}
+        return info, arc.render_launcher({**build, key: value}, arc.launcher_native_table(data) or {})
+
+    return _edit("__main__.py", edit)
+
+
 def _symlink(src: Path, dst: Path) -> None:
     _add(OUR + "_assets/schemas/link.json", b"../../../../../etc/passwd", 0o120777)(src, dst)
 
@@ -198,6 +206,11 @@ BROKEN: dict[str, tuple[Mutation, str, str]] = {
         _in_libs(OUR + "extra.py", b""),
         "libs",
         "codex_orchestrator/extra.py",
+    ),
+    "handshake versions edited": (
+        _launcher_field("mcp_handshake", "2024-11-05"),
+        "launcher",
+        "mcp_handshake",
     ),
     "libs.zip changed after the launcher": (
         _in_libs("site-packages/newlib/__init__.py", b""),

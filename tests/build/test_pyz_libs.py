@@ -34,6 +34,10 @@ def test_the_archive_directory_holds_only_the_plain_cli(built: Built) -> None:
     assert table is not None
     assert {"mcp", "pydantic", "pydantic_core", "jsonschema", "anyio"} <= set(table["libs"].split(","))
     assert table["libs_size"] == str(libs_info.file_size)
+    namespace: dict[str, object] = {}
+    with zipfile.ZipFile(built.pyz) as zf, zipfile.ZipFile(zf.open(lib.LIBS_MEMBER)) as inner:
+        exec(inner.read(arc.MCP_VERSIONS), namespace)  # the SDK's own module, run
+    assert table["mcp_handshake"] == ",".join(namespace["HANDSHAKE_PROTOCOL_VERSIONS"])  # type: ignore[arg-type]
 
 
 def _run(built: Built, root: Path, *args: str) -> subprocess.CompletedProcess[str]:

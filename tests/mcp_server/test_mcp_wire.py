@@ -370,3 +370,26 @@ def test_no_orphans_of_our_own(raw_server: Any) -> None:
     assert kids == []
     assert server.close_stdin() < 1.0
     assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_the_pyz_launcher_record_gives_the_handshake_versions_without_the_sdk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """From the .pyz the first answers need neither the SDK nor its extraction: build/pyz recorded the
+    versions in the launcher; without that record, they are read from the SDK's files."""
+    import importlib.util
+
+    import mcp_types.version
+
+    from codex_orchestrator.mcp_server import server
+
+    assert server.handshake_versions() == tuple(mcp_types.version.HANDSHAKE_PROTOCOL_VERSIONS)
+    main = sys.modules["__main__"]
+    record = {"archive": "/x/app.pyz", "mcp_handshake": "2024-11-05,2099-01-01"}
+    monkeypatch.setattr(main, "CODEX_ORCHESTRATOR_LAUNCHER", record, raising=False)
+
+    def no_sdk(name: str, *args: Any) -> None:
+        raise AssertionError(f"looked for {name}")
+
+    monkeypatch.setattr(importlib.util, "find_spec", no_sdk)
+    assert server.handshake_versions() == ("2024-11-05", "2099-01-01")

@@ -14,6 +14,7 @@ import sys
 import zipimport
 from typing import Any
 
+from codex_orchestrator import runtime
 from codex_orchestrator.errors import OrchestratorError
 from codex_orchestrator.mcp_server import tools
 from codex_orchestrator.mcp_server.channel import Channel, EarlyAnswers, claim_stdio
@@ -37,7 +38,12 @@ CAPABILITIES: dict[str, Any] = {
 
 
 def handshake_versions() -> tuple[str, ...] | None:
-    """The SDK's initialize-era protocol versions, read without importing the SDK (None if unknown)."""
+    """The SDK's initialize-era protocol versions, read without importing the SDK (None if unknown).
+    From the .pyz, the launcher's record has them (build/pyz read them from the very wheel inside), so
+    the first answers wait neither for the SDK nor for the libraries' first extraction."""
+    recorded = (runtime.launcher_info() or {}).get("mcp_handshake")
+    if recorded:
+        return tuple(recorded.split(","))
     try:
         spec = importlib.util.find_spec("mcp_types")
         if spec is None or not spec.submodule_search_locations:

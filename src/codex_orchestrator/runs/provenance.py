@@ -13,7 +13,6 @@ It is None when the tree is clean.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -96,6 +95,8 @@ def tree_state(repo: Path, exclude: Iterable[Path] = ()) -> dict[str, Any]:
     if against is None:  # no commit yet: everything is a change against the empty tree
         empty = run_probe([*base, "hash-object", "-t", "tree", os.devnull], cwd=repo)
         against = empty.output.strip() if empty.ok else "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+    import hashlib  # only a tree with changes is hashed (`status` of a clean tree never loads it)
+
     digest = hashlib.sha256(b"diff\0")
     size = 0
 

@@ -259,6 +259,9 @@ class ArchiveFinder:
         # "name-version.dist-info" folders under site-packages/, and whether libs.zip holds them
         self.dists = [(d, False) for d in _names(build, "dists")]
         self.dists += [(d, True) for d in _names(build, "libs_dists")]
+        import _thread  # (built in; imported here, past the version check: Python 2 names it `thread`)
+
+        self._lock = _thread.allocate_lock()  # one thread copies out at a time (`mcp serve` has several)
 
     def find_distributions(self, context=None):  # type: (object) -> list[PathDistribution]
         from importlib.metadata import PathDistribution
@@ -268,7 +271,11 @@ class ArchiveFinder:
         found = []  # type: list[PathDistribution]
         for folder, in_libs in self.dists:
             if key is None or _dist_key(folder[: -len(".dist-info")].rsplit("-", 1)[0]) == key:
-                archive = self.mount() if in_libs else self.archive
+                if in_libs:
+                    with self._lock:
+                        archive = self.mount()
+                else:
+                    archive = self.archive
                 found.append(PathDistribution(ArchivePath(archive, "site-packages/" + folder)))
         return found
 
@@ -276,17 +283,20 @@ class ArchiveFinder:
         members = self.native.get(fullname)
         if not members:
             if not self.libs_archive and fullname.partition(".")[0] in self.libs:
-                self.mount()  # then the path finder finds it in libs.zip
+                with self._lock:
+                    self.mount()  # then the path finder finds it in libs.zip
             return None
         import importlib.machinery
         import importlib.util
 
-        location = self.extract(members)[0]
+        with self._lock:
+            location = self.extract(members)[0]
         loader = importlib.machinery.ExtensionFileLoader(fullname, location)
         return importlib.util.spec_from_file_location(fullname, location, loader=loader)
 
     def mount(self):  # type: () -> str
-        """libs.zip on disk (copied out of the archive unless already there), on `sys.path`."""
+        """libs.zip on disk (copied out of the archive unless already there), on `sys.path`. The caller
+        holds the lock."""
         if self.libs_archive or not self.libs:
             return self.libs_archive or self.archive
         dest = os.path.join(self.target, "libs.zip")
@@ -303,7 +313,8 @@ class ArchiveFinder:
         return dest
 
     def extract(self, members):  # type: (list[str]) -> list[str]
-        """Each member's path on disk, extracted from the archive unless already there (atomic rename)."""
+        """Each member's path on disk, extracted from the archive unless already there (atomic rename).
+        The caller holds the lock."""
         paths = []  # type: list[str]
         source = self.mount()
         for member in members:
@@ -462,8 +473,10 @@ def main():  # type: () -> None
     finder = ArchiveFinder(key, extraction_dir(chosen, BUILD), NATIVE, BUILD)
     if os.environ.get(EXTRACT_ENV) == "all":
         try:
-            for members in NATIVE.values():
-                finder.extract(members)
+            with finder._lock:
+                finder.mount()
+                for members in NATIVE.values():
+                    finder.extract(members)
         except ImportError as exc:
             _fail(str(exc))
     answer = prepared_answer(BUILD, sys.argv[1:])

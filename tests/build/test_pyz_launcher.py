@@ -267,3 +267,33 @@ def test_libs_zip_is_copied_out_on_first_import_and_reused(
     copied.write_bytes(b"truncated")
     assert launcher.ArchiveFinder(str(archive), str(target), {}, build).mount() == str(copied)
     assert copied.stat().st_size == size  # a copy of the wrong size is replaced
+
+
+def test_threads_importing_from_libs_zip_at_once_copy_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mcp serve` imports on several threads: one copies libs.zip out, the others wait for it."""
+    import threading
+
+    archive, size = _archive_with_libs(tmp_path)
+    build = {"libs": "libmod", "libs_dists": "libmod-2.0.dist-info", "libs_size": str(size)}
+    target = tmp_path / "extracted"
+    monkeypatch.setattr(sys, "path", [str(archive) + "/site-packages", *sys.path])
+    finder = launcher.ArchiveFinder(str(archive), str(target), {}, build)
+    copies = []
+    real_copy = finder._copy_out
+
+    def slow_copy(member: str, dest: str, source: str) -> None:
+        copies.append(member)
+        threading.Event().wait(0.05)  # long enough for the other threads to arrive meanwhile
+        real_copy(member, dest, source)
+
+    monkeypatch.setattr(finder, "_copy_out", slow_copy)
+    threads = [threading.Thread(target=finder.find_spec, args=("libmod.sub",)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert copies == ["libs.zip"]
+    assert sys.path.count(str(target / "libs.zip") + "/site-packages") == 1
+    assert (target / "libs.zip").stat().st_size == size

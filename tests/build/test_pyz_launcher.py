@@ -237,16 +237,23 @@ def _archive_with_libs(tmp_path: Path) -> tuple[Path, int]:
     return archive, len(libs)
 
 
+def _finder_with_libs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, int, dict[str, str], Path, launcher.ArchiveFinder]:
+    """That archive, its launcher fields, an empty extraction folder, and a finder over them."""
+    archive, size = _archive_with_libs(tmp_path)
+    build = {"libs": "libmod", "libs_dists": "libmod-2.0.dist-info", "libs_size": str(size)}
+    target = tmp_path / "extracted"
+    monkeypatch.setattr(sys, "path", [str(archive) + "/site-packages", *sys.path])
+    return archive, size, build, target, launcher.ArchiveFinder(str(archive), str(target), {}, build)
+
+
 def test_libs_zip_is_copied_out_on_first_import_and_reused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import importlib.metadata
 
-    archive, size = _archive_with_libs(tmp_path)
-    build = {"libs": "libmod", "libs_dists": "libmod-2.0.dist-info", "libs_size": str(size)}
-    target = tmp_path / "extracted"
-    monkeypatch.setattr(sys, "path", [str(archive) + "/site-packages", *sys.path])
-    finder = launcher.ArchiveFinder(str(archive), str(target), {}, build)
+    archive, size, build, target, finder = _finder_with_libs(tmp_path, monkeypatch)
     assert finder.find_spec("hot") is None and finder.find_spec("json") is None
     assert not target.exists()  # nothing copied for a module outside libs.zip
     monkeypatch.setattr(sys, "meta_path", [finder, *sys.meta_path])
@@ -275,11 +282,7 @@ def test_threads_importing_from_libs_zip_at_once_copy_it_once(
     """`mcp serve` imports on several threads: one copies libs.zip out, the others wait for it."""
     import threading
 
-    archive, size = _archive_with_libs(tmp_path)
-    build = {"libs": "libmod", "libs_dists": "libmod-2.0.dist-info", "libs_size": str(size)}
-    target = tmp_path / "extracted"
-    monkeypatch.setattr(sys, "path", [str(archive) + "/site-packages", *sys.path])
-    finder = launcher.ArchiveFinder(str(archive), str(target), {}, build)
+    _, size, _, target, finder = _finder_with_libs(tmp_path, monkeypatch)
     copies = []
     real_copy = finder._copy_out
 

@@ -45,7 +45,8 @@ BUILD = {}  # type: dict[str, str]  # @BUILD@
 # Filled in by build/pyz: extension module name -> archive members to extract (the module first).
 NATIVE = {}  # type: dict[str, list[str]]  # @NATIVE@
 
-# What the launcher saw and chose; read by codex_orchestrator.runtime through sys.modules["__main__"].
+# What the launcher saw and chose (with `extracted`, the folder it copies libs.zip and compiled modules
+# into); read by codex_orchestrator.runtime through sys.modules["__main__"].
 CODEX_ORCHESTRATOR_LAUNCHER = {}  # type: dict[str, str]
 
 EXIT_ENVIRONMENT = 3
@@ -483,7 +484,9 @@ def main():  # type: () -> None
     if answer is not None:
         _answer(answer)
     CODEX_ORCHESTRATOR_LAUNCHER.update(BUILD)
-    CODEX_ORCHESTRATOR_LAUNCHER.update(archive=archive, root=root or os.environ.get("SHIV_ROOT", ""))
+    CODEX_ORCHESTRATOR_LAUNCHER.update(
+        archive=archive, root=root or os.environ.get("SHIV_ROOT", ""), extracted=finder.target
+    )
     for name in ("out_help", "out_version", "dists", "libs", "libs_dists", "libs_size"):
         CODEX_ORCHESTRATOR_LAUNCHER.pop(name, None)
     sys.path.insert(_site_index(), key + "/site-packages")

@@ -20,7 +20,8 @@ PYZ_ENV = "CODEX_ORCHESTRATOR_PYZ"
 
 
 def launcher_info() -> dict[str, str] | None:
-    """What the .pyz launcher recorded (version, python, platform, build_id, archive, root), or None."""
+    """What the .pyz launcher recorded (version, python, platform, build_id, archive, root, extracted),
+    or None."""
     info = getattr(sys.modules.get("__main__"), LAUNCHER_ATTR, None)
     if isinstance(info, dict) and info.get("archive"):
         return {str(k): str(v) for k, v in info.items()}

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import platform
 import sys
 import tomllib
@@ -224,18 +223,6 @@ def _read_build(checks: list[Check], archive: Path) -> dict[str, Any]:
     return build
 
 
-def extraction_dir(launcher: dict[str, str] | None) -> Path | None:
-    """The folder the .pyz launcher copies `libs.zip` and compiled modules into (None outside a .pyz)."""
-    if not launcher or not launcher.get("build_id"):
-        return None
-    root = (
-        launcher.get("root")
-        or os.environ.get("SHIV_ROOT")
-        or os.path.join(os.environ.get("HOME", ""), ".shiv")
-    )
-    return Path(root) / f"codex-orchestrator_{launcher['build_id']}"
-
-
 def _member_sha256(zf: zipfile.ZipFile, member: str) -> str:
     with zf.open(member) as fh:
         return runtime.sha256_stream(fh)
@@ -299,7 +286,8 @@ def run() -> dict[str, Any]:
             "size": archive.stat().st_size,
         }
         build = _read_build(checks, archive)
-        _check_extracted(checks, archive, extraction_dir(launcher))
+        extracted = (launcher or {}).get("extracted")
+        _check_extracted(checks, archive, Path(extracted) if extracted else None)
     else:
         artifact = {"kind": "package", "path": _package_dir(), "sha256": None, "size": None}
     build["launcher"] = launcher

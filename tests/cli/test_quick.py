@@ -247,7 +247,7 @@ def test_status_from_the_quick_path_imports_no_engine(five: Path) -> None:
     assert _cli(five, "start", "five").returncode == 0
     script = (
         "import sys\nfrom codex_orchestrator.cli import main\n"
-        "try:\n    main()\nfinally:\n"
+        "try:\n    main(sys.argv[1:])\nfinally:\n"
         "    print(sorted(m for m in sys.modules if m.startswith('codex_orchestrator')), file=sys.stderr)\n"
     )
     run = subprocess.run(

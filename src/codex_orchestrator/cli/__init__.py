@@ -41,7 +41,20 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point. Without `argv` it is the process's own entry (the console script,
+    `python -m`, the `.pyz`): it reads `sys.argv` and, at the end, skips the interpreter's teardown when
+    that has nothing left to do (`_exit`)."""
+    try:
+        _main(argv)
+    except SystemExit as exc:
+        if argv is None:
+            from codex_orchestrator.cli._exit import exit_quickly
+
+            exit_quickly(exc.code)  # returns when the ordinary exit must run
+        raise
+
+
+def _main(argv: Sequence[str] | None) -> None:
     from codex_orchestrator.cli import _plain, quick
 
     _plain.OWN_PROCESS = True  # a process of its own: a foreground run may adopt its stages' orphans

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from functools import cache
 from pathlib import Path
 from typing import IO
@@ -78,8 +77,7 @@ def self_command() -> list[str]:
     return [sys.executable, *interpreter_flags(), "-m", "codex_orchestrator"]
 
 
-_digest: dict[str, str | None] = {}
-_digest_thread: threading.Thread | None = None
+_digest: dict[str, str | None] = {}  # this process's .pyz SHA-256, hashed once
 
 
 def sha256_file(path: Path) -> str:
@@ -98,29 +96,32 @@ def sha256_stream(fh: IO[bytes]) -> str:
     return digest.hexdigest()
 
 
-def _hash_archive(archive: Path) -> None:
-    try:
-        _digest["sha256"] = sha256_file(archive)  # beside the imports and the run
-    except OSError:
-        _digest["sha256"] = None
-
-
-def prefetch_pyz_sha256() -> None:
-    """Start hashing the .pyz we run from on a thread of its own (no-op elsewhere): a command that records
-    it (`start`) calls this first, so the 15 MB are hashed while it imports and reads its config."""
-    global _digest_thread
-    archive = pyz_path()
-    if archive is None or _digest_thread is not None or "sha256" in _digest:
-        return
-    _digest_thread = threading.Thread(target=_hash_archive, args=(archive,), name="pyz-sha256", daemon=True)
-    _digest_thread.start()
-
-
 def pyz_sha256() -> str | None:
-    """SHA-256 of the .pyz this process runs from (computed once per process), or None."""
-    if pyz_path() is None:
+    """SHA-256 of the .pyz this process runs from (hashed once per process), or None. Hashing its 15 MB
+    takes about 15 ms of CPU: `runs.provenance` remembers the result per file (see `pyz_identity`)."""
+    archive = pyz_path()
+    if archive is None:
         return None
-    prefetch_pyz_sha256()
-    if _digest_thread is not None:
-        _digest_thread.join()
-    return _digest.get("sha256")
+    if "sha256" not in _digest:
+        try:
+            _digest["sha256"] = sha256_file(archive)
+        except OSError:
+            _digest["sha256"] = None
+    return _digest["sha256"]
+
+
+def pyz_identity() -> tuple[str, float] | None:
+    """What tells the .pyz we run from apart from any other file on this machine, and when it last
+    changed: (its build id, device, inode, size and nanosecond modify and change times; the newer of those
+    two times in seconds). A write moves the change time, which no user can set back. None outside a
+    .pyz, or when the file cannot be read."""
+    archive = pyz_path()
+    if archive is None:
+        return None
+    try:
+        st = os.stat(archive)
+    except OSError:
+        return None
+    build = "".join((launcher_info() or {}).get("build_id", "-").split()) or "-"
+    identity = f"{build}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+    return identity, max(st.st_mtime_ns, st.st_ctime_ns) / 1e9

@@ -117,10 +117,89 @@ def test_the_pyz_hash_is_recorded(repo: Path, tmp_path: Path, monkeypatch: pytes
     archive.write_bytes(b"PK fake archive")
     monkeypatch.setattr(runtime, "pyz_path", lambda: archive)
     monkeypatch.setattr(runtime, "_digest", {})  # this process's digest, computed afresh
-    monkeypatch.setattr(runtime, "_digest_thread", None)
     manifest = _start(repo)
     expected = hashlib.sha256(b"PK fake archive").hexdigest()
     assert manifest["provenance"]["pyz_sha256"] == expected and manifest["tool"]["pyz_sha256"] == expected
+    # the archive was written just now: it is hashed again next time, not remembered (its times may not move)
+    assert not (repo / ".runs" / provenance.PYZ_DIGESTS).exists()
+
+
+@pytest.fixture
+def hashed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """A stand-in .pyz this process runs from (`tmp_path / "tool.pyz"`); the list of files hashed."""
+    from codex_orchestrator import runtime
+
+    path = tmp_path / "tool.pyz"
+    path.write_bytes(b"PK one")
+    monkeypatch.setattr(runtime, "pyz_path", lambda: path)
+    seen: list[Path] = []
+    real = runtime.sha256_file
+
+    def counted(file: Path) -> str:
+        seen.append(file)
+        return real(file)
+
+    monkeypatch.setattr(runtime, "sha256_file", counted)
+    return seen
+
+
+def _fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    from codex_orchestrator import runtime
+
+    monkeypatch.setattr(runtime, "_digest", {})
+
+
+def test_the_pyz_hash_is_remembered_per_file_in_the_runs_root(
+    hashed: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import time
+
+    archive = tmp_path / "tool.pyz"
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    later = lambda: time.time() + 10  # noqa: E731 - the archive is no longer racy
+    one = hashlib.sha256(b"PK one").hexdigest()
+    _fresh_process(monkeypatch)
+    assert provenance.pyz_sha256(runs, now=later) == one and len(hashed) == 1
+    assert (runs / provenance.PYZ_DIGESTS).read_text().endswith(f" {one}\n")
+    for _ in range(2):  # new processes: the runs root remembers, nothing is hashed
+        _fresh_process(monkeypatch)
+        assert provenance.pyz_sha256(runs, now=later) == one
+    assert len(hashed) == 1
+
+    # another file in its place (a new download): hashed again, and both are remembered
+    replacement = tmp_path / "new.pyz"
+    replacement.write_bytes(b"PK two")
+    replacement.replace(archive)
+    _fresh_process(monkeypatch)
+    two = hashlib.sha256(b"PK two").hexdigest()
+    assert provenance.pyz_sha256(runs, now=later) == two and len(hashed) == 2
+    assert len((runs / provenance.PYZ_DIGESTS).read_text().splitlines()) == 2
+
+    # the same file rewritten in place: its change time moves, so the remembered digest no longer applies
+    time.sleep(0.02)  # past the file system's timestamp granularity
+    archive.write_bytes(b"PK 3!!")
+    _fresh_process(monkeypatch)
+    three = hashlib.sha256(b"PK 3!!").hexdigest()
+    assert provenance.pyz_sha256(runs, now=later) == three and len(hashed) == 3
+
+
+def test_a_remembered_digest_that_is_not_a_sha256_is_ignored(
+    hashed: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+
+    from codex_orchestrator import runtime
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    known = runtime.pyz_identity()
+    assert known is not None
+    (runs / provenance.PYZ_DIGESTS).write_text(f"{known[0]} not-a-digest\n")
+    _fresh_process(monkeypatch)
+    assert provenance.pyz_sha256(runs) == hashlib.sha256(b"PK one").hexdigest()
+    assert len(hashed) == 1
 
 
 def test_status_shows_what_was_tested_and_warns_when_the_tree_changed(repo: Path) -> None:

@@ -149,12 +149,8 @@ def run(argv: Sequence[str]) -> None:
     if parsed is None:
         return
     words, params = parsed
-    if words == ("start",):
-        if os.environ.get("GITHUB_ACTIONS") == "true":
-            return
-        from codex_orchestrator import runtime
-
-        runtime.prefetch_pyz_sha256()  # beside the imports below
+    if words == ("start",) and os.environ.get("GITHUB_ACTIONS") == "true":
+        return
     body: Callable[..., Any]
     try:
         from codex_orchestrator.cli import _plain

@@ -78,7 +78,8 @@ def create_run(
     stages run in, and the origin recorded."""
     from codex_orchestrator.runs import provenance
 
-    tree = provenance.collect_soon(roots.repo, exclude=(roots.runs, roots.out))  # beside what follows
+    # git reads the tree (and a new .pyz is hashed) beside what follows
+    tree = provenance.collect_soon(roots.repo, exclude=(roots.runs, roots.out), runs=roots.runs)
     try:
         return _create(
             roots, tree, pipeline_id, task_id, target_stage, parent_run_id, project, clock, policy, reporter

@@ -1,30 +1,43 @@
 """Provenance: which tree a run tested — the git commit, branch, whether the tree was dirty and a hash of
 its uncommitted changes — and which tool tested it (version, and from a `.pyz` the artifact's SHA-256).
 
-Nothing here writes anything or fails: outside a git repository (or without git, or when git does not
-answer within a few seconds) the fields say so and the run goes on.
+Nothing here fails, and nothing is written but the remembered `.pyz` digest (below): outside a git
+repository (or without git, or when git does not answer within a few seconds) the fields say so and the
+run goes on.
 
 `changes_sha256` is SHA-256 over, in this order: `diff\\0` and the output of
 `git diff --binary --no-ext-diff --no-textconv HEAD` (against the empty tree before the first commit),
 then for each untracked, not ignored file in path order `\\0untracked\\0<path>\\0<content>` (a symlink's
 content is its target). The runs roots are left out of both, so recording a run never changes it.
 It is None when the tree is clean.
+
+`pyz_sha256` is remembered in the runs root (`.pyz-sha256`) against the file's identity
+(`runtime.pyz_identity`), so that a run does not hash the 15 MB archive again while it is the same file.
+A file changed within the last `RACY_SECONDS` is never remembered (as git treats its index): a later write
+then always moves its change time.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from codex_orchestrator import __version__, runtime
+from codex_orchestrator.errors import StorageError
 from codex_orchestrator.process import run_probe, run_probe_stream
+from codex_orchestrator.runs.store import atomic_write_bytes
 
 GIT_TIMEOUT_SECONDS = 10.0
 SHORT = 7
 STATUS_HEAD_BYTES = 64 * 1024
+PYZ_DIGESTS = ".pyz-sha256"  # in the runs root: one `<identity> <sha256>` line per .pyz, newest first
+PYZ_DIGESTS_KEPT = 8
+RACY_SECONDS = 2.0
 
 
 def _pathspec(repo: Path, exclude: Iterable[Path]) -> list[str]:
@@ -149,19 +162,57 @@ def _hash_file(path: Path, digest: Any) -> None:
         digest.update(f"<unreadable: {exc.strerror}>".encode())
 
 
-def collect(repo: Path, exclude: Iterable[Path] = ()) -> dict[str, Any]:
-    """The manifest's `provenance` object for a run of `repo`."""
-    return {**tree_state(repo, exclude), "tool_version": __version__, "pyz_sha256": runtime.pyz_sha256()}
+def _remembered_digests(file: Path) -> list[str]:
+    try:
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        with os.fdopen(fd, "rb") as fh:
+            return fh.read(4096).decode("ascii").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
 
 
-def collect_soon(repo: Path, exclude: Iterable[Path] = ()) -> Callable[[], dict[str, Any]]:
-    """`collect`, started now on a thread of its own so that git reads the tree while the caller goes on
-    (a run's creation resolves its pipeline meanwhile); call what it returns to wait for the result."""
+def pyz_sha256(runs: Path | None, *, now: Callable[[], float] = time.time) -> str | None:
+    """The SHA-256 of the .pyz we run from (None elsewhere), as remembered in the runs root `runs` for
+    this very file, else hashed (and then remembered, when the runs root exists and the file is not
+    racy). Remembering is best effort: a runs root that takes no writes only costs the hashing."""
+    known = runtime.pyz_identity()
+    if known is None or runs is None:
+        return runtime.pyz_sha256()
+    identity, changed_at = known
+    file = runs / PYZ_DIGESTS
+    lines = _remembered_digests(file)
+    for line in lines:
+        key, _, remembered = line.partition(" ")
+        if key == identity and len(remembered) == 64 and all(c in "0123456789abcdef" for c in remembered):
+            return remembered
+    digest = runtime.pyz_sha256()
+    if digest is None or runtime.pyz_identity() != known or changed_at > now() - RACY_SECONDS:
+        return digest
+    if runs.is_dir() and not runs.is_symlink():
+        kept = [line for line in lines if not line.startswith(identity + " ")][: PYZ_DIGESTS_KEPT - 1]
+        text = "".join(f"{line}\n" for line in [f"{identity} {digest}", *kept])
+        with contextlib.suppress(StorageError):
+            atomic_write_bytes(file, text.encode("ascii"))
+    return digest
+
+
+def collect(repo: Path, exclude: Iterable[Path] = (), *, runs: Path | None = None) -> dict[str, Any]:
+    """The manifest's `provenance` object for a run of `repo`; `runs`: the runs root that remembers
+    the .pyz's SHA-256."""
+    return {**tree_state(repo, exclude), "tool_version": __version__, "pyz_sha256": pyz_sha256(runs)}
+
+
+def collect_soon(
+    repo: Path, exclude: Iterable[Path] = (), *, runs: Path | None = None
+) -> Callable[[], dict[str, Any]]:
+    """`collect`, started now on a thread of its own so that git reads the tree (and a new .pyz is
+    hashed) while the caller goes on (a run's creation resolves its pipeline meanwhile); call what it
+    returns to wait for the result."""
     outcome: list[tuple[dict[str, Any] | None, BaseException | None]] = []
 
     def work() -> None:
         try:
-            outcome.append((collect(repo, exclude), None))
+            outcome.append((collect(repo, exclude, runs=runs), None))
         except BaseException as exc:  # handed to the caller, raised there
             outcome.append((None, exc))
 

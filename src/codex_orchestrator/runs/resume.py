@@ -174,7 +174,7 @@ def _refresh_provenance(roots: Roots, manifest: dict[str, Any]) -> None:
     from codex_orchestrator.runs import provenance
 
     old = manifest.get("provenance")
-    fresh = provenance.collect(roots.repo, exclude=(roots.runs, roots.out))
+    fresh = provenance.collect(roots.repo, exclude=(roots.runs, roots.out), runs=roots.runs)
     changed = provenance.changed_since(old if isinstance(old, dict) else None, fresh)
     if changed:
         fresh["resumed_tree_changed"] = changed

@@ -9,7 +9,8 @@ import os
 import sys
 from functools import cache
 from pathlib import Path
-from typing import IO
+
+from codex_orchestrator import hashing
 
 #: Set by the .pyz launcher (build/launcher.py) on the `__main__` module: the archive's absolute path
 #: (resolved before anything could change the working directory), its target and build id, and the
@@ -80,22 +81,6 @@ def self_command() -> list[str]:
 _digest: dict[str, str | None] = {}  # this process's .pyz SHA-256, hashed once
 
 
-def sha256_file(path: Path) -> str:
-    """The SHA-256 of a file, read in 1 MiB blocks (hashing them releases the GIL)."""
-    with open(path, "rb") as fh:
-        return sha256_stream(fh)
-
-
-def sha256_stream(fh: IO[bytes]) -> str:
-    """The SHA-256 of what is left to read in `fh`, read in 1 MiB blocks."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for block in iter(lambda: fh.read(1 << 20), b""):
-        digest.update(block)
-    return digest.hexdigest()
-
-
 def pyz_sha256() -> str | None:
     """SHA-256 of the .pyz this process runs from (hashed once per process), or None. Hashing its 15 MB
     takes about 15 ms of CPU: `runs.provenance` remembers the result per file (see `pyz_identity`)."""
@@ -104,7 +89,7 @@ def pyz_sha256() -> str | None:
         return None
     if "sha256" not in _digest:
         try:
-            _digest["sha256"] = sha256_file(archive)
+            _digest["sha256"] = hashing.sha256_file(archive)
         except OSError:
             _digest["sha256"] = None
     return _digest["sha256"]

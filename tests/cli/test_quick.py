@@ -257,3 +257,28 @@ def test_status_from_the_quick_path_imports_no_engine(five: Path) -> None:
     loaded = run.stderr.strip().splitlines()[-1]
     for module in ("runs.engine", "runs.lifecycle", "cli._start", "cli.progress", "pipelines.config"):
         assert f"codex_orchestrator.{module}'" not in loaded
+
+
+#: Standard modules a `start` can do without, each with what loading it would cost: OpenSSL (hashlib,
+#: hmac: about 3 ms, where CPython's own SHA-256 hashes a token), copy (a manifest is copied as JSON).
+NOT_ON_THE_START_PATH = ("_hashlib", "hashlib", "hmac", "copy")
+
+
+def test_a_start_loads_no_module_it_can_do_without(five: Path) -> None:
+    from clikit import git
+
+    git(five, "init", "-q", "-b", "main")
+    git(five, "add", ".")
+    git(five, "commit", "-q", "-m", "first")  # a clean tree: no change to hash
+    script = (
+        "import sys\nfrom codex_orchestrator.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nfinally:\n"
+        "    print(sorted(sys.modules), file=sys.stderr)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, "start", "five"], cwd=five, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    loaded = run.stderr.strip().splitlines()[-1]
+    assert "'codex_orchestrator.runs.engine'" in loaded  # the run did run here
+    assert [m for m in NOT_ON_THE_START_PATH if f"'{m}'" in loaded] == []

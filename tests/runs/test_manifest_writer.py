@@ -147,3 +147,13 @@ def test_a_foreground_run_validates_the_whole_manifest_once(
     assert view["status"] == "succeeded"
     assert len(whole) == 1
     assert_valid_manifest(json.loads(Path(view["manifest"]).read_text()))
+
+
+def test_detached_is_a_deep_copy(tmp_path: Path) -> None:
+    _, manifest = _created(tmp_path, 2)
+    manifest["extra"] = ({"a": [1, {"b": 2}]}, [3])
+    copied = mf.detached(manifest)
+    assert copied == copy.deepcopy(manifest)
+    copied["commands"][0]["status"] = "changed"
+    copied["extra"][0]["a"][1]["b"] = 9
+    assert manifest["commands"][0]["status"] != "changed" and manifest["extra"][0]["a"][1]["b"] == 2

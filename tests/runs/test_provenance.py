@@ -127,19 +127,19 @@ def test_the_pyz_hash_is_recorded(repo: Path, tmp_path: Path, monkeypatch: pytes
 @pytest.fixture
 def hashed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """A stand-in .pyz this process runs from (`tmp_path / "tool.pyz"`); the list of files hashed."""
-    from codex_orchestrator import runtime
+    from codex_orchestrator import hashing, runtime
 
     path = tmp_path / "tool.pyz"
     path.write_bytes(b"PK one")
     monkeypatch.setattr(runtime, "pyz_path", lambda: path)
     seen: list[Path] = []
-    real = runtime.sha256_file
+    real = hashing.sha256_file
 
     def counted(file: Path) -> str:
         seen.append(file)
         return real(file)
 
-    monkeypatch.setattr(runtime, "sha256_file", counted)
+    monkeypatch.setattr(hashing, "sha256_file", counted)
     return seen
 
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from codex_orchestrator import __version__, resources, runtime
+from codex_orchestrator import __version__, hashing, resources, runtime
 from codex_orchestrator import validation as schemacheck
 from codex_orchestrator.checks import specguard
 from codex_orchestrator.codex import init as init_codex
@@ -225,7 +225,7 @@ def _read_build(checks: list[Check], archive: Path) -> dict[str, Any]:
 
 def _member_sha256(zf: zipfile.ZipFile, member: str) -> str:
     with zf.open(member) as fh:
-        return runtime.sha256_stream(fh)
+        return hashing.sha256_stream(fh)
 
 
 def _check_extracted(checks: list[Check], archive: Path, folder: Path | None) -> None:
@@ -246,7 +246,7 @@ def _check_extracted(checks: list[Check], archive: Path, folder: Path | None) ->
                 source = outer if member == LIBS else inner
                 if source is None or (source is inner and member not in inner_names):
                     differ.append(f"{member} (not in the archive)")
-                elif runtime.sha256_file(path) != _member_sha256(source, member):
+                elif hashing.sha256_file(path) != _member_sha256(source, member):
                     differ.append(member)
     except (OSError, zipfile.BadZipFile) as exc:
         checks.append(Check("extracted files", False, f"cannot compare {folder} with {archive}: {exc}"))
@@ -282,7 +282,7 @@ def run() -> dict[str, Any]:
         artifact = {
             "kind": "pyz",
             "path": str(archive),
-            "sha256": runtime.sha256_file(archive),
+            "sha256": hashing.sha256_file(archive),
             "size": archive.stat().st_size,
         }
         build = _read_build(checks, archive)

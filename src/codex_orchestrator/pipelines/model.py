@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any, NamedTuple
+
+from codex_orchestrator import hashing
 
 GUARDRAIL_STAGE_IDS = frozenset({"lint", "test", "tests", "typecheck", "spec-guard", "spec_guard", "review"})
 SELF = "@self"  # argv[0] placeholder: this same codex-orchestrator
@@ -101,7 +102,7 @@ class Pipeline(NamedTuple):
 
 def snapshot_sha256(snapshot: dict[str, Any]) -> str:
     canonical = json.dumps(snapshot, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return hashing.sha256_hex(canonical.encode())
 
 
 def _quote(arg: str) -> str:

@@ -9,11 +9,11 @@ refuses to start or resume a run once any of those files differs on disk.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from codex_orchestrator import hashing
 from codex_orchestrator.errors import ConfigChangedError, OrchestratorError
 
 if TYPE_CHECKING:  # the configuration loads only when a command needs it (start-up cost)
@@ -66,7 +66,7 @@ LIVE = LiveConfig()
 def file_digest(path: Path) -> str | None:
     """sha256 of a file's bytes; None when there is no such file (or it cannot be read)."""
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
+        return hashing.sha256_file(path)
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
     except OSError as exc:

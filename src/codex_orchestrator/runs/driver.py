@@ -3,8 +3,6 @@ session. Whoever drives holds the run's lock for the run's whole life; a detache
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import subprocess
@@ -12,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from codex_orchestrator import hashing
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock
 from codex_orchestrator.errors import OrchestratorError, RunStateError, StorageError
 from codex_orchestrator.process import (
@@ -79,7 +78,7 @@ def launch_digest(manifest: dict[str, Any]) -> str:
     run passes it to the detached driver, which refuses a manifest changed on disk in between."""
     keys = ("run_id", "repo_root", "stage_root", "pipeline", "sandbox")
     text = json.dumps({k: manifest.get(k) for k in keys}, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashing.sha256_hex(text.encode())
 
 
 def spawn_driver(
@@ -209,7 +208,7 @@ def drive(
         paths = RunPaths(run_dir)
         manifest = mf.read(paths.manifest)
         roots = Roots.resolve(manifest["repo_root"])
-        if expect is not None and not hmac.compare_digest(launch_digest(manifest), expect):
+        if expect is not None and not hashing.same_digest(launch_digest(manifest), expect):
             records.finish(
                 roots,
                 paths,

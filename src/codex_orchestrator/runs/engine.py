@@ -7,7 +7,6 @@ reporter), so tests drive it with fakes and never sleep.
 
 from __future__ import annotations
 
-import copy
 import os
 import signal
 import threading
@@ -367,7 +366,7 @@ class RunEngine:
             errors=errors,
         )
         self.report(f"run {self.manifest['run_id']}: {self.manifest['summary']}")
-        final: dict[str, Any] = copy.deepcopy(self.manifest)
+        final: dict[str, Any] = mf.detached(self.manifest)
         return final
 
     def _storage_failure(self, exc: StorageError) -> dict[str, Any]:
@@ -386,5 +385,5 @@ class RunEngine:
             self._finish(RunStatus.FAILED, f"storage error: {exc.message}")
         except StorageError:
             pass  # the previous valid manifest stays; the run will read as stale and can be resumed
-        final: dict[str, Any] = copy.deepcopy(self.manifest)
+        final: dict[str, Any] = mf.detached(self.manifest)
         return final

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import binascii
 import contextlib
-import hashlib
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from codex_orchestrator import hashing
 from codex_orchestrator import sandbox as sbx
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock
 from codex_orchestrator.errors import StorageError
@@ -129,7 +129,7 @@ def _create(
             repo_root=roots.repo,
             run_dir=paths.dir,
             now=clock.now(),
-            token_sha256=hashlib.sha256(token.encode()).hexdigest(),
+            token_sha256=hashing.sha256_hex(token.encode()),
             parent_run_id=parent_run_id,
             target_stage=target_stage,
             project=project,

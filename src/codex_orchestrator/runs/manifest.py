@@ -339,6 +339,17 @@ def read(path: Path) -> dict[str, Any]:
     return data
 
 
+def detached(value: Any) -> Any:
+    """A deep copy of a manifest or any part of it: JSON values (dicts, lists, tuples and immutable
+    scalars), copied as `copy.deepcopy` would, without importing it on a run's path."""
+    kind = type(value)
+    if kind is dict:
+        return {key: detached(item) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        return kind(detached(item) for item in value)
+    return value
+
+
 def heartbeat_age(manifest: dict[str, Any], now: datetime) -> float | None:
     stamp = manifest.get("heartbeat_at") or manifest.get("updated_at")
     if not isinstance(stamp, str) or not stamp:

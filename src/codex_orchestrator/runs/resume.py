@@ -3,13 +3,12 @@ succeeded run — and run what the repository's configuration defines now."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from codex_orchestrator import hashing
 from codex_orchestrator import sandbox as sbx
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock
 from codex_orchestrator.errors import RunStateError, TokenError
@@ -36,8 +35,8 @@ RESUME_TAKEOVER_SECONDS = 2.0
 
 
 def check_token(paths: RunPaths, manifest: dict[str, Any], token: str) -> None:
-    digest = hashlib.sha256(token.strip().encode()).hexdigest()
-    if not hmac.compare_digest(digest, str(manifest.get("resume_token_sha256", ""))):
+    digest = hashing.sha256_hex(token.strip().encode())
+    if not hashing.same_digest(digest, str(manifest.get("resume_token_sha256", ""))):
         raise TokenError(
             f"the resume token does not match run {manifest.get('run_id')}",
             hint=f"use the token in {paths.token}, or resume without --token",

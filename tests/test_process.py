@@ -117,3 +117,30 @@ def test_a_subreaper_with_no_child_left_skips_the_process_scan(tmp_path: object)
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"  # the adopted orphan was killed and collected
+
+
+@pytest.mark.skipif(not process.USE_PROC, reason="the subreaper is Linux-only")
+@pytest.mark.parametrize("binding", ["_ctypes", "ctypes"])
+def test_the_subreaper_adopts_an_orphan_through_either_binding(binding: str) -> None:
+    """prctl is reached through `_ctypes` itself, or through `ctypes` where `_ctypes` lacks the calls; a
+    grandchild whose parent exited is then ours. In a fresh process of its own."""
+    script = (
+        "import os, signal, subprocess, sys, _ctypes\n"
+        + ("del _ctypes.call_function\n" if binding == "ctypes" else "")
+        + "from codex_orchestrator import process\n"
+        "assert process.become_subreaper()\n"
+        "assert ('ctypes' in sys.modules) == (sys.argv[1] == 'ctypes'), sorted(sys.modules)\n"
+        "line = 'sleep 30 >/dev/null 2>&1 & echo $!'\n"
+        "out = subprocess.run(['sh', '-c', line], capture_output=True, text=True)\n"
+        "orphan = int(out.stdout)\n"
+        "with open(f'/proc/{orphan}/stat') as fh:\n"
+        "    parent = int(fh.read().rpartition(')')[2].split()[1])\n"
+        "os.kill(orphan, signal.SIGKILL)\n"
+        "os.waitpid(orphan, 0)\n"
+        "print(parent == os.getpid())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, binding], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "True"

@@ -286,17 +286,29 @@ def become_subreaper() -> bool:
     rather than to init, so they stay findable and are collected here. False where unsupported."""
     if not USE_PROC:
         return False
+    pr_set_child_subreaper = 36
     try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_child_subreaper = 36
-        ok = bool(libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) == 0)
-    except (OSError, AttributeError):
+        ok = _prctl(pr_set_child_subreaper, 1) == 0
+    except (OSError, AttributeError, ImportError):
         return False
     global _SUBREAPER
     _SUBREAPER = ok
     return ok
+
+
+def _prctl(option: int, arg: int) -> int:
+    """prctl(2), through the libffi binding of CPython's `_ctypes` when it has these calls: the `ctypes`
+    package on top of it costs about 2 ms to import, more than the stage it is set up for. Both pass the
+    arguments as C ints."""
+    import _ctypes
+
+    if all(hasattr(_ctypes, name) for name in ("dlopen", "dlsym", "call_function", "RTLD_LOCAL")):
+        process = _ctypes.dlopen(None, _ctypes.RTLD_LOCAL)  # type: ignore[arg-type]
+        result: int = _ctypes.call_function(_ctypes.dlsym(process, "prctl"), (option, arg, 0, 0, 0))
+        return result
+    import ctypes
+
+    return int(ctypes.CDLL(None).prctl(option, arg, 0, 0, 0))
 
 
 class ProbeResult(NamedTuple):

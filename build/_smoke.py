@@ -404,19 +404,18 @@ def _prepared_answers(add: Callable[[Check], Check], box: Sandbox) -> None:
 
 
 _AUDIT_COMPILE = """
-import runpy, sys
+import atexit, runpy, sys
 archive = sys.argv[1]
 compiled = []
 def hook(event, args):
     if event == "compile" and isinstance(args[1], str) and args[1].startswith(archive):
         compiled.append(args[1])
+def report():
+    sys.stderr.write("COMPILED %d %s\\n" % (len(compiled), " ".join(compiled[:3])))
 sys.addaudithook(hook)
+atexit.register(report)  # (a registered exit callback also keeps the CLI from skipping the teardown)
 sys.argv = sys.argv[1:]
-try:
-    runpy.run_path(archive, run_name="__main__")
-except SystemExit:
-    pass
-sys.stderr.write("COMPILED %d %s\\n" % (len(compiled), " ".join(compiled[:3])))
+runpy.run_path(archive, run_name="__main__")
 """
 
 

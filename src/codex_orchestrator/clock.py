@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from typing import Protocol
+
+from codex_orchestrator._typing import Protocol
 
 
 class Clock(Protocol):

@@ -10,7 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import IO, Any
+
+from codex_orchestrator._typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 
 @cache

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+
+from codex_orchestrator._typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def dumps(data: Any, *, indent: int | None = 2) -> str:

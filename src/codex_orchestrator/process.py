@@ -9,8 +9,8 @@ import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple, Protocol
 
+from codex_orchestrator._typing import NamedTuple, Protocol
 from codex_orchestrator.capped_log import CappedLogCopier
 
 MAX_PROBE_OUTPUT = 64 * 1024
@@ -286,9 +286,8 @@ def become_subreaper() -> bool:
     rather than to init, so they stay findable and are collected here. False where unsupported."""
     if not USE_PROC:
         return False
-    pr_set_child_subreaper = 36
     try:
-        ok = _prctl(pr_set_child_subreaper, 1) == 0
+        ok = _prctl(36, 1) == 0  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError, ImportError):
         return False
     global _SUBREAPER
@@ -297,15 +296,12 @@ def become_subreaper() -> bool:
 
 
 def _prctl(option: int, arg: int) -> int:
-    """prctl(2), through the libffi binding of CPython's `_ctypes` when it has these calls: the `ctypes`
-    package on top of it costs about 2 ms to import, more than the stage it is set up for. Both pass the
-    arguments as C ints."""
+    """prctl(2) through CPython's own `_ctypes` (importing `ctypes` costs about 2 ms), else `ctypes`."""
     import _ctypes
 
     if all(hasattr(_ctypes, name) for name in ("dlopen", "dlsym", "call_function", "RTLD_LOCAL")):
         process = _ctypes.dlopen(None, _ctypes.RTLD_LOCAL)  # type: ignore[arg-type]
-        result: int = _ctypes.call_function(_ctypes.dlsym(process, "prctl"), (option, arg, 0, 0, 0))
-        return result
+        return int(_ctypes.call_function(_ctypes.dlsym(process, "prctl"), (option, arg, 0, 0, 0)))
     import ctypes
 
     return int(ctypes.CDLL(None).prctl(option, arg, 0, 0, 0))

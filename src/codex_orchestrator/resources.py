@@ -11,12 +11,13 @@ import json
 import os
 from collections.abc import Iterator
 from functools import cache
-from typing import TYPE_CHECKING, Any
 
+from codex_orchestrator._typing import TYPE_CHECKING
 from codex_orchestrator.errors import AssetError
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
+    from typing import Any
 
 _PACKAGE = "codex_orchestrator"
 

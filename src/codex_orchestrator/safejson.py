@@ -9,7 +9,11 @@ surrogates become visible backslash escapes), the same way everywhere.
 from __future__ import annotations
 
 import json
-from typing import Any
+
+from codex_orchestrator._typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_DEPTH = 64
 MAX_BYTES = 16 * 1024 * 1024

@@ -13,12 +13,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
 
+from codex_orchestrator._typing import TYPE_CHECKING, NamedTuple
 from codex_orchestrator.errors import ManifestError, SandboxError, UsageError
 from codex_orchestrator.process import ProbeResult, run_probe
 
-if TYPE_CHECKING:  # finding the Codex CLI loads only when a sandbox is resolved (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
+
     from codex_orchestrator.codex.binary import CodexBinary
 
 NONE = "none"

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from typing import Any, NamedTuple
 
 from codex_orchestrator import resources
+from codex_orchestrator._typing import TYPE_CHECKING, NamedTuple
 from codex_orchestrator.errors import AssetError
+
+if TYPE_CHECKING:
+    from typing import Any
 
 ANNOTATIONS = {"$schema", "$id", "$comment", "title", "description", "default", "examples", "format", "$defs"}
 SUPPORTED = ANNOTATIONS | {
@@ -52,7 +55,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
 
 # A value's place, built only when a violation names it: the root, or (parent place, key or index).
 _ROOT: Any = None
-_Path = Any
+if TYPE_CHECKING:
+    _Path = Any
 
 
 class Violation(NamedTuple):

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Any
+
+from codex_orchestrator._typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 # command name -> "module:attribute" (module relative to this package)
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -5,12 +5,15 @@ the same whichever parsed the command line."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from codex_orchestrator import output
+from codex_orchestrator._typing import TYPE_CHECKING
 from codex_orchestrator.cli._plain import roots, select_run
 from codex_orchestrator.cli.run_text import render_status
 from codex_orchestrator.runs import queries
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def status(*, repo: str | None, run_id: str | None, task_id: str | None, as_json: bool) -> None:

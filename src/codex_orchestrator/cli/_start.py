@@ -5,15 +5,18 @@ the command line."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from codex_orchestrator import output
+from codex_orchestrator._typing import TYPE_CHECKING
 from codex_orchestrator.cli import _plain
 from codex_orchestrator.cli.progress import LiveProgress
 from codex_orchestrator.cli.run_text import render_status
 from codex_orchestrator.runs import lifecycle
 from codex_orchestrator.runs.manifest import StatusView
 from codex_orchestrator.runs.policy import cli_policy
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def live_progress(follow: bool, as_json: bool) -> LiveProgress:

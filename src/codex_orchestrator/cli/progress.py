@@ -10,9 +10,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from codex_orchestrator import output
+from codex_orchestrator._typing import TYPE_CHECKING
 from codex_orchestrator.runs.follow import FileFollower
 
 if TYPE_CHECKING:

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+
+from codex_orchestrator._typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from typing import Any
 
 COMPLETE_VAR = "_CODEX_ORCHESTRATOR_COMPLETE"  # click's shell completion for prog name codex-orchestrator
 FORMATS = ("text", "json")

@@ -4,11 +4,14 @@ failed stage the cause where a person looks (log, last lines, next step)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from codex_orchestrator import output
 from codex_orchestrator import sandbox as sbx
+from codex_orchestrator._typing import TYPE_CHECKING
 from codex_orchestrator.runs.manifest import describe_guardrails
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def render_status(view: Mapping[str, Any]) -> str:

@@ -13,10 +13,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
 
 from codex_orchestrator import safejson
+from codex_orchestrator._typing import TYPE_CHECKING, NamedTuple
 from codex_orchestrator.pipelines.model import SELF, VIRTUAL_ENV, Pipeline, Stage
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Rule(NamedTuple):

@@ -7,14 +7,17 @@ the others stay visible).
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
-from typing import Any, NamedTuple
 
 from codex_orchestrator import safejson
 from codex_orchestrator import validation as schemacheck
+from codex_orchestrator._typing import TYPE_CHECKING, NamedTuple
 from codex_orchestrator.errors import ConfigError
 from codex_orchestrator.pipelines import adapters
 from codex_orchestrator.pipelines.model import GUARDRAIL_STAGE_IDS, Pipeline, PipelineSet, Stage
 from codex_orchestrator.pipelines.tools import installed_only
+
+if TYPE_CHECKING:
+    from typing import Any
 
 CONFIG_FILE = "codex.orchestrator.json"
 SCHEMA = "config.schema.json"

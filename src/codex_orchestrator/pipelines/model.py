@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any, NamedTuple
 
 from codex_orchestrator import hashing
+from codex_orchestrator._typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from typing import Any
 
 GUARDRAIL_STAGE_IDS = frozenset({"lint", "test", "tests", "typecheck", "spec-guard", "spec_guard", "review"})
 SELF = "@self"  # argv[0] placeholder: this same codex-orchestrator

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
 
 from codex_orchestrator import hashing
+from codex_orchestrator._typing import TYPE_CHECKING, Protocol
 from codex_orchestrator.errors import ConfigChangedError, OrchestratorError
 
 if TYPE_CHECKING:  # the configuration loads only when a command needs it (start-up cost)

@@ -6,13 +6,16 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple, TypedDict
 
+from codex_orchestrator._typing import TYPE_CHECKING, NamedTuple, TypedDict
 from codex_orchestrator.errors import StageNotFoundError
 from codex_orchestrator.ids import DEFAULT_TASK_ID, validate_id
 from codex_orchestrator.pipelines import config as cfg
 from codex_orchestrator.pipelines.model import Pipeline
 from codex_orchestrator.runs.layout import Roots
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Resolved(NamedTuple):

@@ -8,8 +8,8 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from codex_orchestrator._typing import TYPE_CHECKING
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock, iso
 from codex_orchestrator.errors import RunStateError
 from codex_orchestrator.process import (

@@ -8,9 +8,9 @@ import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
 
 from codex_orchestrator import hashing
+from codex_orchestrator._typing import TYPE_CHECKING, NamedTuple
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock
 from codex_orchestrator.errors import OrchestratorError, RunStateError, StorageError
 from codex_orchestrator.process import (
@@ -24,7 +24,9 @@ from codex_orchestrator.runs.manifest import RunStatus, StatusView
 from codex_orchestrator.runs.store import FileLock
 from codex_orchestrator.runtime import self_command
 
-if TYPE_CHECKING:  # config and the engine load only when a command needs them (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
+
     from codex_orchestrator.pipelines import config as cfg
     from codex_orchestrator.runs.engine import Reporter, RunEngine
 

@@ -12,9 +12,9 @@ import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from codex_orchestrator import sandbox as sbx
+from codex_orchestrator._typing import TYPE_CHECKING
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock, iso
 from codex_orchestrator.errors import StorageError
 from codex_orchestrator.pipelines.model import Pipeline, Stage
@@ -34,6 +34,8 @@ from codex_orchestrator.runs.manifest import RunStatus, StageStatus
 from codex_orchestrator.runs.stages import StageRunner, start_error
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from codex_orchestrator.validation import Violation
 
 Reporter = Callable[[str], None]

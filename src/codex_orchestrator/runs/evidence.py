@@ -28,12 +28,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
+from codex_orchestrator._typing import TYPE_CHECKING
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock, iso
 from codex_orchestrator.errors import OrchestratorError, UnsafePathError
 from codex_orchestrator.runs.layout import Roots
 from codex_orchestrator.runs.store import atomic_write_bytes, blocking_lock
+
+if TYPE_CHECKING:
+    from typing import Any
 
 INDEX_FILE = "tasks/index.json"
 LOCK_FILE = ".evidence.lock"

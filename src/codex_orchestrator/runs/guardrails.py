@@ -9,9 +9,11 @@ transition that applies it — a `guardrails_required` run without passing evide
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from codex_orchestrator._typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from codex_orchestrator.pipelines.model import Pipeline
 
 

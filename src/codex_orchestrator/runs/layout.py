@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import NamedTuple
 
+from codex_orchestrator._typing import NamedTuple
 from codex_orchestrator.errors import RepoError, RunNotFoundError, UnsafePathError
 from codex_orchestrator.ids import ID_RE, validate_id, validate_run_id
 from codex_orchestrator.runs.store import atomic_write_bytes

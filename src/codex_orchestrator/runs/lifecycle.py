@@ -11,10 +11,10 @@ import binascii
 import contextlib
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from codex_orchestrator import hashing
 from codex_orchestrator import sandbox as sbx
+from codex_orchestrator._typing import TYPE_CHECKING
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock
 from codex_orchestrator.errors import StorageError
 from codex_orchestrator.ids import new_run_id, validate_run_id
@@ -27,7 +27,9 @@ from codex_orchestrator.runs.manifest import StatusView
 from codex_orchestrator.runs.policy import CLI_POLICY, RunPolicy
 from codex_orchestrator.runs.store import atomic_write_bytes
 
-if TYPE_CHECKING:  # config and the engine load only when a command needs them (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
+
     from codex_orchestrator.pipelines import config as cfg
     from codex_orchestrator.runs.engine import Reporter, RunEngine
 

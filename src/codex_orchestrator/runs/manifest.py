@@ -18,9 +18,9 @@ from collections.abc import Collection
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from codex_orchestrator import __version__
+from codex_orchestrator._typing import TYPE_CHECKING, TypedDict
 from codex_orchestrator.clock import iso, parse_iso
 from codex_orchestrator.errors import ManifestError
 from codex_orchestrator.runs.guardrails import describe_guardrails as describe_guardrails
@@ -29,6 +29,8 @@ from codex_orchestrator.runs.layout import MANIFEST as MANIFEST
 from codex_orchestrator.runs.store import atomic_write_bytes, read_tail_lines
 
 if TYPE_CHECKING:
+    from typing import Any, NotRequired
+
     from codex_orchestrator.pipelines.model import Pipeline
     from codex_orchestrator.validation import Violation
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 from codex_orchestrator import safejson
+from codex_orchestrator._typing import TYPE_CHECKING
 from codex_orchestrator.clock import parse_iso
 from codex_orchestrator.errors import OrchestratorError
 from codex_orchestrator.ids import validate_id
 from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs.layout import Roots
+
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_LINE_BYTES = 64 * 1024
 

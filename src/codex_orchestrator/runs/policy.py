@@ -8,9 +8,9 @@ server was told `--sandbox none`, and the configuration is pinned unless it was 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import NamedTuple
 
 from codex_orchestrator import sandbox as sbx
+from codex_orchestrator._typing import NamedTuple
 from codex_orchestrator.pipelines.pinning import LIVE, ConfigSource, PinnedConfig
 
 ORIGIN_CLI = "cli"

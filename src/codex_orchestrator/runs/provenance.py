@@ -25,12 +25,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 from codex_orchestrator import __version__, runtime
+from codex_orchestrator._typing import TYPE_CHECKING
 from codex_orchestrator.errors import StorageError
 from codex_orchestrator.process import run_probe, run_probe_stream
 from codex_orchestrator.runs.store import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from typing import Any
 
 GIT_TIMEOUT_SECONDS = 10.0
 SHORT = 7

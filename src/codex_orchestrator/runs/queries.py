@@ -7,8 +7,8 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypedDict
 
+from codex_orchestrator._typing import TYPE_CHECKING, TypedDict
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock
 from codex_orchestrator.errors import (
     OrchestratorError,
@@ -21,6 +21,9 @@ from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs.layout import Roots, RunPaths
 from codex_orchestrator.runs.manifest import StatusView
 from codex_orchestrator.runs.store import is_locked, read_tail
+
+if TYPE_CHECKING:
+    from typing import Any
 
 LATEST = "latest"
 _SUFFIX = re.compile(r"^[0-9a-f]{8}$")

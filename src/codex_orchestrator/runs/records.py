@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
+from codex_orchestrator._typing import TYPE_CHECKING
 from codex_orchestrator.clock import Clock, iso
 from codex_orchestrator.errors import ManifestError, OrchestratorError, StorageError
 from codex_orchestrator.runs import manifest as mf
@@ -25,6 +25,8 @@ from codex_orchestrator.runs.metrics import metrics_line
 from codex_orchestrator.runs.store import append_line, append_line_locked, atomic_write_json
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from codex_orchestrator.validation import Violation
 
 Reporter = Callable[[str], None]

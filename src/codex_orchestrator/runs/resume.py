@@ -6,10 +6,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from codex_orchestrator import hashing
 from codex_orchestrator import sandbox as sbx
+from codex_orchestrator._typing import TYPE_CHECKING
 from codex_orchestrator.clock import SYSTEM_CLOCK, Clock
 from codex_orchestrator.errors import RunStateError, TokenError
 from codex_orchestrator.process import (
@@ -26,7 +26,9 @@ from codex_orchestrator.runs.policy import CLI_POLICY, RunPolicy
 from codex_orchestrator.runs.queries import load_run
 from codex_orchestrator.runs.store import FileLock
 
-if TYPE_CHECKING:  # config and the engine load only when a command needs them (start-up cost)
+if TYPE_CHECKING:
+    from typing import Any
+
     from codex_orchestrator.runs.engine import Reporter, RunEngine
 
 from codex_orchestrator.runs.driver import Limits, run_foreground, spawn_driver

@@ -9,9 +9,9 @@ import itertools
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 from codex_orchestrator import sandbox as sbx
+from codex_orchestrator._typing import TYPE_CHECKING
 from codex_orchestrator.pipelines.model import SELF, VIRTUAL_ENV, Pipeline, Stage
 from codex_orchestrator.process import (
     RUN_MARKER,
@@ -20,6 +20,9 @@ from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs.layout import NOTHING_TO_CHECK_ENV, RunPaths
 from codex_orchestrator.runs.store import atomic_write_json, read_tail
 from codex_orchestrator.runtime import self_command
+
+if TYPE_CHECKING:
+    from typing import Any
 
 LOG_TAIL_BYTES = 4096
 

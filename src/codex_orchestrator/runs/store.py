@@ -13,9 +13,12 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+from codex_orchestrator._typing import TYPE_CHECKING
 from codex_orchestrator.errors import StorageError
+
+if TYPE_CHECKING:
+    from typing import Any
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 

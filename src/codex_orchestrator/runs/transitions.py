@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from codex_orchestrator._typing import TYPE_CHECKING
 from codex_orchestrator.clock import iso
 from codex_orchestrator.runs.manifest import (
     DONE_STAGES,
@@ -20,6 +20,8 @@ from codex_orchestrator.runs.manifest import (
 )
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from codex_orchestrator.pipelines.model import Pipeline
 
 

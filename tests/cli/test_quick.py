@@ -263,12 +263,17 @@ def test_status_from_the_quick_path_imports_no_engine(five: Path) -> None:
 #: hmac: about 3 ms, where CPython's own SHA-256 hashes a token), copy (a manifest is copied as JSON),
 #: ctypes (about 2 ms; the subreaper's prctl goes through `_ctypes` itself), typing (about 3.5 ms, and
 #: more for each NamedTuple: see codex_orchestrator._typing).
+#: In a Python project, tomllib, configparser and shutil read its files and find its tools for the
+#: built-in pipeline: not for a run of a configured one (about 10 ms).
 NOT_ON_THE_START_PATH = ("_hashlib", "hashlib", "hmac", "copy", "ctypes", "typing")
+NOT_FOR_A_CONFIGURED_PIPELINE = ("tomllib", "configparser", "shutil")
 
 
 def test_a_start_loads_no_module_it_can_do_without(five: Path) -> None:
     from clikit import git
 
+    (five / "pyproject.toml").write_text('[project]\nname = "x"\n[tool.pytest.ini_options]\n')
+    (five / "setup.cfg").write_text("[flake8]\n")
     git(five, "init", "-q", "-b", "main")
     git(five, "add", ".")
     git(five, "commit", "-q", "-m", "first")  # a clean tree: no change to hash
@@ -283,4 +288,16 @@ def test_a_start_loads_no_module_it_can_do_without(five: Path) -> None:
     assert run.returncode == 0, run.stderr
     loaded = run.stderr.strip().splitlines()[-1]
     assert "'codex_orchestrator.runs.engine'" in loaded  # the run did run here
-    assert [m for m in NOT_ON_THE_START_PATH if f"'{m}'" in loaded] == []
+    assert [m for m in NOT_ON_THE_START_PATH + NOT_FOR_A_CONFIGURED_PIPELINE if f"'{m}'" in loaded] == []
+
+    # the built-in pipeline is still detected when it is the one asked for
+    listed = subprocess.run(
+        [sys.executable, "-m", "codex_orchestrator", "pipelines", "--json"],
+        cwd=five,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    shown = json.loads(listed.stdout)
+    assert shown["adapters"][0] == "python" and "diagnostics" in [p["id"] for p in shown["pipelines"]]

@@ -229,3 +229,52 @@ def test_plan_shows_which_adapter_produced_each_stage() -> None:
         "spec-guard": "builtin",
     }
     assert not (EVAL / "node-scripts" / ".runs").exists()
+
+
+def test_the_built_in_pipeline_is_detected_only_when_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run of a configured pipeline reads no project file for the built-in one; asking for the built-in
+    one, the list, the adapters or the notes detects it once. A configured `diagnostics` replaces it."""
+    from codex_orchestrator.pipelines import config as cfg
+
+    root = tree(tmp_path / "repo", {"pyproject.toml": '[project]\nname = "x"\n'})
+    (root / cfg.CONFIG_FILE).write_text(
+        json.dumps({"pipelines": [{"id": "mine", "stages": [{"id": "a", "command": ["true"]}]}]})
+    )
+    calls: list[Path] = []
+    real = adapters.diagnostics_pipeline
+    monkeypatch.setattr(adapters, "diagnostics_pipeline", lambda r: calls.append(r) or real(r))
+    loaded = cfg.load(root)
+    assert loaded.pipelines.get("mine").id == "mine" and loaded.pipelines.get("docs-review")
+    assert calls == []
+    assert loaded.pipelines.default_pipeline == "diagnostics"
+    assert loaded.pipelines.get("diagnostics").source == "builtin:python" and calls == [root]
+    assert loaded.pipelines.adapters == ("python",) and list(loaded.pipelines.pipelines)[:3] == [
+        "diagnostics",
+        "docs-review",
+        "mine",
+    ]
+    assert calls == [root]  # once
+    for ask in ("pipelines", "adapters", "notes"):
+        fresh = cfg.load(root)
+        getattr(fresh.pipelines, ask)
+        assert len(calls) == 2, ask
+        calls.pop()
+
+    (root / cfg.CONFIG_FILE).write_text(
+        json.dumps({"pipelines": [{"id": "diagnostics", "stages": [{"id": "a", "command": ["true"]}]}]})
+    )
+    calls.clear()
+    own = cfg.load(root).pipelines
+    assert own.get("diagnostics").source == "config" and calls == []
+    assert own.pipelines["diagnostics"].source == "config" and next(iter(own.pipelines)) == "diagnostics"
+
+
+def test_an_unknown_default_pipeline_is_refused_without_detection(tmp_path: Path) -> None:
+    from codex_orchestrator.errors import ConfigError
+    from codex_orchestrator.pipelines import config as cfg
+
+    root = tree(tmp_path / "repo", {cfg.CONFIG_FILE: json.dumps({"default_pipeline": "nope"})})
+    with pytest.raises(ConfigError, match=r"unknown pipeline 'nope' \(available: diagnostics, docs-review\)"):
+        cfg.load(root)

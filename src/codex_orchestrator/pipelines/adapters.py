@@ -16,7 +16,7 @@ from pathlib import Path
 
 from codex_orchestrator import safejson
 from codex_orchestrator._typing import TYPE_CHECKING, NamedTuple
-from codex_orchestrator.pipelines.model import SELF, VIRTUAL_ENV, Pipeline, Stage
+from codex_orchestrator.pipelines.model import DIAGNOSTICS, SELF, VIRTUAL_ENV, Pipeline, Stage
 
 if TYPE_CHECKING:
     from typing import Any
@@ -425,7 +425,7 @@ def diagnostics_pipeline(root: Path) -> tuple[Pipeline, tuple[str, ...]]:
     title = f"Diagnostics ({found[0].title})" if found else "Diagnostics"
     return (
         Pipeline(
-            id="diagnostics",
+            id=DIAGNOSTICS,
             title=title,
             stages=tuple(stages),
             guardrails_required=True,

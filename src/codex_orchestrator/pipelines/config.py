@@ -13,7 +13,14 @@ from codex_orchestrator import validation as schemacheck
 from codex_orchestrator._typing import TYPE_CHECKING, NamedTuple
 from codex_orchestrator.errors import ConfigError
 from codex_orchestrator.pipelines import adapters
-from codex_orchestrator.pipelines.model import GUARDRAIL_STAGE_IDS, Pipeline, PipelineSet, Stage
+from codex_orchestrator.pipelines.model import (
+    DIAGNOSTICS,
+    GUARDRAIL_STAGE_IDS,
+    Detected,
+    Pipeline,
+    PipelineSet,
+    Stage,
+)
 from codex_orchestrator.pipelines.tools import installed_only
 
 if TYPE_CHECKING:
@@ -162,28 +169,15 @@ def load(root: Path) -> RepoConfig:
     """Resolve every pipeline available at `root` (a repository or a project folder)."""
     path = root / CONFIG_FILE
     raw: dict[str, Any] = read_config_file(path) if path.is_file() else {}
-    builtin, detected = adapters.diagnostics_pipeline(root)
-    builtin, missing = installed_only(builtin, root)
-    left_out = tuple(
-        (
-            stage.id,
-            tool,
-            f"the built-in pipeline leaves out stage {stage.id!r} ({stage.display()}): "
-            f"`{tool}` is not installed",
-        )
-        for stage, tool in missing
-    )
     docs_review = adapters.docs_review_pipeline()
-    pipelines = {builtin.id: builtin, docs_review.id: docs_review}
+    pipelines = {docs_review.id: docs_review}
     config_path = path if path.is_file() else None
     for pipeline in _pipelines(path, raw):
         pipelines[pipeline.id] = pipeline
-    default = raw.get("default_pipeline", "diagnostics")
-    if default not in pipelines:
-        raise _fail(
-            path,
-            f"$.default_pipeline: unknown pipeline {default!r} (available: {', '.join(sorted(pipelines))})",
-        )
+    default = raw.get("default_pipeline", DIAGNOSTICS)
+    if default not in pipelines and default != DIAGNOSTICS:
+        known = ", ".join(sorted({DIAGNOSTICS, *pipelines}))
+        raise _fail(path, f"$.default_pipeline: unknown pipeline {default!r} (available: {known})")
     projects = {
         name: Project(
             name,
@@ -197,9 +191,7 @@ def load(root: Path) -> RepoConfig:
         root=root,
         path=config_path,
         raw=raw,
-        pipelines=PipelineSet(
-            pipelines=pipelines, default_pipeline=default, adapters=detected, left_out=left_out
-        ),
+        pipelines=PipelineSet(pipelines, default, detect=lambda: detect_builtin(root)),
         projects=projects,
         heartbeat_interval_seconds=float(raw.get("heartbeat_interval_seconds", DEFAULT_HEARTBEAT_INTERVAL)),
         heartbeat_stale_after_seconds=float(raw.get("heartbeat_stale_after_seconds", DEFAULT_STALE_AFTER)),
@@ -207,6 +199,22 @@ def load(root: Path) -> RepoConfig:
         log_max_bytes=int(raw.get("log_max_bytes", DEFAULT_LOG_MAX_BYTES)),
         retention=dict(raw.get("retention", {})),
     )
+
+
+def detect_builtin(root: Path) -> Detected:
+    """The built-in `diagnostics` pipeline of `root`, without the stages whose tool is not installed."""
+    builtin, detected = adapters.diagnostics_pipeline(root)
+    builtin, missing = installed_only(builtin, root)
+    left_out = tuple(
+        (
+            stage.id,
+            tool,
+            f"the built-in pipeline leaves out stage {stage.id!r} ({stage.display()}): "
+            f"`{tool}` is not installed",
+        )
+        for stage, tool in missing
+    )
+    return builtin, detected, left_out
 
 
 def project_root(repo: Path, config: RepoConfig, name: str) -> tuple[Path, Project]:

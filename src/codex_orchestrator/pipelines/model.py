@@ -8,6 +8,7 @@ from codex_orchestrator import hashing
 from codex_orchestrator._typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 GUARDRAIL_STAGE_IDS = frozenset({"lint", "test", "tests", "typecheck", "spec-guard", "spec_guard", "review"})
@@ -114,21 +115,56 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
+#: The built-in pipeline that is detected from the repository's project files
+DIAGNOSTICS = "diagnostics"
+
+#: What detecting the built-in pipeline gives: it, the adapters found, and the stages it left out because
+#: their tool is not installed: (stage id, tool, note)
+Detected = tuple[Pipeline, tuple[str, ...], tuple[tuple[str, str, str], ...]]
+
+
 class PipelineSet:
-    """All pipelines available in a repository: built-ins merged under repo configuration."""
+    """All pipelines available in a repository: built-ins merged under repo configuration.
+
+    The built-in `diagnostics` pipeline is detected (the project files parsed, its tools looked up on
+    PATH) only when something asks for it, for the adapters, the notes or the whole list: `detect` runs
+    once, then. A run of a configured pipeline never pays for it (about 10 ms in a Python project)."""
 
     def __init__(
         self,
         pipelines: dict[str, Pipeline] | None = None,
-        default_pipeline: str = "diagnostics",
+        default_pipeline: str = DIAGNOSTICS,
         adapters: tuple[str, ...] = (),
         left_out: tuple[tuple[str, str, str], ...] = (),
+        *,
+        detect: Callable[[], Detected] | None = None,
     ) -> None:
-        self.pipelines = pipelines if pipelines is not None else {}
+        self._pipelines = pipelines if pipelines is not None else {}
         self.default_pipeline = default_pipeline
-        self.adapters = adapters
-        # stages the built-in pipeline left out because their tool is not installed: (stage id, tool, note)
-        self.left_out = left_out
+        self._adapters = adapters
+        self._left_out = left_out
+        self._detect = detect
+
+    def _detected(self) -> None:
+        detect, self._detect = self._detect, None
+        if detect is not None:
+            builtin, self._adapters, self._left_out = detect()
+            self._pipelines = {builtin.id: builtin, **self._pipelines}  # the configured ones win
+
+    @property
+    def pipelines(self) -> dict[str, Pipeline]:
+        self._detected()
+        return self._pipelines
+
+    @property
+    def adapters(self) -> tuple[str, ...]:
+        self._detected()
+        return self._adapters
+
+    @property
+    def left_out(self) -> tuple[tuple[str, str, str], ...]:
+        self._detected()
+        return self._left_out
 
     @property
     def notes(self) -> list[str]:
@@ -137,6 +173,8 @@ class PipelineSet:
     def get(self, pipeline_id: str) -> Pipeline:
         from codex_orchestrator.errors import PipelineNotFoundError
 
+        if pipeline_id in self._pipelines:
+            return self._pipelines[pipeline_id]
         try:
             return self.pipelines[pipeline_id]
         except KeyError:

@@ -122,7 +122,8 @@ class PinnedConfig:
         path = root / CONFIG_FILE
         self.digests[path] = file_digest(path)
         try:
-            self.loaded[root] = cfg.load(root)
+            self.loaded[root] = loaded = cfg.load(root)
+            loaded.pipelines.pipelines  # noqa: B018 - the built-in pipeline as detected now, at pin time
         except OrchestratorError as exc:
             self.loaded[root] = exc
 

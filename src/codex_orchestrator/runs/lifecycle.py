@@ -33,13 +33,28 @@ if TYPE_CHECKING:
     from codex_orchestrator.pipelines import config as cfg
     from codex_orchestrator.runs.engine import Reporter, RunEngine
 
-from codex_orchestrator.runs.cancel import cancel_run as cancel_run
 from codex_orchestrator.runs.driver import Limits, hold_lock, run_foreground, spawn_driver
 from codex_orchestrator.runs.driver import drive as drive
 from codex_orchestrator.runs.driver import launch_digest as launch_digest
-from codex_orchestrator.runs.resume import check_token as check_token
-from codex_orchestrator.runs.resume import prepare_resume as prepare_resume
-from codex_orchestrator.runs.resume import resume_run as resume_run
+
+if TYPE_CHECKING:  # loaded on first use (`__getattr__`): a start needs neither (about 1.3 ms)
+    from codex_orchestrator.runs.cancel import cancel_run as cancel_run
+    from codex_orchestrator.runs.resume import check_token as check_token
+    from codex_orchestrator.runs.resume import prepare_resume as prepare_resume
+    from codex_orchestrator.runs.resume import resume_run as resume_run
+
+_LAZY = {"cancel_run": "cancel", "check_token": "resume", "prepare_resume": "resume", "resume_run": "resume"}
+
+
+def __getattr__(name: str) -> object:
+    """`cancel_run` and the resume functions, imported from their modules on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(__import__(f"codex_orchestrator.runs.{module}", fromlist=[name]), name)
+    globals()[name] = value
+    return value
+
 
 _URLSAFE = bytes.maketrans(b"+/", b"-_")  # base64 as secrets.token_urlsafe writes it
 

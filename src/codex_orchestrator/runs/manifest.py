@@ -234,8 +234,9 @@ def write(path: Path, manifest: dict[str, Any]) -> None:
         _last = writer
 
 
-def _encode(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+# json.dumps(value, ensure_ascii=False, allow_nan=False), without making an encoder for each of the
+# dozens of values a write encodes
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
 
 
 class ManifestWriter:

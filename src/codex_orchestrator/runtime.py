@@ -78,21 +78,26 @@ def self_command() -> list[str]:
     return [sys.executable, *interpreter_flags(), "-m", "codex_orchestrator"]
 
 
-_digest: dict[str, str | None] = {}  # this process's .pyz SHA-256, hashed once
+_digest: dict[str, str] = {}  # this process's .pyz SHA-256s, by the file's identity
 
 
 def pyz_sha256() -> str | None:
-    """SHA-256 of the .pyz this process runs from (hashed once per process), or None. Hashing its 15 MB
-    takes about 15 ms of CPU: `runs.provenance` remembers the result per file (see `pyz_identity`)."""
+    """SHA-256 of the .pyz this process runs from, or None. It is hashed once per file identity
+    (`pyz_identity`): a digest is kept only when the file was the same before and after hashing it.
+    Hashing its 15 MB takes about 15 ms of CPU: `runs.provenance` also remembers the result on disk."""
     archive = pyz_path()
     if archive is None:
         return None
-    if "sha256" not in _digest:
-        try:
-            _digest["sha256"] = hashing.sha256_file(archive)
-        except OSError:
-            _digest["sha256"] = None
-    return _digest["sha256"]
+    known = pyz_identity()
+    if known is not None and known[0] in _digest:
+        return _digest[known[0]]
+    try:
+        digest = hashing.sha256_file(archive)
+    except OSError:
+        return None
+    if known is not None and pyz_identity() == known:
+        _digest[known[0]] = digest
+    return digest
 
 
 def pyz_identity() -> tuple[str, float] | None:

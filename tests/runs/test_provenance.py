@@ -340,3 +340,28 @@ def test_a_long_untracked_listing_is_counted_whole(repo: Path) -> None:
         (repo / name).write_text(name)
     state = provenance.tree_state(repo)
     assert state["dirty"] is True and state["untracked_files"] == len(names) and state["changes_sha256"]
+
+
+def test_a_long_lived_process_never_pairs_a_new_file_with_an_old_digest(
+    hashed: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An MCP server hashed its .pyz once; the file is then replaced on disk. The next run records (and
+    the runs root remembers) the digest of the file that is there now, never the one hashed before."""
+    import hashlib
+    import time
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    later = lambda: time.time() + 10  # noqa: E731 - no file here is racy
+    _fresh_process(monkeypatch)
+    assert provenance.pyz_sha256(runs, now=later) == hashlib.sha256(b"PK one").hexdigest()
+    replacement = tmp_path / "new.pyz"
+    replacement.write_bytes(b"PK two")
+    replacement.replace(tmp_path / "tool.pyz")  # same process: its memory of the old digest stays
+    two = hashlib.sha256(b"PK two").hexdigest()
+    assert provenance.pyz_sha256(runs, now=later) == two
+    (runs / provenance.PYZ_DIGESTS).unlink()
+    assert provenance.pyz_sha256(runs, now=later) == two  # from this process's memory, for this file
+    assert (runs / provenance.PYZ_DIGESTS).read_text().startswith("-:")  # (no launcher: build "-")
+    assert (runs / provenance.PYZ_DIGESTS).read_text().endswith(f" {two}\n")
+    assert len(hashed) == 2

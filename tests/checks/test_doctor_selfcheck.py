@@ -271,6 +271,23 @@ def test_self_check_names_a_missing_template(assets_copy: Path) -> None:
     assert text.exit_code == 1
     assert "FAILED  template docs/PRD.md" in text.stdout
     assert "self-check FAILED: template docs/PRD.md" in text.stderr
+    assert "Fix: reinstall codex-orchestrator or download the release asset again" in text.stderr
+
+
+def test_self_check_says_when_the_libraries_do_not_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An extraction folder that takes no writes keeps jsonschema from loading: self-check says so and
+    points at SHIV_ROOT, not at a download that would not help."""
+    monkeypatch.setitem(sys.modules, "jsonschema", None)  # every `import jsonschema` raises ImportError
+    result = invoke("self-check", "--json")
+    assert result.exit_code == 1
+    report = json.loads(result.stdout)
+    assert "schema manifest.schema.json" in report["failed"]
+    detail = next(c["detail"] for c in report["checks"] if c["name"] == "schema manifest.schema.json")
+    assert detail.startswith("cannot check manifest.schema.json: jsonschema does not load: ")
+    assert report["hint"].startswith("the bundled libraries do not load")
+    text = invoke("self-check")
+    assert text.exit_code == 1 and "not a valid JSON Schema" not in text.stdout
+    assert "Fix: the bundled libraries do not load (the reason is above): set SHIV_ROOT" in text.stderr
 
 
 def test_self_check_names_a_corrupted_schema(assets_copy: Path) -> None:

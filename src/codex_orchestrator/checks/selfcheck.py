@@ -77,6 +77,8 @@ def load_schema(name: str) -> dict[str, Any]:
     schemacheck.check_schema_keywords(data)
     try:
         _jsonschema_check(data)
+    except ImportError as exc:  # the library, not the schema: e.g. an extraction root that takes no writes
+        raise AssetError(f"cannot check {name}: jsonschema does not load: {exc}".split("\n")[0]) from None
     except Exception as exc:  # jsonschema.SchemaError, or anything the library raises on a bad schema
         raise AssetError(f"bundled schema {name} is not a valid JSON Schema: {exc}".split("\n")[0]) from None
     return data
@@ -267,6 +269,25 @@ def _package_dir() -> str | None:
     return locations[0] if locations else None
 
 
+REINSTALL = "reinstall codex-orchestrator or download the release asset again"
+UNLOADABLE = (
+    "the bundled libraries do not load (the reason is above): set SHIV_ROOT to an absolute, writable folder "
+    "on a file system that allows executing, then run self-check again"
+)
+
+
+def _hint(failed: list[str]) -> str | None:
+    """The fix for what failed: a damaged artifact is replaced; libraries that do not load (an unusable
+    extraction folder) need another folder, not another download."""
+    if not failed:
+        return None
+    try:
+        import jsonschema  # noqa: F401 - (what the failed checks needed)
+    except ImportError:
+        return UNLOADABLE
+    return REINSTALL
+
+
 def run() -> dict[str, Any]:
     """Run every check; the report names each failure."""
     checks: list[Check] = []
@@ -293,6 +314,7 @@ def run() -> dict[str, Any]:
     build["launcher"] = launcher
     failed = [c.name for c in checks if not c.ok]
     return {
+        "hint": _hint(failed),
         "status": "failed" if failed else "ok",
         "version": __version__,
         "distribution_version": dist_version,

@@ -62,7 +62,7 @@ def self_check(fmt: str, json_flag: bool) -> None:
         output.emit(render_report(report))
         if report["failed"]:
             output.diag(f"self-check FAILED: {', '.join(report['failed'])}")
-            output.diag("Fix: reinstall codex-orchestrator or download the release asset again")
+            output.diag(f"Fix: {report['hint']}")
         else:
             output.diag(f"self-check passed: {len(report['checks'])} checks")
     exit_with(report["exit_code"])

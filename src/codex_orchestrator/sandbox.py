@@ -18,7 +18,7 @@ from codex_orchestrator._typing import TYPE_CHECKING, NamedTuple
 from codex_orchestrator.errors import ManifestError, SandboxError, UsageError
 from codex_orchestrator.process import ProbeResult, run_probe
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # finding the Codex CLI loads only when a sandbox is resolved (start-up cost)
     from typing import Any
 
     from codex_orchestrator.codex.binary import CodexBinary

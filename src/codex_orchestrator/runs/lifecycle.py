@@ -27,7 +27,7 @@ from codex_orchestrator.runs.manifest import StatusView
 from codex_orchestrator.runs.policy import CLI_POLICY, RunPolicy
 from codex_orchestrator.runs.store import atomic_write_bytes
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # config and the engine load only when a command needs them (start-up cost)
     from typing import Any
 
     from codex_orchestrator.pipelines import config as cfg

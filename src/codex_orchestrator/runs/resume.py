@@ -26,7 +26,7 @@ from codex_orchestrator.runs.policy import CLI_POLICY, RunPolicy
 from codex_orchestrator.runs.queries import load_run
 from codex_orchestrator.runs.store import FileLock
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # config and the engine load only when a command needs them (start-up cost)
     from typing import Any
 
     from codex_orchestrator.runs.engine import Reporter, RunEngine

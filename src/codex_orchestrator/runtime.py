@@ -10,8 +10,6 @@ import sys
 from functools import cache
 from pathlib import Path
 
-from codex_orchestrator import hashing
-
 #: Set by the .pyz launcher (build/launcher.py) on the `__main__` module: the archive's absolute path
 #: (resolved before anything could change the working directory), its target and build id, and the
 #: extraction root it chose.
@@ -76,28 +74,6 @@ def self_command() -> list[str]:
     if archive is not None:
         return [sys.executable, *interpreter_flags(), str(archive)]
     return [sys.executable, *interpreter_flags(), "-m", "codex_orchestrator"]
-
-
-_digest: dict[str, str] = {}  # this process's .pyz SHA-256s, by the file's identity
-
-
-def pyz_sha256() -> str | None:
-    """SHA-256 of the .pyz this process runs from, or None. It is hashed once per file identity
-    (`pyz_identity`): a digest is kept only when the file was the same before and after hashing it.
-    Hashing its 15 MB takes about 15 ms of CPU: `runs.provenance` also remembers the result on disk."""
-    archive = pyz_path()
-    if archive is None:
-        return None
-    known = pyz_identity()
-    if known is not None and known[0] in _digest:
-        return _digest[known[0]]
-    try:
-        digest = hashing.sha256_file(archive)
-    except OSError:
-        return None
-    if known is not None and pyz_identity() == known:
-        _digest[known[0]] = digest
-    return digest
 
 
 def pyz_identity() -> tuple[str, float] | None:

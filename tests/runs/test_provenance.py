@@ -116,7 +116,7 @@ def test_the_pyz_hash_is_recorded(repo: Path, tmp_path: Path, monkeypatch: pytes
     archive = tmp_path / "tool.pyz"
     archive.write_bytes(b"PK fake archive")
     monkeypatch.setattr(runtime, "pyz_path", lambda: archive)
-    monkeypatch.setattr(runtime, "_digest", {})  # this process's digest, computed afresh
+    monkeypatch.setattr(provenance, "_hashed", {})  # this process's digest, computed afresh
     manifest = _start(repo)
     expected = hashlib.sha256(b"PK fake archive").hexdigest()
     assert manifest["provenance"]["pyz_sha256"] == expected and manifest["tool"]["pyz_sha256"] == expected
@@ -144,9 +144,7 @@ def hashed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
 
 def _fresh_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    from codex_orchestrator import runtime
-
-    monkeypatch.setattr(runtime, "_digest", {})
+    monkeypatch.setattr(provenance, "_hashed", {})
 
 
 def test_the_pyz_hash_is_remembered_per_file_in_the_runs_root(

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from codex_orchestrator import __version__, runtime
+from codex_orchestrator import __version__, hashing, runtime
 from codex_orchestrator._typing import TYPE_CHECKING
 from codex_orchestrator.errors import StorageError
 from codex_orchestrator.process import run_probe, run_probe_stream
@@ -41,6 +41,7 @@ STATUS_HEAD_BYTES = 64 * 1024
 PYZ_DIGESTS = ".pyz-sha256"  # in the runs root: one `<identity> <sha256>` line per .pyz, newest first
 PYZ_DIGESTS_KEPT = 8
 RACY_SECONDS = 2.0
+_hashed: dict[str, str] = {}  # this process's .pyz digests, by the file's identity
 
 
 def _pathspec(repo: Path, exclude: Iterable[Path]) -> list[str]:
@@ -174,13 +175,31 @@ def _remembered_digests(file: Path) -> list[str]:
         return []
 
 
+def _hash_pyz(archive: Path, known: tuple[str, float] | None) -> str | None:
+    """The archive's SHA-256, hashed once per file identity in this process: kept only when the file was
+    the same before and after hashing it (a long-lived `mcp serve` whose file is replaced hashes anew)."""
+    if known is not None and known[0] in _hashed:
+        return _hashed[known[0]]
+    try:
+        digest = hashing.sha256_file(archive)
+    except OSError:
+        return None
+    if known is None or runtime.pyz_identity() != known:
+        return digest
+    _hashed[known[0]] = digest
+    return digest
+
+
 def pyz_sha256(runs: Path | None, *, now: Callable[[], float] = time.time) -> str | None:
     """The SHA-256 of the .pyz we run from (None elsewhere), as remembered in the runs root `runs` for
     this very file, else hashed (and then remembered, when the runs root exists and the file is not
     racy). Remembering is best effort: a runs root that takes no writes only costs the hashing."""
+    archive = runtime.pyz_path()
+    if archive is None:
+        return None
     known = runtime.pyz_identity()
     if known is None or runs is None:
-        return runtime.pyz_sha256()
+        return _hash_pyz(archive, known)
     identity, changed_at = known
     file = runs / PYZ_DIGESTS
     lines = _remembered_digests(file)
@@ -188,8 +207,8 @@ def pyz_sha256(runs: Path | None, *, now: Callable[[], float] = time.time) -> st
         key, _, remembered = line.partition(" ")
         if key == identity and len(remembered) == 64 and all(c in "0123456789abcdef" for c in remembered):
             return remembered
-    digest = runtime.pyz_sha256()
-    if digest is None or runtime.pyz_identity() != known or changed_at > now() - RACY_SECONDS:
+    digest = _hash_pyz(archive, known)  # (not kept when the file changed while it was hashed)
+    if digest is None or identity not in _hashed or changed_at > now() - RACY_SECONDS:
         return digest
     if runs.is_dir() and not runs.is_symlink():
         kept = [line for line in lines if not line.startswith(identity + " ")][: PYZ_DIGESTS_KEPT - 1]

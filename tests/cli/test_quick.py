@@ -60,7 +60,11 @@ def test_every_option_is_read_by_the_quick_path_or_left_to_click(words: tuple[st
 
 
 def test_the_quick_path_knows_every_run_status() -> None:
-    assert tuple(RunStatus) == quick.RUN_STATUSES
+    """One list of run statuses, without the manifest module, serves the quick path and the MCP tools."""
+    from codex_orchestrator.runs import RUN_STATUSES
+
+    assert tuple(RunStatus) == RUN_STATUSES
+    assert quick.COMMANDS[("runs", "list")].choices["status"] == RUN_STATUSES
 
 
 READ_BY_BOTH = [

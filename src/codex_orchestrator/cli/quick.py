@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 
 from codex_orchestrator._typing import TYPE_CHECKING, NamedTuple
+from codex_orchestrator.runs import RUN_STATUSES
 
 if TYPE_CHECKING:
     from typing import Any
@@ -32,9 +33,6 @@ class Command(NamedTuple):
     integers: dict[str, tuple[int, int]] = {}  # parameter -> the range click accepts
     exclusive: tuple[str, str] | None = None  # two flags click refuses together
 
-
-#: the values of runs.manifest.RunStatus (`runs list --status`), without importing it
-RUN_STATUSES = ("queued", "in_progress", "succeeded", "failed", "cancelled")
 
 COMMANDS: dict[tuple[str, ...], Command] = {
     ("start",): Command(

@@ -7,10 +7,10 @@ from pathlib import Path
 import click
 
 from codex_orchestrator import output
-from codex_orchestrator.cli import _show, quick
+from codex_orchestrator.cli import _show
 from codex_orchestrator.cli._common import exit_with, format_options, guarded, repo_option, roots, wants_json
+from codex_orchestrator.runs import RUN_STATUSES, retention
 from codex_orchestrator.runs import metrics as run_metrics
-from codex_orchestrator.runs import retention
 from codex_orchestrator.runs.layout import Roots
 
 
@@ -22,7 +22,7 @@ def runs() -> None:
 @runs.command("list")
 @click.option("--task", "task_id", default=None, help="Only this task's runs.")
 @click.option(
-    "--status", type=click.Choice(list(quick.RUN_STATUSES)), default=None, help="Only runs with this status."
+    "--status", type=click.Choice(list(RUN_STATUSES)), default=None, help="Only runs with this status."
 )
 @click.option("--pipeline", "pipeline_id", default=None, help="Only runs of this pipeline.")
 @click.option("--limit", type=click.IntRange(1, 100000), default=20, show_default=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codex_orchestrator import __version__
+from codex_orchestrator.runs import RUN_STATUSES
 
 SERVER_NAME = "codex-orchestrator"
 SERVER_TITLE = "Codex Orchestrator"
@@ -26,7 +27,6 @@ LOG_MAX_BYTES = 1_048_576
 LIST_DEFAULT = 20
 LIST_MAX = 200
 ID_MAX = 128
-RUN_STATUSES = ["queued", "in_progress", "succeeded", "failed", "cancelled"]
 
 _ID_HELP = "letters, digits, '.', '_' or '-'; one path segment"
 
@@ -83,7 +83,7 @@ _STATUS_PROPS: dict[str, Any] = {
     "task_id": {"type": "string"},
     "pipeline_id": {"type": "string"},
     "pipeline_title": _NULL_STR,
-    "status": {"type": "string", "enum": RUN_STATUSES},
+    "status": {"type": "string", "enum": list(RUN_STATUSES)},
     "status_detail": _NULL_STR,
     "summary": _NULL_STR,
     "stale": {"type": "boolean"},
@@ -317,7 +317,7 @@ TOOLS: tuple[ToolSpec, ...] = (
                 "task_id": _id("Only runs of this task"),
                 "status": {
                     "type": "string",
-                    "enum": RUN_STATUSES,
+                    "enum": list(RUN_STATUSES),
                     "description": "Only runs in this status.",
                 },
                 "limit": {

@@ -15,6 +15,7 @@ import stat
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Literal, NamedTuple
 
 from _pyzlib import EXIT_FAILED, HOT_PACKAGES, LAUNCHER_SOURCE, BuildError
 
@@ -292,6 +293,86 @@ def elf_machine(data: bytes) -> int | None:
     if not is_elf(data) or len(data) < 20:
         return None
     return int.from_bytes(data[18:20], "little" if data[5] == 1 else "big")
+
+
+class ElfLinks(NamedTuple):
+    """What a 64-bit ELF shared object asks of the dynamic linker: the libraries it names (DT_NEEDED) and the
+    symbol versions it needs from each (.gnu.version_r), e.g. {"libc.so.6": ["GLIBC_2.14", ...]}, and
+    whether it packs relative relocations (DT_RELR), which musl before 1.2.4 cannot apply."""
+
+    needed: list[str]
+    versions: dict[str, list[str]]
+    relr: bool = False
+
+
+def _cstr(data: bytes, offset: int) -> str:
+    end = data.find(b"\0", offset)
+    return data[offset : end if end >= 0 else len(data)].decode("ascii", "replace")
+
+
+def elf_links(data: bytes) -> ElfLinks | None:
+    """The dynamic links of a 64-bit ELF file from its section headers, or None when it is not one we can
+    read (not ELF, 32-bit, truncated, no section headers)."""
+    if not is_elf(data) or len(data) < 64 or data[4] != 2:
+        return None
+    order: Literal["little", "big"] = "little" if data[5] == 1 else "big"
+
+    def num(at: int, size: int) -> int:
+        if at + size > len(data):
+            raise IndexError(at)
+        return int.from_bytes(data[at : at + size], order)
+
+    try:
+        shoff, shentsize, shnum = num(0x28, 8), num(0x3A, 2), num(0x3C, 2)
+        sections = [
+            (num(base + 4, 4), num(base + 0x18, 8), num(base + 0x20, 8), num(base + 0x28, 4))
+            for base in (shoff + i * shentsize for i in range(shnum))
+        ]  # (type, offset, size, link)
+        needed: list[str] = []
+        versions: dict[str, list[str]] = {}
+        relr = False
+        for kind, offset, size, link in sections:
+            strtab = sections[link][1] if link < len(sections) else 0
+            if kind == 6:  # SHT_DYNAMIC: (tag, value) pairs; DT_NEEDED = 1, DT_NULL = 0 ends them
+                for at in range(offset, offset + size, 16):
+                    tag = num(at, 8)
+                    if tag == 0:
+                        break
+                    if tag == 1:
+                        needed.append(_cstr(data, strtab + num(at + 8, 8)))
+                    relr |= tag == 36  # DT_RELR
+            elif kind == 0x6FFFFFFE:  # SHT_GNU_verneed: Verneed records, each with a chain of Vernaux
+                at = offset
+                for _ in range(1024):
+                    count, file, aux, nxt = num(at + 2, 2), num(at + 4, 4), num(at + 8, 4), num(at + 12, 4)
+                    names = versions.setdefault(_cstr(data, strtab + file), [])
+                    vna = at + aux
+                    for _ in range(count):
+                        names.append(_cstr(data, strtab + num(vna + 8, 4)))
+                        vna += num(vna + 12, 4)
+                    if not nxt:
+                        break
+                    at += nxt
+    except IndexError:
+        return None
+    return ElfLinks(needed, versions, relr)
+
+
+# musl applies DT_RELR relocations from 1.2.4 on; an older loader jumps through unrelocated pointers and the
+# process dies with SIGSEGV (seen: cryptography's musllinux_1_2 wheel bundles such a libgcc_s, musl 1.2.3).
+MUSL_RELR_FLOOR = "1.2.4"
+
+
+def libc_fields(target_libc: str | None, blobs: Iterable[bytes]) -> dict[str, str]:
+    """Launcher fields that the archive's own binaries raise above the platform tag's floor: a musl asset
+    holding any DT_RELR object needs musl 1.2.4, which the musllinux_1_2 tag cannot say."""
+    if target_libc != "musl":
+        return {}
+    for blob in blobs:
+        links = elf_links(blob) if is_elf(blob) else None
+        if links is not None and links.relr:
+            return {"musl": MUSL_RELR_FLOOR}
+    return {}
 
 
 def macho_cpus(data: bytes) -> set[int] | None:

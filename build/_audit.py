@@ -61,6 +61,13 @@ VCS_SEGMENTS = {".git", ".hg", ".svn", ".github", ".gitlab", ".bzr"}
 VCS_FILES = {".gitignore", ".gitattributes", ".gitmodules", ".hgignore", ".gitlab-ci.yml"}
 FOREIGN_SUFFIXES = (".pyd", ".dll", ".dylib", ".exe")
 SO_RE = re.compile(r"\.so(\.\d+)*$")
+# The C library's own files as a shared object names them (DT_NEEDED): an extension built against one
+# libc does not load on the other, whatever its file name says.
+GLIBC_NEEDED = re.compile(
+    r"^(libc\.so\.6|libm\.so\.6|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1|ld-linux[-\w.]*)$"
+)
+MUSL_NEEDED = re.compile(r"^(libc\.so|libc\.musl-\w+\.so\.1|ld-musl-[-\w.]*)$")
+GLIBC_VERSION = re.compile(r"^GLIBC_(\d+)\.(\d+)(?:\.\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -303,6 +310,7 @@ def _check_launcher(
     env = _environment(data)
     expected = {
         **target.launcher_fields(),
+        **arc.libc_fields(target.libc, (blob for name, blob in data.items() if name.startswith(SITE))),
         "version": report.version,
         "asset": target.asset_name(report.version),
         "build_id": str(env.get("build_id")) if env else "",
@@ -411,6 +419,34 @@ def _binary_problem(blob: bytes, target: Target) -> str | None:
         return "a 32-bit ELF file"
     if arc.elf_machine(blob) != lib.ELF_MACHINES[target.machine]:
         return f"built for ELF machine {arc.elf_machine(blob)}, not {target.machine}"
+    return _libc_problem(blob, target)
+
+
+def _libc_problem(blob: bytes, target: Target) -> str | None:
+    """Whether a Linux shared object loads with the target's C library: musl assets carry nothing linked
+    against glibc, glibc assets nothing linked against musl, nor anything that needs a glibc newer than
+    the platform tag's floor (the symbol versions it asks for, as auditwheel judges them)."""
+    links = arc.elf_links(blob)
+    if links is None:
+        return "an ELF file whose dynamic section cannot be read"
+    needs = [
+        (int(m.group(1)), int(m.group(2)))
+        for names in links.versions.values()
+        for m in map(GLIBC_VERSION.match, names)
+        if m
+    ]
+    if target.libc == "musl":
+        glibc = [n for n in links.needed if GLIBC_NEEDED.match(n)]
+        if glibc or needs:
+            return f"linked against glibc ({', '.join(glibc) or 'GLIBC_ symbol versions'}), not musl"
+        return None
+    musl = [n for n in links.needed if MUSL_NEEDED.match(n)]
+    if musl:
+        return f"linked against musl libc ({', '.join(musl)}), not glibc"
+    if needs and max(needs) > target.floor:
+        newest = "{}.{}".format(*max(needs))
+        floor = "{}.{}".format(*target.floor)
+        return f"needs glibc {newest} (GLIBC_{newest} symbols), newer than the asset's glibc {floor}"
     return None
 
 

@@ -177,6 +177,11 @@ def render_outputs(python: str, site: Path) -> dict[str, str]:
     return outputs
 
 
+def _maybe_binary(path: Path) -> bool:
+    """A file the libc floor must look into: shared objects, whatever their suffix (.so, .so.1)."""
+    return ".so" in path.name or path.suffix in ("", ".dylib")
+
+
 def finalise(
     raw: Path,
     final: Path,
@@ -225,6 +230,7 @@ def finalise(
     ]
     fields = {
         **target.launcher_fields(),
+        **arc.libc_fields(target.libc, (p.read_bytes() for p in arc.iter_files(site) if _maybe_binary(p))),
         **extra,
         "version": version,
         "build_id": str(env["build_id"]),
@@ -341,8 +347,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument(
         "--platform",
         default=None,
-        help="target platform tag: manylinux_2_17_{x86_64,aarch64}, macosx_11_0_arm64 or macosx_10_15_x86_64 "
-        "(default: this machine)",
+        help="target platform tag: manylinux_2_17_{x86_64,aarch64}, musllinux_1_2_{x86_64,aarch64}, "
+        "macosx_11_0_arm64 or macosx_10_15_x86_64 (default: this machine)",
     )
     p.add_argument(
         "--bytecode",

@@ -34,11 +34,14 @@ LIBS_MEMBER = "libs.zip"
 SUPPORTED_PYTHONS = ("3.11", "3.12", "3.13", "3.14")
 SUPPORTED_MACHINES = ("x86_64", "aarch64")
 DEFAULT_GLIBC = (2, 17)
-# The platforms release/release builds by default: Linux glibc and macOS, both CPUs each. musllinux is
-# accepted by build/pyz but not released: pydantic-core publishes no musllinux wheels (checked on PyPI).
+DEFAULT_MUSL = (1, 2)
+# The platforms release/release builds by default: Linux glibc, Linux musl (Alpine) and macOS, both CPUs
+# each. musllinux_1_2 takes musllinux_1_1 wheels too (pydantic-core publishes only those, checked on PyPI).
 DEFAULT_PLATFORMS = (
     "manylinux_2_17_x86_64",
     "manylinux_2_17_aarch64",
+    "musllinux_1_2_x86_64",
+    "musllinux_1_2_aarch64",
     "macosx_11_0_arm64",
     "macosx_10_15_x86_64",
 )
@@ -79,14 +82,19 @@ _ASSET_RE = re.compile(
     r"^codex-orchestrator-(?P<version>[^-]+)-cp(?P<major>3)(?P<minor>\d+)-"
     r"(?P<platform>(?:manylinux|musllinux|macosx)_\d+_\d+_\w+)\.pyz$"
 )
-# musllinux support is in place (tags, launcher check, audit) but off while a locked dependency lacks wheels.
-MUSLLINUX_ENABLED = False
-MUSLLINUX_BLOCKER = "pydantic-core (required by mcp) publishes no musllinux wheels on PyPI"
 _MACHINES = {
     "manylinux": ("x86_64", "aarch64"),
     "musllinux": ("x86_64", "aarch64"),
     "macosx": ("x86_64", "arm64"),
 }
+
+
+def _host_glibc() -> bool:
+    """Whether this Linux interpreter runs on glibc (the launcher's test); otherwise it is musl."""
+    try:
+        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc ")
+    except (ValueError, OSError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -105,17 +113,11 @@ class Target:
                 exit_code=2,
             )
         m = _PLATFORM_RE.match(platform)
-        if m and m.group("family") == "musllinux" and not MUSLLINUX_ENABLED:
-            raise BuildError(
-                f"no musllinux build: {MUSLLINUX_BLOCKER}",
-                hint="use a manylinux_2_17 asset on a glibc system (or run from a venv on musl)",
-                exit_code=2,
-            )
         if not m or m.group("machine") not in _MACHINES[m.group("family")]:
             raise BuildError(
                 f"unsupported --platform {platform!r}",
-                hint="use manylinux_2_<N>_{x86_64,aarch64} or macosx_<X>_<Y>_{arm64,x86_64}, "
-                "e.g. manylinux_2_17_x86_64 or macosx_11_0_arm64",
+                hint="use manylinux_2_<N>_{x86_64,aarch64}, musllinux_1_<N>_{x86_64,aarch64} or "
+                "macosx_<X>_<Y>_{arm64,x86_64}, e.g. manylinux_2_17_x86_64 or macosx_11_0_arm64",
                 exit_code=2,
             )
         return cls(python, platform)
@@ -128,6 +130,8 @@ class Target:
             machine = {"aarch64": "arm64", "amd64": "x86_64"}.get(machine, machine)
             return cls.parse(py, "macosx_11_0_arm64" if machine == "arm64" else "macosx_10_15_x86_64")
         machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+        if not _host_glibc():
+            return cls.parse(py, f"musllinux_{DEFAULT_MUSL[0]}_{DEFAULT_MUSL[1]}_{machine}")
         return cls.parse(py, f"manylinux_{DEFAULT_GLIBC[0]}_{DEFAULT_GLIBC[1]}_{machine}")
 
     def _match(self) -> re.Match[str]:
@@ -139,6 +143,11 @@ class Target:
     def family(self) -> str:
         """manylinux, musllinux or macosx."""
         return self._match().group("family")
+
+    @property
+    def libc(self) -> str | None:
+        """The C library an interpreter must use to run the asset: glibc, musl, or None (macOS)."""
+        return {"manylinux": "glibc", "musllinux": "musl"}.get(self.family)
 
     @property
     def os(self) -> str:

@@ -56,18 +56,27 @@ class SmokeReport:
 # ------------------------------------------------------------------------------------- interpreters
 
 
-def _probe(candidate: str) -> tuple[str, str] | None:
-    """(X.Y, real executable) of a CPython, or None if it does not run."""
+# What the probe prints: X.Y, the C library (glibc, musl on Linux without glibc, or none) and the real
+# executable. It runs on Python 2.7 and 3.6 too (they are probed for the wrong-Python checks), and tells
+# glibc from musl the way the launcher does (os.confstr), so a smoke never pairs an asset with the other libc.
+_PROBE = """import os, sys
+try:
+    libc = (os.confstr('CS_GNU_LIBC_VERSION') or '').split(' ')[0] == 'glibc' and 'glibc' or ''
+except (ValueError, OSError, AttributeError):
+    libc = ''
+if not libc and sys.platform.startswith('linux'):
+    libc = 'musl'
+v = sys.version_info
+sys.stdout.write('%d.%d %s ' % (v[0], v[1], libc or 'none') + sys.executable)
+"""
+
+
+def _probe(candidate: str) -> tuple[str, str, str] | None:
+    """(X.Y, C library, real executable) of a CPython, or None if it does not run."""
     try:
         out = subprocess.run(
-            [  # -S -E -s, not -I: Python 2.7 and 3.6 are probed too (for the wrong-Python checks)
-                candidate,
-                "-S",
-                "-E",
-                "-s",
-                "-c",
-                "import sys; v = sys.version_info; sys.stdout.write('%d.%d ' % v[:2] + sys.executable)",
-            ],
+            # -S -E -s, not -I: Python 2.7 and 3.6 are probed too (for the wrong-Python checks)
+            [candidate, "-S", "-E", "-s", "-c", _PROBE],
             capture_output=True,
             text=True,
             timeout=20,
@@ -76,10 +85,11 @@ def _probe(candidate: str) -> tuple[str, str] | None:
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    if out.returncode != 0 or " " not in out.stdout:
+    fields = out.stdout.strip().split(" ", 2)
+    if out.returncode != 0 or len(fields) != 3:
         return None
-    minor, exe = out.stdout.strip().split(" ", 1)
-    return minor, exe
+    minor, libc, exe = fields
+    return minor, libc, exe
 
 
 def _candidates(minor: str) -> list[str]:
@@ -105,14 +115,17 @@ def _candidates(minor: str) -> list[str]:
     return found
 
 
-def find_python(minor: str) -> str | None:
-    """The real path of a CPython `minor` on this machine (never a pyenv shim), or None."""
+def find_python(minor: str, libc: str | None = None) -> str | None:
+    """The real path of a CPython `minor` on this machine (never a pyenv shim), or None.
+
+    With `libc` ("glibc" or "musl", a target's `libc`), only an interpreter on that C library counts.
+    """
     for cand in _candidates(minor):
         if not os.path.exists(cand):
             continue
         probed = _probe(cand)
-        if probed and probed[0] == minor:
-            return probed[1]
+        if probed and probed[0] == minor and libc in (None, probed[1]):
+            return probed[2]
     return None
 
 

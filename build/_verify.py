@@ -95,12 +95,14 @@ def verify_one(pyz: Path, args: argparse.Namespace) -> int:
         print("FAIL smoke: cannot tell the target Python from the file name")
         return lib.EXIT_FAILED
     target = parsed[1]
-    python = args.python or (_smoke.find_python(target.python) if _smoke.host_can_run(target) else None)
+    runnable = _smoke.host_can_run(target)
+    python = args.python or (_smoke.find_python(target.python, target.libc) if runnable else None)
     if python is None:
+        wanted = f"CPython {target.python}" + (f" on {target.libc}" if target.libc else "")
         reason = (
             f"this machine is not {target.os}-{target.machine}"
-            if not _smoke.host_can_run(target)
-            else f"no CPython {target.python} found (set CODEX_ORCHESTRATOR_PYTHON{target.pytag[2:]})"
+            if not runnable
+            else f"no {wanted} found (set CODEX_ORCHESTRATOR_PYTHON{target.pytag[2:]})"
         )
         if args.allow_skip_smoke:
             print(f"SKIP smoke: {reason}")

@@ -88,9 +88,27 @@ def _macos_version():  # type: () -> tuple[int, int] | None
     return 10, darwin - 4
 
 
-def _floor(text):  # type: (str) -> tuple[int, int]
+def _floor(text):  # type: (str) -> tuple[int, ...]
     parts = (text or "0.0").split(".")
-    return int(parts[0]), int(parts[1] if len(parts) > 1 else 0)
+    return tuple(int(p) for p in parts) if len(parts) > 1 else (int(parts[0]), 0)
+
+
+def _musl_version():  # type: () -> tuple[int, ...] | None
+    """musl's version, read from its loader (/lib/ld-musl-ARCH.so.1 holds "1.2.5" once, as `ldd` prints it);
+    None when it cannot be told (another path, another libc)."""
+    try:
+        with open("/lib/ld-musl-%s.so.1" % os.uname()[4], "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    at = data.find(b"\x001.")
+    while at >= 0:
+        end = data.find(b"\x00", at + 1)
+        parts = data[at + 1 : end].split(b".")
+        if len(parts) == 3 and all(p.isdigit() and len(p) < 4 for p in parts):
+            return tuple(int(p) for p in parts)
+        at = data.find(b"\x001.", at + 1)
+    return None
 
 
 def _wanted(build):  # type: (dict[str, str]) -> str
@@ -99,7 +117,7 @@ def _wanted(build):  # type: (dict[str, str]) -> str
     if build.get("glibc"):
         where += " (glibc >= %s)" % build["glibc"]
     elif build.get("musl"):
-        where += " (musl libc)"
+        where += " (musl >= %s)" % build["musl"]
     elif build.get("macos"):
         where += " (macOS >= %s)" % build["macos"]
     return where
@@ -140,8 +158,11 @@ def check_interpreter(build):  # type: (dict[str, str]) -> str | None
             problems.append("the CPU is %s" % machine)
         libc = _glibc_version()
         if build.get("musl"):
+            musl = None if libc is not None else _musl_version()
             if libc is not None:
                 problems.append("the C library is glibc, not musl")
+            elif musl is not None and musl < _floor(build["musl"]):
+                problems.append("musl is %s" % ".".join(map(str, musl)))
         elif libc is None:
             problems.append("the C library is not glibc")
         elif libc < _floor(build.get("glibc", "2.17")):

@@ -125,7 +125,8 @@ def notes_document(tag: Tag, body: str, assets: Sequence[str]) -> str:
     return (
         f"{body}\n\n## Assets\n\n{listing}\n\n"
         "Pick the asset for your CPython minor, OS and CPU (`manylinux_2_17_x86_64`/`_aarch64`: Linux with "
-        "glibc 2.17+; `macosx_11_0_arm64`: Apple silicon; `macosx_10_15_x86_64`: Intel Mac); run it with "
+        "glibc 2.17+; `musllinux_1_2_x86_64`/`_aarch64`: Linux with musl 1.2.4+, e.g. Alpine 3.18+; "
+        "`macosx_11_0_arm64`: Apple silicon; `macosx_10_15_x86_64`: Intel Mac); run it with "
         "that Python (`python3.12 codex-orchestrator-...-cp312-....pyz --version`). Windows: not yet "
         "(use WSL).\n\n"
         "## Verify\n\n```sh\n"
@@ -268,7 +269,7 @@ def verify_asset(asset: Path, version: str, source: Path) -> None:
         )
     target = report.target
     assert target is not None
-    python = _smoke.find_python(target.python) if _smoke.host_can_run(target) else None
+    python = _smoke.find_python(target.python, target.libc) if _smoke.host_can_run(target) else None
     if python is None:
         print(f"audited  {asset.name}  (smoke skipped: cannot run {target.pytag}-{target.platform} here)")
         return
@@ -399,8 +400,8 @@ def _build_options(p: argparse.ArgumentParser) -> None:
         action="append",
         type=parse_target,
         metavar="PY:PLATFORM",
-        help="e.g. 3.12:manylinux_2_17_aarch64 (repeatable; default: CPython 3.11-3.14 x Linux "
-        "x86_64/aarch64 and macOS arm64/x86_64)",
+        help="e.g. 3.12:manylinux_2_17_aarch64 (repeatable; default: CPython 3.11-3.14 x Linux glibc and "
+        "musl x86_64/aarch64 and macOS arm64/x86_64)",
     )
     p.add_argument(
         "--bytecode",

@@ -10,14 +10,16 @@ from pathlib import Path
 import _archive as arc
 import _audit
 import _bytecode
+import _pyzlib as lib
 import pytest
-from pyz_helpers import Built
+from pyz_helpers import Built, make_elf
 
 Info = zipfile.ZipInfo
 Mutation = Callable[[Path, Path], None]
 
 OUR = "site-packages/codex_orchestrator/"
 ELF_AARCH64 = b"\x7fELF\x02\x01\x01" + b"\0" * 11 + (183).to_bytes(2, "little") + b"\0" * 44
+HOST_ELF = lib.ELF_MACHINES[lib.Target.host().machine]
 
 
 def _drop(predicate: Callable[[str], bool]) -> Mutation:
@@ -148,6 +150,19 @@ BROKEN: dict[str, tuple[Mutation, str, str]] = {
         _add(OUR + "_speedups.cpython-311-aarch64-linux-gnu.so", ELF_AARCH64),
         "foreign-extension",
         "_speedups",
+    ),
+    "musl-linked .so in a glibc asset": (
+        _add(OUR + "_speedups.abi3.so", make_elf(HOST_ELF, ["libc.so"])),
+        "foreign-extension",
+        "linked against musl libc (libc.so)",
+    ),
+    "a .so needing a newer glibc than the tag": (
+        _add(
+            OUR + "_speedups.abi3.so",
+            make_elf(HOST_ELF, ["libc.so.6"], {"libc.so.6": ["GLIBC_2.2.5", "GLIBC_2.34"]}),
+        ),
+        "foreign-extension",
+        "needs glibc 2.34",
     ),
     "extra distribution": (_extra_distribution, "unexpected-distribution", "requests"),
     "tampered file": (
@@ -302,3 +317,69 @@ def test_pyc_problem_names_each_defect() -> None:
     assert "timestamp" in (_bytecode.pyc_problem(_timestamp_pyc(good), source, magic) or "")
     assert "magic" in (_bytecode.pyc_problem(good, source, b"\0\0\r\n") or "")
     assert "truncated" in (_bytecode.pyc_problem(good[:10], source, magic) or "")
+
+
+MUSL = lib.Target.parse("3.11", "musllinux_1_2_x86_64")
+GLIBC = lib.Target.parse("3.11", "manylinux_2_17_x86_64")
+
+
+@pytest.mark.parametrize(
+    ("target", "needed", "versions", "problem"),
+    [
+        (MUSL, ["libgcc_s-f685abf1.so.1", "libc.so"], {"libgcc_s-f685abf1.so.1": ["GCC_3.0"]}, None),
+        (MUSL, ["libc.so.6"], {}, "linked against glibc (libc.so.6), not musl"),
+        (MUSL, ["libfoo.so"], {"libfoo.so": ["GLIBC_2.3"]}, "linked against glibc (GLIBC_ symbol versions)"),
+        (MUSL, ["libpthread.so.0", "libc.so"], {}, "linked against glibc (libpthread.so.0)"),
+        (GLIBC, ["libc.so.6"], {"libc.so.6": ["GLIBC_2.2.5", "GLIBC_2.17", "GLIBC_PRIVATE"]}, None),
+        (GLIBC, ["libc.so.6"], {"libc.so.6": ["GLIBC_2.2.5", "GLIBC_2.18"]}, "needs glibc 2.18"),
+        (
+            GLIBC,
+            ["libm.so.6"],
+            {"libm.so.6": ["GLIBC_2.29"], "libc.so.6": ["GLIBC_2.3.4"]},
+            "needs glibc 2.29",
+        ),
+        (GLIBC, ["libc.musl-x86_64.so.1"], {}, "linked against musl libc (libc.musl-x86_64.so.1)"),
+        (GLIBC, [], {}, None),
+    ],
+)
+def test_shared_objects_are_held_to_the_target_libc(
+    target: lib.Target, needed: list[str], versions: dict[str, list[str]], problem: str | None
+) -> None:
+    found = _audit._binary_problem(make_elf(62, needed, versions), target)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and problem in found
+
+
+def test_elf_links_reads_the_interpreter_s_own_extensions() -> None:
+    """The parser against real files: this interpreter's compiled stdlib modules name the libc they use."""
+    import glob
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux") or not os.confstr("CS_GNU_LIBC_VERSION"):
+        pytest.skip("needs a glibc Linux interpreter with compiled stdlib modules")
+    files = sorted(glob.glob(os.path.join(os.path.dirname(os.__file__), "lib-dynload", "*.so")))
+    assert files, "no compiled stdlib modules beside os.py"
+    seen = [arc.elf_links(Path(f).read_bytes()) for f in files]
+    assert all(links is not None for links in seen)
+    assert any("libc.so.6" in links.needed for links in seen if links)
+    assert any(
+        v.startswith("GLIBC_2.") for links in seen if links for vs in links.versions.values() for v in vs
+    )
+    # built here, against this machine's glibc: never taken for musl, at most newer than the 2.17 floor
+    problems = [_audit._binary_problem(Path(f).read_bytes(), lib.Target.host()) for f in files]
+    assert all(p is None or p.startswith("needs glibc 2.") for p in problems), problems
+
+
+def test_packed_relocations_raise_the_musl_floor() -> None:
+    """musl before 1.2.4 crashes on DT_RELR: an asset holding one tells its launcher to want musl 1.2.4."""
+    plain = make_elf(62, ["libc.so"])
+    packed = make_elf(62, ["libc.so"], relr=True)
+    assert arc.elf_links(packed) == arc.ElfLinks(["libc.so"], {}, True)
+    assert arc.elf_links(plain) == arc.ElfLinks(["libc.so"], {}, False)
+    assert arc.libc_fields("musl", [b"not elf", plain]) == {}
+    assert arc.libc_fields("musl", [plain, packed]) == {"musl": "1.2.4"}
+    assert arc.libc_fields("glibc", [packed]) == {}
+    assert arc.libc_fields(None, [packed]) == {}

@@ -58,12 +58,43 @@ def test_macos_and_314_targets() -> None:
             assert lib.parse_asset_name(name) == ("1.0.0", lib.Target(python, platform))
 
 
+def test_musllinux_targets() -> None:
+    """musllinux_1_2 assets take musllinux_1_1 wheels too (pydantic-core publishes only those), load
+    -linux-musl extensions, and tell the launcher to want musl."""
+    t = lib.Target.parse("3.13", "musllinux_1_2_aarch64")
+    assert t.family == "musllinux" and t.libc == "musl" and t.os == "linux"
+    assert t.pip_platforms() == ["musllinux_1_2_aarch64", "musllinux_1_1_aarch64", "musllinux_1_0_aarch64"]
+    assert t.launcher_fields() == {
+        "python": "3.13",
+        "platform": "musllinux_1_2_aarch64",
+        "os": "linux",
+        "machine": "aarch64",
+        "musl": "1.2",
+    }
+    assert t.extension_ok("a/_x.cpython-313-aarch64-linux-musl.so")
+    assert not t.extension_ok("a/_x.cpython-313-aarch64-linux-gnu.so")
+    assert lib.Target.parse("3.11", "manylinux_2_17_x86_64").libc == "glibc"
+    assert lib.Target.parse("3.11", "macosx_11_0_arm64").libc is None
+    families = {lib.Target.parse("3.11", p).family for p in lib.DEFAULT_PLATFORMS}
+    assert families == {"manylinux", "musllinux", "macosx"}
+
+
+def test_the_host_target_follows_the_c_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("Linux only")
+    glibc = lib.Target.host("3.12")
+    assert glibc.family == "manylinux" and glibc.platform.startswith("manylinux_2_17_")
+    monkeypatch.setattr(lib.os, "confstr", lambda name: (_ for _ in ()).throw(ValueError(name)))
+    musl = lib.Target.host("3.12")
+    assert musl.platform == f"musllinux_1_2_{glibc.machine}"
+
+
 @pytest.mark.parametrize(
     ("python", "platform"),
     [
         ("3.10", "manylinux_2_17_x86_64"),
         ("3.11", "win_amd64"),
-        ("3.11", "musllinux_1_2_x86_64"),
+        ("3.11", "musllinux_1_2_arm64"),
         ("3.11", "macosx_11_0_aarch64"),
         ("3.11", "manylinux_2_17_arm64"),
     ],

@@ -152,6 +152,65 @@ def test_macos_build_on_linux_names_macos() -> None:
     assert "on macOS arm64 (macOS >= 11.0)" in message and "not macOS" in message
 
 
+MUSL = {**HOST, "musl": "1.2.4", "platform": "musllinux_1_2_x86_64"}
+MUSL.pop("glibc")
+
+
+def _on_musl(monkeypatch: pytest.MonkeyPatch, version: tuple[int, ...] | None) -> None:
+    """Make this Linux interpreter look like one on musl `version` (None: the version cannot be read)."""
+    monkeypatch.setattr(launcher, "_glibc_version", lambda: None)
+    monkeypatch.setattr(launcher, "_musl_version", lambda: version)
+
+
+def test_musl_asset_runs_on_new_enough_musl(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("Linux only")
+    _on_musl(monkeypatch, (1, 2, 5))
+    assert launcher.check_interpreter(MUSL) is None
+    _on_musl(monkeypatch, None)  # unknown: not refused on a guess
+    assert launcher.check_interpreter(MUSL) is None
+
+
+def test_musl_asset_refuses_glibc_and_old_musl(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("Linux only")
+    monkeypatch.setattr(launcher, "_glibc_version", lambda: (2, 36))
+    message = launcher.check_interpreter(MUSL)
+    assert (
+        message is not None and "(musl >= 1.2.4)" in message and "the C library is glibc, not musl" in message
+    )
+    _on_musl(monkeypatch, (1, 2, 3))  # DT_RELR objects would crash its loader: refuse before importing them
+    message = launcher.check_interpreter(MUSL)
+    assert message is not None and "but musl is 1.2.3 (" in message
+    assert launcher.check_interpreter({**MUSL, "musl": "1.2"}) is None  # an asset without DT_RELR
+
+
+def test_glibc_asset_refuses_musl(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("Linux only")
+    _on_musl(monkeypatch, (1, 2, 5))
+    message = launcher.check_interpreter(HOST)
+    assert message is not None and "the C library is not glibc" in message
+
+
+def test_musl_version_is_read_from_the_loader(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The loader holds its version once as a NUL-terminated string; other "1." strings are skipped."""
+    loader = tmp_path / "ld-musl.so.1"
+    loader.write_bytes(b"\x7fELF\x00junk\x001.x.y\x00%s\x001.2.5\x00Version %s\n\x00" % (b"\x00" * 64, b""))
+    real_open = open
+    monkeypatch.setattr(
+        launcher,
+        "open",
+        lambda path, mode="r", *a, **k: real_open(loader if "ld-musl" in str(path) else path, mode, *a, **k),
+        raising=False,
+    )
+    assert launcher._musl_version() == (1, 2, 5)
+    loader.write_bytes(b"\x7fELF no version here")
+    assert launcher._musl_version() is None
+    loader.unlink()
+    assert launcher._musl_version() is None
+
+
 def _old_python(version: str) -> str:
     import _smoke
 

@@ -70,3 +70,24 @@ def test_find_python_returns_a_real_interpreter() -> None:
     found = _smoke.find_python(minor)
     assert found is not None and Path(found).is_file()
     assert "shims" not in found
+
+
+def test_find_python_keeps_to_the_asked_c_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A musl asset is never smoked with a glibc interpreter (nor the reverse): the launcher would refuse it
+    and the smoke would report a failure that says nothing about the asset."""
+    import os
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("Linux only")
+    minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    monkeypatch.delenv(f"CODEX_ORCHESTRATOR_PYTHON{minor.replace('.', '')}", raising=False)
+    try:
+        mine = "glibc" if os.confstr("CS_GNU_LIBC_VERSION") else "musl"
+    except (ValueError, OSError):
+        mine = "musl"
+    other = "musl" if mine == "glibc" else "glibc"
+    found = _smoke.find_python(minor, mine)
+    assert found is not None and _smoke._probe(found) == (minor, mine, found)
+    monkeypatch.setattr(_smoke, "_candidates", lambda m: [found])
+    assert _smoke.find_python(minor, other) is None
+    assert _smoke.find_python(minor) == found

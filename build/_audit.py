@@ -429,16 +429,18 @@ def _libc_problem(blob: bytes, target: Target) -> str | None:
     links = arc.elf_links(blob)
     if links is None:
         return "an ELF file whose dynamic section cannot be read"
+    # only glibc's own files count: aarch64's libgcc_s names a GLIBC_2.0 version of its own
     needs = [
         (int(m.group(1)), int(m.group(2)))
-        for names in links.versions.values()
+        for file, names in links.versions.items()
+        if GLIBC_NEEDED.match(file)
         for m in map(GLIBC_VERSION.match, names)
         if m
     ]
     if target.libc == "musl":
-        glibc = [n for n in links.needed if GLIBC_NEEDED.match(n)]
-        if glibc or needs:
-            return f"linked against glibc ({', '.join(glibc) or 'GLIBC_ symbol versions'}), not musl"
+        glibc = sorted({n for n in [*links.needed, *links.versions] if GLIBC_NEEDED.match(n)})
+        if glibc:
+            return f"linked against glibc ({', '.join(glibc)}), not musl"
         return None
     musl = [n for n in links.needed if MUSL_NEEDED.match(n)]
     if musl:

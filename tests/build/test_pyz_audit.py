@@ -328,9 +328,17 @@ GLIBC = lib.Target.parse("3.11", "manylinux_2_17_x86_64")
     [
         (MUSL, ["libgcc_s-f685abf1.so.1", "libc.so"], {"libgcc_s-f685abf1.so.1": ["GCC_3.0"]}, None),
         (MUSL, ["libc.so.6"], {}, "linked against glibc (libc.so.6), not musl"),
-        (MUSL, ["libfoo.so"], {"libfoo.so": ["GLIBC_2.3"]}, "linked against glibc (GLIBC_ symbol versions)"),
+        # aarch64's libgcc_s names a GLIBC_2.0 version of its own: not a glibc link
+        (
+            MUSL,
+            ["libgcc_s-0bf60adc.so.1", "libc.so"],
+            {"libgcc_s-0bf60adc.so.1": ["GCC_3.3", "GLIBC_2.0"]},
+            None,
+        ),
+        (MUSL, ["libc.so"], {"libc.so.6": ["GLIBC_2.3"]}, "linked against glibc (libc.so.6), not musl"),
         (MUSL, ["libpthread.so.0", "libc.so"], {}, "linked against glibc (libpthread.so.0)"),
         (GLIBC, ["libc.so.6"], {"libc.so.6": ["GLIBC_2.2.5", "GLIBC_2.17", "GLIBC_PRIVATE"]}, None),
+        (GLIBC, ["libgcc_s.so.1"], {"libgcc_s.so.1": ["GLIBC_2.99"], "libc.so.6": ["GLIBC_2.17"]}, None),
         (GLIBC, ["libc.so.6"], {"libc.so.6": ["GLIBC_2.2.5", "GLIBC_2.18"]}, "needs glibc 2.18"),
         (
             GLIBC,

@@ -246,7 +246,11 @@ class Target:
         return True  # .abi3.so and plain .so: judged by their  / Mach-O header
 
     def launcher_fields(self) -> dict[str, str]:
+        """The launcher's facts about this target, and the release's CPython minors and platforms (so that a
+        refused interpreter is told which asset fits it)."""
         fields = {"python": self.python, "platform": self.platform, "os": self.os, "machine": self.machine}
+        fields["pythons"] = ",".join(SUPPORTED_PYTHONS)
+        fields["platforms"] = ",".join(DEFAULT_PLATFORMS)
         floor = f"{self.floor[0]}.{self.floor[1]}"
         fields[{"manylinux": "glibc", "musllinux": "musl", "macosx": "macos"}[self.family]] = floor
         return fields

@@ -170,19 +170,62 @@ def check_interpreter(build):  # type: (dict[str, str]) -> str | None
     if not problems:
         return None
     where = sys.argv[0] if sys.argv and sys.argv[0] else asset
-    return (
-        "%s needs CPython %s on %s, but %s (%s). Run it as `python%s %s`, "
-        "or download the asset built for your Python and platform."
-        % (
-            asset,
-            need,
-            _wanted(build),
-            " and ".join(problems),
-            sys.executable or "unknown interpreter",
+    here = _asset_for_here(build)
+    if have != need or implementation != "cpython":
+        fix = "Run it as `python%s %s`, or download %s" % (
             need,
             where,
+            "%s, the asset for this Python and platform" % here
+            if here
+            else "the asset built for your Python and platform",
         )
+    elif here and here != asset:
+        fix = "Download %s instead, the asset for this platform" % here
+    elif here:
+        fix = "Run it on a system that meets that floor"
+    else:
+        fix = "No release asset fits this platform"
+    return "%s needs CPython %s on %s, but %s (%s). %s." % (
+        asset,
+        need,
+        _wanted(build),
+        " and ".join(problems),
+        sys.executable or "unknown interpreter",
+        fix,
     )
+
+
+def _asset_for_here(build):  # type: (dict[str, str]) -> str | None
+    """The name of the release asset this interpreter and machine can run, from the release's list of
+    CPython minors and platforms in the build table; None when the release has none for them."""
+    minor = "%d.%d" % (sys.version_info[0], sys.version_info[1])
+    if getattr(getattr(sys, "implementation", None), "name", "cpython") != "cpython" or minor not in (
+        build.get("pythons", "").split(",")
+    ):
+        return None
+    machine = os.uname()[4].lower()
+    libc = None  # type: tuple[int, ...] | None
+    if sys.platform == "darwin":
+        family, machine = "macosx", {"aarch64": "arm64", "amd64": "x86_64"}.get(machine, machine)
+        have = _macos_version()
+    elif sys.platform.startswith("linux"):
+        libc = _glibc_version()
+        family, machine = "manylinux" if libc else "musllinux", _LINUX_MACHINES.get(machine, machine)
+        have = libc
+    else:
+        return None
+    for platform in build.get("platforms", "").split(","):
+        parts = platform.split("_")  # family, major, minor, machine (x86_64 has an underscore)
+        if len(parts) < 4 or parts[0] != family or "_".join(parts[3:]) != machine:
+            continue
+        if family != "musllinux" and have is not None and have < _floor("%s.%s" % (parts[1], parts[2])):
+            return None
+        return "codex-orchestrator-%s-cp%s-%s.pyz" % (
+            build.get("version", ""),
+            minor.replace(".", ""),
+            platform,
+        )
+    return None
 
 
 # ------------------------------------------------------------------------------------ extraction root

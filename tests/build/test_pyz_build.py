@@ -48,6 +48,8 @@ def test_macos_and_314_targets() -> None:
         "os": "macos",
         "machine": "x86_64",
         "macos": "10.15",
+        "pythons": "3.11,3.12,3.13,3.14",
+        "platforms": ",".join(lib.DEFAULT_PLATFORMS),
     }
     assert intel.extension_ok("a/_x.cpython-311-darwin.so")
     assert not intel.extension_ok("a/_x.cpython-311-x86_64-linux-gnu.so")
@@ -70,6 +72,8 @@ def test_musllinux_targets() -> None:
         "os": "linux",
         "machine": "aarch64",
         "musl": "1.2",
+        "pythons": "3.11,3.12,3.13,3.14",
+        "platforms": ",".join(lib.DEFAULT_PLATFORMS),
     }
     assert t.extension_ok("a/_x.cpython-313-aarch64-linux-musl.so")
     assert not t.extension_ok("a/_x.cpython-313-aarch64-linux-gnu.so")

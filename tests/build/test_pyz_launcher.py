@@ -211,6 +211,54 @@ def test_musl_version_is_read_from_the_loader(monkeypatch: pytest.MonkeyPatch, t
     assert launcher._musl_version() is None
 
 
+RELEASE = {
+    "pythons": "3.11,3.12,3.13,3.14",
+    "platforms": "manylinux_2_17_x86_64,manylinux_2_17_aarch64,musllinux_1_2_x86_64,musllinux_1_2_aarch64,"
+    "macosx_11_0_arm64,macosx_10_15_x86_64",
+}
+MINOR = f"{sys.version_info[0]}{sys.version_info[1]}"
+
+
+def test_a_refused_interpreter_is_told_which_asset_fits_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One sentence still, ending with the fix: the file to download for this Python and platform."""
+    if not sys.platform.startswith("linux") or MINOR not in ("311", "312", "313", "314"):
+        pytest.skip("needs Linux and a CPython the release covers")
+    machine = HOST["machine"]
+    monkeypatch.setattr(launcher, "_glibc_version", lambda: (2, 36))
+    other = {**HOST, **RELEASE, "python": "3.99"}
+    message = launcher.check_interpreter(other)
+    assert message is not None and "Run it as `python3.99 " in message
+    assert message.endswith(
+        f"or download codex-orchestrator-0.1.0-cp{MINOR}-manylinux_2_17_{machine}.pyz, "
+        "the asset for this Python and platform."
+    )
+    musl_name = f"codex-orchestrator-0.1.0-cp{MINOR}-musllinux_1_2_{machine}.pyz"
+    musl_asset = {**MUSL, **RELEASE, "python": HOST["python"], "asset": musl_name}
+    message = launcher.check_interpreter(musl_asset)
+    assert message is not None and "Run it as" not in message
+    assert message.endswith(
+        f"Download codex-orchestrator-0.1.0-cp{MINOR}-manylinux_2_17_{machine}.pyz instead, "
+        "the asset for this platform."
+    )
+    _on_musl(monkeypatch, (1, 2, 5))
+    message = launcher.check_interpreter({**HOST, **RELEASE})
+    assert (
+        message is not None
+        and f"Download codex-orchestrator-0.1.0-cp{MINOR}-musllinux_1_2_{machine}.pyz" in message
+    )
+    _on_musl(monkeypatch, (1, 2, 3))  # the musl asset is this platform's, but its floor is not met
+    message = launcher.check_interpreter(musl_asset)
+    assert message is not None and message.endswith(
+        f"but musl is 1.2.3 ({sys.executable}). Run it on a system that meets that floor."
+    )
+    monkeypatch.setattr(launcher, "_glibc_version", lambda: (2, 12))  # older than every glibc asset's floor
+    message = launcher.check_interpreter({**musl_asset, "python": "3.99"})
+    assert message is not None and message.endswith(
+        "or download the asset built for your Python and platform."
+    )
+    assert "\n" not in message
+
+
 def _old_python(version: str) -> str:
     import _smoke
 

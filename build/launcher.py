@@ -164,7 +164,7 @@ def check_interpreter(build):  # type: (dict[str, str]) -> str | None
             elif musl is not None and musl < _floor(build["musl"]):
                 problems.append("musl is %s" % ".".join(map(str, musl)))
         elif libc is None:
-            problems.append("the C library is not glibc")
+            problems.append("the C library is %s" % ("musl, not glibc" if _musl_version() else "not glibc"))
         elif libc < _floor(build.get("glibc", "2.17")):
             problems.append("glibc is %d.%d" % libc)
     if not problems:

@@ -190,6 +190,9 @@ def test_glibc_asset_refuses_musl(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.skip("Linux only")
     _on_musl(monkeypatch, (1, 2, 5))
     message = launcher.check_interpreter(HOST)
+    assert message is not None and "the C library is musl, not glibc" in message
+    _on_musl(monkeypatch, None)  # neither glibc nor a musl loader where musl keeps it
+    message = launcher.check_interpreter(HOST)
     assert message is not None and "the C library is not glibc" in message
 
 

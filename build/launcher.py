@@ -94,20 +94,29 @@ def _floor(text):  # type: (str) -> tuple[int, ...]
 
 
 def _musl_version():  # type: () -> tuple[int, ...] | None
-    """musl's version, read from its loader (/lib/ld-musl-ARCH.so.1 holds "1.2.5" once, as `ldd` prints it);
-    None when it cannot be told (another path, another libc)."""
+    """musl's version, read from its loader (/lib/ld-musl-ARCH.so.1 holds "1.2.5" once, as `ldd` prints it,
+    in its read-only data near the end: read backwards in 128 KiB steps, ~0.2 ms); None when it cannot be
+    told (another path, another libc)."""
+    step = 1 << 17
     try:
         with open("/lib/ld-musl-%s.so.1" % os.uname()[4], "rb") as f:
-            data = f.read()
+            f.seek(0, 2)
+            end = f.tell()
+            tail = b""
+            while end > 0:
+                start = max(0, end - step)
+                f.seek(start)
+                data = f.read(end - start) + tail[:16]  # 16 bytes of overlap: a version never straddles
+                at = data.rfind(b"\x001.")
+                while at >= 0:
+                    stop = data.find(b"\x00", at + 1)
+                    parts = data[at + 1 : stop].split(b".") if stop > 0 else []
+                    if len(parts) == 3 and all(p.isdigit() and len(p) < 4 for p in parts):
+                        return tuple(int(p) for p in parts)
+                    at = data.rfind(b"\x001.", 0, at)
+                tail, end = data, start
     except OSError:
         return None
-    at = data.find(b"\x001.")
-    while at >= 0:
-        end = data.find(b"\x00", at + 1)
-        parts = data[at + 1 : end].split(b".")
-        if len(parts) == 3 and all(p.isdigit() and len(p) < 4 for p in parts):
-            return tuple(int(p) for p in parts)
-        at = data.find(b"\x001.", at + 1)
     return None
 
 

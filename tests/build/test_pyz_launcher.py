@@ -208,6 +208,14 @@ def test_musl_version_is_read_from_the_loader(monkeypatch: pytest.MonkeyPatch, t
         raising=False,
     )
     assert launcher._musl_version() == (1, 2, 5)
+    # read backwards in steps: found across a step's edge, before a later decoy, in a file of any size
+    decoys = b"\x001.9\x00\x001.x.2\x00"
+    edge = 400_000 + len(decoys) - (1 << 17)  # where the first step back begins
+    for at in (0, edge - 3, edge, 300_000):
+        body = bytearray(b"x" * 400_000)
+        body[at : at + 7] = b"\x001.2.4\x00"
+        loader.write_bytes(bytes(body) + decoys)
+        assert launcher._musl_version() == (1, 2, 4), at
     loader.write_bytes(b"\x7fELF no version here")
     assert launcher._musl_version() is None
     loader.unlink()

@@ -270,7 +270,13 @@ def test_status_from_the_quick_path_imports_no_engine(five: Path) -> None:
 #: In a Python project, tomllib, configparser and shutil read its files and find its tools for the
 #: built-in pipeline: not for a run of a configured one (about 10 ms).
 NOT_ON_THE_START_PATH = ("_hashlib", "hashlib", "hmac", "copy", "ctypes", "typing")
-NOT_FOR_A_CONFIGURED_PIPELINE = ("tomllib", "configparser", "shutil")
+NOT_FOR_A_CONFIGURED_PIPELINE = (
+    "tomllib",
+    "configparser",
+    "shutil",
+    "codex_orchestrator.pipelines.adapters",  # detection of the built-in pipeline (about 1 ms)
+    "codex_orchestrator.pipelines.tools",
+)
 #: Our modules a run does not use: cancelling, resuming and querying runs (about 1.3 ms).
 NOT_FOR_A_RUN = tuple(f"codex_orchestrator.runs.{m}" for m in ("cancel", "resume", "queries"))
 

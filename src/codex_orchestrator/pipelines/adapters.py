@@ -16,7 +16,16 @@ from pathlib import Path
 
 from codex_orchestrator import safejson
 from codex_orchestrator._typing import TYPE_CHECKING, NamedTuple
-from codex_orchestrator.pipelines.model import DIAGNOSTICS, SELF, VIRTUAL_ENV, Pipeline, Stage
+from codex_orchestrator.pipelines.model import (
+    DIAGNOSTICS,
+    VIRTUAL_ENV,
+    Pipeline,
+    Stage,
+    docs_review_pipeline,
+    spec_guard_stage,
+)
+
+__all__ = ["docs_review_pipeline", "spec_guard_stage"]  # the built-in gates, defined in model
 
 if TYPE_CHECKING:
     from typing import Any
@@ -404,16 +413,6 @@ def detect(root: Path) -> list[Adapter]:
     return [adapter for adapter in ADAPTERS if adapter.detect(root)]
 
 
-def spec_guard_stage() -> Stage:
-    return Stage(
-        id="spec-guard",
-        title="Check spec freshness",
-        command=(SELF, "spec-guard"),
-        guardrail=True,
-        source="builtin",
-    )
-
-
 def diagnostics_pipeline(root: Path) -> tuple[Pipeline, tuple[str, ...]]:
     """The built-in `diagnostics` pipeline for `root`: the first detected adapter's stages + spec-guard."""
     found = detect(root)
@@ -432,41 +431,6 @@ def diagnostics_pipeline(root: Path) -> tuple[Pipeline, tuple[str, ...]]:
             source=f"builtin:{found[0].name}" if found else "builtin",
         ),
         names,
-    )
-
-
-def check_runnable(pipeline: Pipeline, root: Path) -> None:
-    """Refuse the built-in `diagnostics` pipeline where it would check nothing: no project detected
-    (no adapter's marker file) and no `tasks/` folder for spec-guard. Such a run could only pass empty."""
-    from codex_orchestrator.errors import ConfigError
-
-    if pipeline.source != "builtin" or pipeline.id != "diagnostics" or (root / "tasks").is_dir():
-        return
-    markers = ", ".join(dict.fromkeys(m for a in ADAPTERS for m in a.markers[:1]))
-    raise ConfigError(
-        f"no project detected in {root}: the built-in diagnostics pipeline would check nothing",
-        hint=f"run from a project folder (one holding {markers}, ...) or pass --repo, "
-        "or define a pipeline in codex.orchestrator.json (`codex-orchestrator init codex` writes a starter)",
-    )
-
-
-def docs_review_pipeline() -> Pipeline:
-    """The built-in `docs-review` gate: spec freshness, then a Codex review of the docs and task files."""
-    return Pipeline(
-        id="docs-review",
-        title="Docs review (spec-guard, then a Codex review of the docs and task files)",
-        stages=(
-            spec_guard_stage(),
-            Stage(
-                id="review",
-                title="Codex review of the docs and task files",
-                command=(SELF, "review", "--focus", "docs"),
-                guardrail=True,
-                source="builtin",
-            ),
-        ),
-        guardrails_required=True,
-        source="builtin",
     )
 
 

@@ -12,7 +12,6 @@ from codex_orchestrator import safejson
 from codex_orchestrator import validation as schemacheck
 from codex_orchestrator._typing import TYPE_CHECKING, NamedTuple
 from codex_orchestrator.errors import ConfigError
-from codex_orchestrator.pipelines import adapters
 from codex_orchestrator.pipelines.model import (
     DIAGNOSTICS,
     GUARDRAIL_STAGE_IDS,
@@ -20,8 +19,8 @@ from codex_orchestrator.pipelines.model import (
     Pipeline,
     PipelineSet,
     Stage,
+    docs_review_pipeline,
 )
-from codex_orchestrator.pipelines.tools import installed_only
 
 if TYPE_CHECKING:
     from typing import Any
@@ -169,7 +168,7 @@ def load(root: Path) -> RepoConfig:
     """Resolve every pipeline available at `root` (a repository or a project folder)."""
     path = root / CONFIG_FILE
     raw: dict[str, Any] = read_config_file(path) if path.is_file() else {}
-    docs_review = adapters.docs_review_pipeline()
+    docs_review = docs_review_pipeline()
     pipelines = {docs_review.id: docs_review}
     config_path = path if path.is_file() else None
     for pipeline in _pipelines(path, raw):
@@ -202,7 +201,11 @@ def load(root: Path) -> RepoConfig:
 
 
 def detect_builtin(root: Path) -> Detected:
-    """The built-in `diagnostics` pipeline of `root`, without the stages whose tool is not installed."""
+    """The built-in `diagnostics` pipeline of `root`, without the stages whose tool is not installed.
+    (Its modules load here: a run of a configured pipeline never needs them.)"""
+    from codex_orchestrator.pipelines import adapters
+    from codex_orchestrator.pipelines.tools import installed_only
+
     builtin, detected = adapters.diagnostics_pipeline(root)
     builtin, missing = installed_only(builtin, root)
     left_out = tuple(

@@ -9,6 +9,7 @@ from codex_orchestrator._typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from pathlib import Path
     from typing import Any
 
 GUARDRAIL_STAGE_IDS = frozenset({"lint", "test", "tests", "typecheck", "spec-guard", "spec_guard", "review"})
@@ -183,3 +184,52 @@ class PipelineSet:
                 f"unknown pipeline {pipeline_id!r}; available: {available}",
                 hint="pick one of the listed pipelines, or define it in codex.orchestrator.json",
             ) from None
+
+
+# The built-in gates every repository has (the `diagnostics` pipeline is detected: see adapters).
+
+
+def spec_guard_stage() -> Stage:
+    return Stage(
+        id="spec-guard",
+        title="Check spec freshness",
+        command=(SELF, "spec-guard"),
+        guardrail=True,
+        source="builtin",
+    )
+
+
+def docs_review_pipeline() -> Pipeline:
+    """The built-in `docs-review` gate: spec freshness, then a Codex review of the docs and task files."""
+    return Pipeline(
+        id="docs-review",
+        title="Docs review (spec-guard, then a Codex review of the docs and task files)",
+        stages=(
+            spec_guard_stage(),
+            Stage(
+                id="review",
+                title="Codex review of the docs and task files",
+                command=(SELF, "review", "--focus", "docs"),
+                guardrail=True,
+                source="builtin",
+            ),
+        ),
+        guardrails_required=True,
+        source="builtin",
+    )
+
+
+def check_runnable(pipeline: Pipeline, root: Path) -> None:
+    """Refuse the built-in `diagnostics` pipeline where it would check nothing: no project detected
+    (no adapter's marker file) and no `tasks/` folder for spec-guard. Such a run could only pass empty."""
+    if pipeline.source != "builtin" or pipeline.id != DIAGNOSTICS or (root / "tasks").is_dir():
+        return
+    from codex_orchestrator.errors import ConfigError
+    from codex_orchestrator.pipelines.adapters import ADAPTERS
+
+    markers = ", ".join(dict.fromkeys(m for a in ADAPTERS for m in a.markers[:1]))
+    raise ConfigError(
+        f"no project detected in {root}: the built-in diagnostics pipeline would check nothing",
+        hint=f"run from a project folder (one holding {markers}, ...) or pass --repo, "
+        "or define a pipeline in codex.orchestrator.json (`codex-orchestrator init codex` writes a starter)",
+    )

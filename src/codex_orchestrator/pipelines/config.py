@@ -240,3 +240,18 @@ def project_root(repo: Path, config: RepoConfig, name: str) -> tuple[Path, Proje
             f"project {name!r} folder {project.path!r} does not exist", hint="create it or fix its path"
         )
     return folder, project
+
+
+def check_runnable(pipeline: Pipeline, root: Path) -> None:
+    """Refuse the built-in `diagnostics` pipeline where it would check nothing: no project detected
+    (no adapter's marker file) and no `tasks/` folder for spec-guard. Such a run could only pass empty."""
+    if pipeline.source != "builtin" or pipeline.id != DIAGNOSTICS or (root / "tasks").is_dir():
+        return
+    from codex_orchestrator.pipelines.adapters import ADAPTERS
+
+    markers = ", ".join(dict.fromkeys(m for a in ADAPTERS for m in a.markers[:1]))
+    raise ConfigError(
+        f"no project detected in {root}: the built-in diagnostics pipeline would check nothing",
+        hint=f"run from a project folder (one holding {markers}, ...) or pass --repo, "
+        "or define a pipeline in codex.orchestrator.json (`codex-orchestrator init codex` writes a starter)",
+    )

@@ -9,7 +9,6 @@ from codex_orchestrator._typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
     from typing import Any
 
 GUARDRAIL_STAGE_IDS = frozenset({"lint", "test", "tests", "typecheck", "spec-guard", "spec_guard", "review"})
@@ -216,20 +215,4 @@ def docs_review_pipeline() -> Pipeline:
         ),
         guardrails_required=True,
         source="builtin",
-    )
-
-
-def check_runnable(pipeline: Pipeline, root: Path) -> None:
-    """Refuse the built-in `diagnostics` pipeline where it would check nothing: no project detected
-    (no adapter's marker file) and no `tasks/` folder for spec-guard. Such a run could only pass empty."""
-    if pipeline.source != "builtin" or pipeline.id != DIAGNOSTICS or (root / "tasks").is_dir():
-        return
-    from codex_orchestrator.errors import ConfigError
-    from codex_orchestrator.pipelines.adapters import ADAPTERS
-
-    markers = ", ".join(dict.fromkeys(m for a in ADAPTERS for m in a.markers[:1]))
-    raise ConfigError(
-        f"no project detected in {root}: the built-in diagnostics pipeline would check nothing",
-        hint=f"run from a project folder (one holding {markers}, ...) or pass --repo, "
-        "or define a pipeline in codex.orchestrator.json (`codex-orchestrator init codex` writes a starter)",
     )

@@ -118,7 +118,7 @@ def _create(
     policy: RunPolicy,
     reporter: Reporter | None,
 ) -> tuple[RunPaths, dict[str, Any], cfg.RepoConfig]:
-    from codex_orchestrator.pipelines.model import check_runnable
+    from codex_orchestrator.pipelines.config import check_runnable
     from codex_orchestrator.pipelines.resolve import notes_for, resolve, target_index
 
     policy.configs.verify()

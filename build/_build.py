@@ -177,11 +177,6 @@ def render_outputs(python: str, site: Path) -> dict[str, str]:
     return outputs
 
 
-def _maybe_binary(path: Path) -> bool:
-    """A file the libc floor must look into: shared objects, whatever their suffix (.so, .so.1)."""
-    return ".so" in path.name or path.suffix in ("", ".dylib")
-
-
 def finalise(
     raw: Path,
     final: Path,
@@ -230,7 +225,7 @@ def finalise(
     ]
     fields = {
         **target.launcher_fields(),
-        **arc.libc_fields(target.libc, (p.read_bytes() for p in arc.iter_files(site) if _maybe_binary(p))),
+        **arc.libc_fields(target.libc, (p.read_bytes() for p in arc.iter_files(site))),  # as the audit reads
         **extra,
         "version": version,
         "build_id": str(env["build_id"]),

@@ -95,7 +95,7 @@ def _floor(text):  # type: (str) -> tuple[int, ...]
 
 def _musl_version():  # type: () -> tuple[int, ...] | None
     """musl's version, read from its loader (/lib/ld-musl-ARCH.so.1 holds "1.2.5" once, as `ldd` prints it,
-    in its read-only data near the end: read backwards in 128 KiB steps, ~0.2 ms); None when it cannot be
+    in its read-only data near the end: read backwards in 128 KiB steps, ~0.3 ms); None when it cannot be
     told (another path, another libc)."""
     step = 1 << 17
     try:
@@ -106,7 +106,7 @@ def _musl_version():  # type: () -> tuple[int, ...] | None
             while end > 0:
                 start = max(0, end - step)
                 f.seek(start)
-                data = f.read(end - start) + tail[:16]  # 16 bytes of overlap: a version never straddles
+                data = f.read(end - start) + tail[:16]  # with the step after's first bytes: whole at the edge
                 at = data.rfind(b"\x001.")
                 while at >= 0:
                     stop = data.find(b"\x00", at + 1)

@@ -391,3 +391,21 @@ def test_packed_relocations_raise_the_musl_floor() -> None:
     assert arc.libc_fields("musl", [plain, packed]) == {"musl": "1.2.4"}
     assert arc.libc_fields("glibc", [packed]) == {}
     assert arc.libc_fields(None, [packed]) == {}
+
+
+def test_elf_links_never_raises_on_damaged_files() -> None:
+    """A hostile or truncated wheel must be named by the audit, never crash it: every damaged variant of a
+    valid file reads as links or as None."""
+    import random
+
+    good = make_elf(62, ["libc.so.6", "libm.so.6"], {"libc.so.6": ["GLIBC_2.2.5", "GLIBC_2.17"]}, relr=True)
+    rng = random.Random(15)
+    for _ in range(2000):
+        blob = bytearray(good[: rng.randrange(len(good) + 1)] if rng.random() < 0.3 else good)
+        for _ in range(rng.randrange(1, 6)):
+            if blob:
+                blob[rng.randrange(len(blob))] = rng.randrange(256)
+        links = arc.elf_links(bytes(blob))
+        assert links is None or isinstance(links, arc.ElfLinks)
+        problem = _audit._binary_problem(bytes(blob), GLIBC)  # and the audit's reading of it
+        assert problem is None or isinstance(problem, str)

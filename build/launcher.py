@@ -93,13 +93,34 @@ def _floor(text):  # type: (str) -> tuple[int, ...]
     return tuple(int(p) for p in parts) if len(parts) > 1 else (int(parts[0]), 0)
 
 
-def _musl_version():  # type: () -> tuple[int, ...] | None
-    """musl's version, read from its loader (/lib/ld-musl-ARCH.so.1 holds "1.2.5" once, as `ldd` prints it,
-    in its read-only data near the end: read backwards in 128 KiB steps, ~0.3 ms); None when it cannot be
-    told (another path, another libc)."""
-    step = 1 << 17
+def _musl_loader():  # type: () -> str | None
+    """The path of musl's loader: /lib/ld-musl-ARCH.so.1 (Alpine's), else the one mapped into this process
+    (an interpreter built against a musl elsewhere: its loader is named in /proc/self/maps)."""
+    path = "/lib/ld-musl-%s.so.1" % os.uname()[4]
+    if os.path.exists(path):
+        return path
     try:
-        with open("/lib/ld-musl-%s.so.1" % os.uname()[4], "rb") as f:
+        with open("/proc/self/maps") as f:
+            for line in f:
+                fields = line.split(None, 5)  # address perms offset device inode path
+                name = fields[5].strip() if len(fields) == 6 else ""
+                base = name.rsplit("/", 1)[-1]
+                if base == "libc.so" or base.startswith(("ld-musl-", "libc.musl-")):
+                    return name
+    except OSError:
+        pass
+    return None
+
+
+def _musl_version():  # type: () -> tuple[int, ...] | None
+    """musl's version, read from its loader (it holds "1.2.5" once, as `ldd` prints it, in its read-only
+    data near the end: read backwards in 128 KiB steps, ~0.3 ms); None when it cannot be told."""
+    step = 1 << 17
+    loader = _musl_loader()
+    if loader is None:
+        return None
+    try:
+        with open(loader, "rb") as f:
             f.seek(0, 2)
             end = f.tell()
             tail = b""
@@ -132,8 +153,9 @@ def _wanted(build):  # type: (dict[str, str]) -> str
     return where
 
 
-def check_interpreter(build):  # type: (dict[str, str]) -> str | None
-    """Why this interpreter cannot run the archive, or None when it can."""
+def check_interpreter(build, seen=None):  # type: (dict[str, str], dict[str, str] | None) -> str | None
+    """Why this interpreter cannot run the archive, or None when it can. What it learnt on the way (musl's
+    version, read only for a musl build) goes into `seen`, for self-check."""
     asset = build.get("asset", "this file")
     if sys.platform.startswith(("win", "cygwin", "msys")):
         return (
@@ -168,6 +190,8 @@ def check_interpreter(build):  # type: (dict[str, str]) -> str | None
         libc = _glibc_version()
         if build.get("musl"):
             musl = None if libc is not None else _musl_version()
+            if musl is not None and seen is not None:
+                seen["libc"] = "musl " + ".".join(map(str, musl))
             if libc is not None:
                 problems.append("the C library is glibc, not musl")
             elif musl is not None and musl < _floor(build["musl"]):
@@ -535,7 +559,8 @@ def _site_index():  # type: () -> int
 
 
 def main():  # type: () -> None
-    problem = check_interpreter(BUILD)
+    seen = {}  # type: dict[str, str]
+    problem = check_interpreter(BUILD, seen)
     if problem:
         _fail(problem)
     archive = os.path.realpath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
@@ -557,6 +582,7 @@ def main():  # type: () -> None
     if answer is not None:
         _answer(answer)
     CODEX_ORCHESTRATOR_LAUNCHER.update(BUILD)
+    CODEX_ORCHESTRATOR_LAUNCHER.update(seen)
     CODEX_ORCHESTRATOR_LAUNCHER.update(
         archive=archive, root=root or os.environ.get("SHIV_ROOT", ""), extracted=finder.target
     )

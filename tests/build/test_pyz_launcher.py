@@ -166,9 +166,12 @@ def test_musl_asset_runs_on_new_enough_musl(monkeypatch: pytest.MonkeyPatch) -> 
     if not sys.platform.startswith("linux"):
         pytest.skip("Linux only")
     _on_musl(monkeypatch, (1, 2, 5))
-    assert launcher.check_interpreter(MUSL) is None
+    seen: dict[str, str] = {}
+    assert launcher.check_interpreter(MUSL, seen) is None
+    assert seen == {"libc": "musl 1.2.5"}  # for self-check: the platform module cannot tell musl's version
     _on_musl(monkeypatch, None)  # unknown: not refused on a guess
-    assert launcher.check_interpreter(MUSL) is None
+    seen.clear()
+    assert launcher.check_interpreter(MUSL, seen) is None and seen == {}
 
 
 def test_musl_asset_refuses_glibc_and_old_musl(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -200,13 +203,7 @@ def test_musl_version_is_read_from_the_loader(monkeypatch: pytest.MonkeyPatch, t
     """The loader holds its version once as a NUL-terminated string; other "1." strings are skipped."""
     loader = tmp_path / "ld-musl.so.1"
     loader.write_bytes(b"\x7fELF\x00junk\x001.x.y\x00%s\x001.2.5\x00Version %s\n\x00" % (b"\x00" * 64, b""))
-    real_open = open
-    monkeypatch.setattr(
-        launcher,
-        "open",
-        lambda path, mode="r", *a, **k: real_open(loader if "ld-musl" in str(path) else path, mode, *a, **k),
-        raising=False,
-    )
+    monkeypatch.setattr(launcher, "_musl_loader", lambda: str(loader))
     assert launcher._musl_version() == (1, 2, 5)
     # read backwards in steps: found across a step's edge, before a later decoy, in a file of any size
     decoys = b"\x001.9\x00\x001.x.2\x00"
@@ -220,6 +217,37 @@ def test_musl_version_is_read_from_the_loader(monkeypatch: pytest.MonkeyPatch, t
     assert launcher._musl_version() is None
     loader.unlink()
     assert launcher._musl_version() is None
+    monkeypatch.setattr(launcher, "_musl_loader", lambda: None)
+    assert launcher._musl_version() is None
+
+
+def test_musl_loader_is_found_where_alpine_keeps_it_or_where_it_is_mapped(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Alpine's /lib/ld-musl-ARCH.so.1 first; else the loader this process mapped (a CPython built against
+    a musl elsewhere, as CI's): its path in /proc/self/maps, spaces and all."""
+    arch = os.uname().machine
+    maps = tmp_path / "maps"
+    real_open = open
+    monkeypatch.setattr(
+        launcher,
+        "open",
+        lambda path, *a, **k: real_open(maps if path == "/proc/self/maps" else path, *a, **k),
+        raising=False,
+    )
+    monkeypatch.setattr(launcher.os.path, "exists", lambda path: path == f"/lib/ld-musl-{arch}.so.1")
+    assert launcher._musl_loader() == f"/lib/ld-musl-{arch}.so.1"
+    monkeypatch.setattr(launcher.os.path, "exists", lambda path: False)
+    maps.write_text(
+        "55d0c0a00000-55d0c0a01000 r--p 00000000 08:01 1234   /opt/py/bin/python3.11\n"
+        "7f00a0000000-7f00a0014000 r--p 00000000 00:00 0 \n"
+        "7f00a0100000-7f00a0114000 r-xp 00000000 08:01 99     /home/a user/musl/lib/libc.so\n"
+    )
+    assert launcher._musl_loader() == "/home/a user/musl/lib/libc.so"
+    maps.write_text("7f00a0100000-7f00a0114000 r-xp 00000000 08:01 99     /lib/x86_64-linux-gnu/libc.so.6\n")
+    assert launcher._musl_loader() is None  # glibc's libc.so.6 is not musl
+    maps.unlink()
+    assert launcher._musl_loader() is None
 
 
 RELEASE = {

@@ -4,6 +4,7 @@ CODEX_ORCHESTRATOR_MUSL_PYTHON). The glibc interpreter of this machine is refuse
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -96,3 +97,18 @@ def test_glibc_interpreter_is_refused(musl_built: Built, tmp_path: Path) -> None
     assert out.returncode == 3 and out.stdout == ""
     assert "(musl >= " in out.stderr and "the C library is glibc, not musl" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.stderr
+
+
+def test_self_check_on_musl_names_musl(musl_built: Built, tmp_path: Path) -> None:
+    out = subprocess.run(
+        [MUSL_PYTHON, "-S", "-I", str(musl_built.pyz), "self-check", "--format", "json"],
+        capture_output=True,
+        text=True,
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "SHIV_ROOT": str(tmp_path / "shiv")},
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["platform"]["libc"].startswith("musl 1.2.")
+    assert report["artifact"]["sha256"] == musl_built.sha256

@@ -259,6 +259,29 @@ def test_self_check_text() -> None:
     assert result.stderr.startswith("self-check passed: ")
 
 
+def test_self_check_names_musl_which_the_platform_module_cannot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On musl, `platform.libc_ver()` is empty: the .pyz's launcher read musl's version, and self-check
+    shows it (JSON `platform.libc`, and beside the platform line, which does not name musl)."""
+    import platform
+
+    from codex_orchestrator.checks import selfcheck
+    from codex_orchestrator.cli.selfcheck_cmd import render_report
+
+    monkeypatch.setattr(platform, "libc_ver", lambda *a, **k: ("libc", ""))  # what it finds on musl
+    monkeypatch.setattr(platform, "platform", lambda *a, **k: "Linux-6.18-x86_64-with-libc")
+    monkeypatch.setattr(runtime, "launcher_info", lambda: {"libc": "musl 1.2.5"})
+    report = selfcheck.run()
+    assert report["platform"]["libc"] == "musl 1.2.5"
+    assert "platform  Linux-6.18-x86_64-with-libc (musl 1.2.5)\n" in render_report(report) + "\n"
+    monkeypatch.setattr(runtime, "launcher_info", lambda: None)  # a venv on musl: not known, not guessed
+    assert selfcheck.run()["platform"]["libc"] is None
+    glibc = {
+        **report,
+        "platform": {**report["platform"], "libc": "glibc 2.36", "platform": "Linux-x-with-glibc2.36"},
+    }
+    assert "platform  Linux-x-with-glibc2.36\n" in render_report(glibc) + "\n"  # named once, not twice
+
+
 def test_self_check_names_a_missing_template(assets_copy: Path) -> None:
     (assets_copy / "templates" / "docs" / "PRD.md").unlink()
     result = invoke("self-check", "--json")

@@ -288,6 +288,15 @@ def _hint(failed: list[str]) -> str | None:
     return REINSTALL
 
 
+def _libc() -> str | None:
+    """glibc as the platform module reads it; musl as the .pyz's launcher read it (on musl the platform
+    module finds only a bare "libc", with no version)."""
+    name, version = platform.libc_ver()
+    if name and version:
+        return f"{name} {version}"
+    return (runtime.launcher_info() or {}).get("libc") or None
+
+
 def run() -> dict[str, Any]:
     """Run every check; the report names each failure."""
     checks: list[Check] = []
@@ -327,7 +336,7 @@ def run() -> dict[str, Any]:
             "system": platform.system(),
             "release": platform.release(),
             "machine": platform.machine(),
-            "libc": " ".join(platform.libc_ver()).strip() or None,
+            "libc": _libc(),
             "platform": platform.platform(),
         },
         "artifact": artifact,

@@ -19,7 +19,9 @@ def render_report(report: dict[str, Any]) -> str:
     py, plat, art = report["python"], report["platform"], report["artifact"]
     lines.append("")
     lines.append(f"python    {py['implementation']} {py['version']} ({py['executable']})")
-    lines.append(f"platform  {plat['platform']}")
+    libc = plat.get("libc") or ""
+    named = not libc or libc.split()[0] in plat["platform"]  # "…-with-glibc2.36" names it; musl is not named
+    lines.append(f"platform  {plat['platform']}" + ("" if named else f" ({libc})"))
     if art["kind"] == "pyz":
         lines.append(f"artifact  {art['path']} ({art['size']} bytes)")
         lines.append(f"sha256    {art['sha256']}")

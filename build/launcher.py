@@ -1,4 +1,4 @@
-# ruff: noqa: UP031
+# ruff: noqa: UP031, UP024
 """`__main__.py` of the codex-orchestrator .pyz: the whole start-up path of the archive.
 
 `build/pyz` writes this file into the archive in place of shiv's two-line `__main__.py` (plus its
@@ -107,7 +107,7 @@ def _musl_loader():  # type: () -> str | None
                 base = name.rsplit("/", 1)[-1]
                 if base == "libc.so" or base.startswith(("ld-musl-", "libc.musl-")):
                     return name
-    except OSError:
+    except (IOError, OSError):  # Python 2.7 runs this too: its IOError is not an OSError
         pass
     return None
 
@@ -136,7 +136,7 @@ def _musl_version():  # type: () -> tuple[int, ...] | None
                         return tuple(int(p) for p in parts)
                     at = data.rfind(b"\x001.", 0, at)
                 tail, end = data, start
-    except OSError:
+    except (IOError, OSError):  # Python 2.7 runs this too: its IOError is not an OSError
         return None
     return None
 

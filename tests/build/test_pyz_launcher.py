@@ -330,6 +330,34 @@ def test_old_python_gets_the_message_and_exit_3(version: str, tmp_path: Path) ->
         assert f"Run it as `python3.11 {script}`" in lines[0]
 
 
+@pytest.mark.parametrize("version", ["2.7", "3.6"])
+def test_old_python_reads_no_musl_loader_without_failing(version: str, tmp_path: Path) -> None:
+    """Where no musl loader can be read (no /lib/ld-musl-*, no /proc), the musl probes answer None on
+    every Python the launcher must answer, 2.7's IOError included: the one-line message, never a traceback."""
+    import subprocess
+
+    source = Path(launcher.__file__).read_text(encoding="utf-8")
+    probe = (
+        "import os, sys\n"
+        "ns = {'__name__': 'launcher'}\n"
+        "exec(compile(sys.stdin.read(), 'launcher.py', 'exec'), ns)\n"
+        "def missing(*a, **k):\n"
+        "    raise IOError(2, 'No such file or directory')\n"
+        "ns['open'] = missing\n"
+        "os.path.exists = lambda path: False\n"
+        "sys.stdout.write('%r %r' % (ns['_musl_loader'](), ns['_musl_version']()))\n"
+    )
+    proc = subprocess.run(
+        [_old_python(version), "-S", "-E", "-c", probe],
+        input=source,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "None None"
+
+
 def test_prepared_answers(monkeypatch: pytest.MonkeyPatch) -> None:
     build = {**HOST, "out_version": "0.1.0\n", "out_help": "Usage: codex-orchestrator\n"}
     monkeypatch.delenv(launcher.FASTPATH_ENV, raising=False)

@@ -25,8 +25,7 @@ from codex_orchestrator.checks import specguard
 from codex_orchestrator.codex import init as init_codex
 from codex_orchestrator.errors import AssetError, OrchestratorError
 from codex_orchestrator.ids import new_run_id
-from codex_orchestrator.pipelines import adapters
-from codex_orchestrator.pipelines.model import Pipeline, Stage
+from codex_orchestrator.pipelines.model import Pipeline, Stage, spec_guard_stage
 from codex_orchestrator.runs.manifest import new_manifest
 
 DIST_NAME = "codex-orchestrator"
@@ -164,7 +163,7 @@ def sample_manifest() -> dict[str, Any]:
         title="Self-check sample",
         stages=(
             Stage(id="build", title="Build", command=("python3", "-m", "compileall", "-q", "src")),
-            adapters.spec_guard_stage(),
+            spec_guard_stage(),
         ),
         guardrails_required=True,
         source="builtin",

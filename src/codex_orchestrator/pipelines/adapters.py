@@ -21,11 +21,8 @@ from codex_orchestrator.pipelines.model import (
     VIRTUAL_ENV,
     Pipeline,
     Stage,
-    docs_review_pipeline,
     spec_guard_stage,
 )
-
-__all__ = ["docs_review_pipeline", "spec_guard_stage"]  # the built-in gates, defined in model
 
 if TYPE_CHECKING:
     from typing import Any

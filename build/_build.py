@@ -109,10 +109,11 @@ def run_shiv(tools: tk.Tools, site: Path, out: Path, target: Target, sde: int) -
 
 
 def find_compiler(target: Target, mode: str) -> str | None:
-    """The CPython that compiles the byte code: the target's own minor (pyc are per minor, not per OS)."""
+    """The CPython that compiles the byte code: the target's own minor (pyc are per minor, not per OS), on
+    this machine's own C library first (a musl CPython named for smoke tests is not the builder's)."""
     if mode == "none":
         return None
-    python = _smoke.find_python(target.python)
+    python = _smoke.find_python(target.python, lib.host_libc()) or _smoke.find_python(target.python)
     if python is None and mode == "require":
         raise BuildError(
             f"no CPython {target.python} on this machine to compile the archive's byte code with",

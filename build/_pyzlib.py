@@ -89,12 +89,16 @@ _MACHINES = {
 }
 
 
-def _host_glibc() -> bool:
-    """Whether this Linux interpreter runs on glibc (the launcher's test); otherwise it is musl."""
+def host_libc() -> str | None:
+    """This machine's C library as a target names it: glibc, musl (Linux without glibc, the launcher's
+    test), or None (macOS)."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        return (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc ")
+        glibc = (os.confstr("CS_GNU_LIBC_VERSION") or "").startswith("glibc ")
     except (ValueError, OSError):
-        return False
+        glibc = False
+    return "glibc" if glibc else "musl"
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ class Target:
             machine = {"aarch64": "arm64", "amd64": "x86_64"}.get(machine, machine)
             return cls.parse(py, "macosx_11_0_arm64" if machine == "arm64" else "macosx_10_15_x86_64")
         machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
-        if not _host_glibc():
+        if host_libc() == "musl":
             return cls.parse(py, f"musllinux_{DEFAULT_MUSL[0]}_{DEFAULT_MUSL[1]}_{machine}")
         return cls.parse(py, f"manylinux_{DEFAULT_GLIBC[0]}_{DEFAULT_GLIBC[1]}_{machine}")
 

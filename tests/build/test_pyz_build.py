@@ -325,13 +325,32 @@ def test_cli_usage_errors() -> None:
 def test_byte_code_needs_the_target_python(monkeypatch: pytest.MonkeyPatch) -> None:
     import _smoke
 
-    monkeypatch.setattr(_smoke, "find_python", lambda minor: None)
+    monkeypatch.setattr(_smoke, "find_python", lambda minor, libc=None: None)
     target = lib.Target.parse("3.14", "manylinux_2_17_x86_64")
     with pytest.raises(lib.BuildError) as exc:
         _build.find_compiler(target, "require")
     assert "no CPython 3.14" in exc.value.message and "--bytecode none" in exc.value.hint
     assert _build.find_compiler(target, "auto") is None
     assert _build.find_compiler(target, "none") is None
+
+
+def test_byte_code_is_compiled_on_this_machine_s_own_c_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """CODEX_ORCHESTRATOR_PYTHON311 may name a musl CPython for smoking a musl asset; the byte code of every
+    asset is still compiled by this machine's own kind of interpreter, as a rebuild elsewhere would be."""
+    import _smoke
+
+    minor = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    own = lib.host_libc()
+    asked: list[str | None] = []
+
+    def find(m: str, libc: str | None = None) -> str | None:
+        asked.append(libc)
+        return sys.executable if libc == own else "/elsewhere/musl/python"
+
+    monkeypatch.setattr(_smoke, "find_python", find)
+    target = lib.Target.parse(minor, "musllinux_1_2_x86_64")
+    assert _build.find_compiler(target, "require") == sys.executable
+    assert asked == [own]
 
 
 def test_byte_code_magic_table_matches_this_python() -> None:

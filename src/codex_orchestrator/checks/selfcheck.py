@@ -7,7 +7,6 @@ with both the built-in validator and jsonschema, and the build facts are reporte
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import platform
@@ -176,7 +175,7 @@ def sample_manifest() -> dict[str, Any]:
         repo_root=SAMPLE_REPO,
         run_dir=SAMPLE_REPO / ".runs" / "self-check" / "cli" / run_id,
         now=now,
-        token_sha256=hashlib.sha256(b"self-check").hexdigest(),
+        token_sha256=hashing.sha256_hex(b"self-check"),
     )
 
 

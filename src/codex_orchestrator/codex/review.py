@@ -12,7 +12,6 @@ verdict and its record; its parts share the review folder's files and nothing el
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -23,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from codex_orchestrator import hashing
 from codex_orchestrator.clock import iso
 from codex_orchestrator.codex import binary as codexcli
 from codex_orchestrator.codex.verdict import (
@@ -383,7 +383,7 @@ def run_review(
         "codex": str(binary.path),
         "codex_version": version,
         "command": [*argv[:-1], f"<prompt: {review_dir / PROMPT_FILE}>"],
-        "prompt_sha256": hashlib.sha256(prompt.encode("utf-8")).hexdigest(),
+        "prompt_sha256": hashing.sha256_hex(prompt.encode("utf-8")),
         "timeout_seconds": timeout,
         "duration_seconds": duration,
         "started_at": iso(started_at),

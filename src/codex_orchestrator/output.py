@@ -38,16 +38,33 @@ def _line(text: str) -> str:
     return text + "\n"
 
 
+STDOUT_CLOSED_EXIT = 141  # what a shell reports for a process that SIGPIPE ended (128 + 13), as for git
+
+
+def _write_out(text: str) -> None:
+    """Write data to stdout. When its reader has gone (`… | head`), end quietly with exit 141, as a tool
+    that SIGPIPE ends would: no traceback, and nothing more to write. Standard output is pointed at
+    /dev/null first, so the interpreter's own flush at exit cannot fail again."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        raise SystemExit(STDOUT_CLOSED_EXIT) from None
+
+
 def emit_json(data: Any) -> None:
     """Write one JSON document to stdout."""
-    sys.stdout.write(dumps(data) + "\n")
-    sys.stdout.flush()
+    _write_out(dumps(data) + "\n")
 
 
 def emit(text: str = "") -> None:
     """Write a line of data to stdout."""
-    sys.stdout.write(_line(text))
-    sys.stdout.flush()
+    _write_out(_line(text))
 
 
 def diag(text: str) -> None:

@@ -177,3 +177,39 @@ def test_ctrl_c_in_a_terminal_exits_130(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "status    cancelled (received SIGINT)" in out
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["start", "ok", "--json"],
+        ["runs", "list"],
+        ["status", "--json"],
+        ["pipelines"],
+        ["--version"],
+        ["--help"],
+        ["runs", "--help"],
+    ],
+    ids=" ".join,
+)
+def test_a_reader_that_went_away_ends_the_command_quietly_with_141(args: list[str], tmp_path: Path) -> None:
+    """`codex-orchestrator runs list | head -1`: once the reader closes the pipe, the next write fails.
+    Every command then ends as a tool that SIGPIPE ends would (141), with nothing on stderr, whether it
+    ran on the quick path, in click, or in click's own help and version output."""
+    write_config(tmp_path, {"pipelines": [{"id": "ok", "stages": [{"id": "a", "command": py("pass")}]}]})
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "CODEX_ORCHESTRATOR_ROOT": str(tmp_path)}
+    if args[0] != "start":
+        subprocess.run([*CLI, "start", "ok"], env=env, capture_output=True, check=True)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first write
+    try:
+        proc = subprocess.run([*CLI, *args], stdout=write_end, stderr=subprocess.PIPE, env=env, timeout=60)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 141, proc.stderr.decode()
+    if args[0] != "start":
+        assert proc.stderr == b""
+    assert b"Traceback" not in proc.stderr and b"BrokenPipe" not in proc.stderr  # start's progress stays
+    if args[0] == "start":
+        (manifest,) = (tmp_path / ".runs" / "default" / "cli").glob("*/manifest.json")
+        assert json.loads(manifest.read_text())["status"] == "succeeded"  # the run itself was recorded whole

@@ -66,7 +66,16 @@ def _main(argv: Sequence[str] | None) -> None:
     quick.run(args)  # exits when it ran the command
     from codex_orchestrator.cli.app import cli
 
-    cli.main(args=args, prog_name="codex-orchestrator")
+    try:
+        cli.main(args=args, prog_name="codex-orchestrator")
+    except SystemExit:
+        # click ends with exit 1 when its own output (help, --version, a usage message) meets a closed
+        # stdout, after wrapping the stream; end as every other command does then.
+        if type(sys.stdout).__name__.lstrip("_") == "PacifyFlushWrapper":
+            from codex_orchestrator.output import STDOUT_CLOSED_EXIT
+
+            raise SystemExit(STDOUT_CLOSED_EXIT) from None
+        raise
 
 
 def __getattr__(name: str) -> Any:

@@ -148,7 +148,38 @@ def test_manifest_validation_agrees_with_jsonschema(path: tuple[Any, ...], value
     node[path[-1]] = value
     official = _official("manifest.schema.json")
     ours = schemacheck.validate(data, "manifest.schema.json")
+    if isinstance(value, str) and value.endswith("\n") and official.is_valid(data):
+        # jsonschema matches with Python's `$`, which passes a final newline; we read `$` as JSON Schema
+        # does (see test_a_pattern_anchor_refuses_a_trailing_newline)
+        assert all("expected a string matching" in v.message for v in ours), ours
+        return
     assert (not ours) == official.is_valid(data), (ours, list(official.iter_errors(data))[:2])
+
+
+@pytest.mark.parametrize(
+    ("pattern", "text", "valid"),
+    [
+        ("^a$", "a", True),
+        ("^a$", "a\n", False),  # Python's `re` alone would pass it
+        ("^(a$|b)", "a\n", False),
+        ("^(a$|b)", "bc", True),
+        ("^[$]x", "$x", True),  # inside a class `$` is a character
+        ("^[]$]$", "$", True),  # `]` first in a class is a character, as Python reads it
+        ("^[]$]$", "$\n", False),
+        ("^[^]$]$", "x", True),
+        ("^a\\$", "a$", True),  # an escaped `$`
+    ],
+)
+def test_a_pattern_anchor_refuses_a_trailing_newline(pattern: str, text: str, valid: bool) -> None:
+    """JSON Schema reads `pattern` as ECMA-262 does, where `$` is the very end of the text."""
+    assert (schemacheck.Validator({"type": "string", "pattern": pattern}).errors(text) == []) is valid
+
+
+def test_a_manifest_id_with_a_trailing_newline_is_refused() -> None:
+    data = _sample_manifest()
+    data["run_id"] += "\n"
+    (violation,) = schemacheck.validate(data, "manifest.schema.json")
+    assert violation.path == "$.run_id" and "expected a string matching" in violation.message
 
 
 def test_a_fresh_manifest_is_valid_for_both() -> None:

@@ -53,11 +53,11 @@ def assert_valid_manifest(data: dict[str, Any]) -> None:
 @pytest.fixture(autouse=True)
 def _every_manifest_is_valid(tmp_path: Path) -> Iterator[None]:
     yield
-    from codex_orchestrator.ids import RUN_ID_RE
+    from codex_orchestrator.ids import is_run_id
 
     for path in tmp_path.rglob("manifest.json"):
         # every run we minted (legacy runs moved in by `runs migrate` keep their own format)
-        if path.parent.parent.name == "cli" and RUN_ID_RE.match(path.parent.name):
+        if path.parent.parent.name == "cli" and is_run_id(path.parent.name):
             assert_valid_manifest(json.loads(path.read_text()))
 
 

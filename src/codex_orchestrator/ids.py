@@ -9,8 +9,21 @@ from datetime import UTC, datetime
 from codex_orchestrator.errors import InvalidIdError
 
 DEFAULT_TASK_ID = "default"
-ID_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-RUN_ID_RE = re.compile(r"^\d{8}T\d{6}(?:\d{3})?Z-[0-9a-f]{8}$")
+# The bundled schemas' patterns; compiled on first use (by `re`'s own cache): a command that never
+# checks an id never compiles one.
+ID_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$"
+RUN_ID_PATTERN = r"^[0-9]{8}T[0-9]{6}([0-9]{3})?Z-[0-9a-f]{8}$"
+
+
+def is_id(value: str) -> bool:
+    """`value` is a task or run id: 1-128 of `A-Za-z0-9._-`, not starting with `.` or `-` (whole: a
+    trailing newline, which `$` lets `match` through, fails `fullmatch`)."""
+    return re.fullmatch(ID_PATTERN, value) is not None
+
+
+def is_run_id(value: str) -> bool:
+    """`value` has the shape of a run id this tool mints (`new_run_id`)."""
+    return re.fullmatch(RUN_ID_PATTERN, value) is not None
 
 
 def validate_id(kind: str, value: str) -> str:
@@ -30,7 +43,7 @@ def validate_id(kind: str, value: str) -> str:
         raise InvalidIdError(
             f"{kind} id {value!r} must not start with a dot", hint="use letters, digits, . _ -"
         )
-    if not ID_RE.match(value):
+    if not is_id(value):
         raise InvalidIdError(
             f"{kind} id {value!r} is not allowed",
             hint="use 1-128 characters: letters, digits, '.', '_' or '-', not starting with '.' or '-'",
@@ -39,7 +52,7 @@ def validate_id(kind: str, value: str) -> str:
 
 
 def validate_run_id(value: str) -> str:
-    """Run ids we mint match RUN_ID_RE; migrated legacy ids only need to be safe path segments."""
+    """Run ids we mint pass `is_run_id`; migrated legacy ids only need to be safe path segments."""
     return validate_id("run", value)
 
 

@@ -28,7 +28,7 @@ CODEX = "codex"
 DEFAULT_PROFILE = ":workspace"
 BUILTIN_PROFILES = (":read-only", ":workspace", ":danger-full-access")
 UNCONFINED_PROFILES = frozenset({":danger-full-access"})
-PROFILE_RE = re.compile(r"^:?[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+PROFILE_PATTERN = r"^:?[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # the manifest schema's; compiled on first use
 PROBE_TIMEOUT_SECONDS = 30.0
 VERSION_TIMEOUT_SECONDS = 10.0
 SYNTAX = "none, codex, or codex:PROFILE (e.g. codex::workspace, codex::read-only, codex:my-profile)"
@@ -96,7 +96,7 @@ class Sandbox(NamedTuple):
         if data["kind"] == NONE:
             return cls()
         profile, binary = data.get("profile"), data.get("binary")
-        if not isinstance(profile, str) or not PROFILE_RE.match(profile):
+        if not isinstance(profile, str) or not _is_profile(profile):
             raise ManifestError("the manifest's sandbox profile is malformed", hint="start a new run")
         if not isinstance(binary, str) or not Path(binary).is_absolute():
             raise ManifestError("the manifest's sandbox binary is malformed", hint="start a new run")
@@ -108,6 +108,10 @@ class Sandbox(NamedTuple):
 
 
 NO_SANDBOX = Sandbox()
+
+
+def _is_profile(profile: str) -> bool:
+    return re.fullmatch(PROFILE_PATTERN, profile) is not None
 
 
 def describe_record(record: object) -> str:
@@ -133,7 +137,7 @@ def parse(text: str) -> tuple[str, str | None]:
     if kind == CODEX:
         if not colon:
             return CODEX, DEFAULT_PROFILE
-        if PROFILE_RE.match(profile):
+        if _is_profile(profile):
             return CODEX, profile
     raise UsageError(f"--sandbox {text!r} is not a sandbox", hint=f"use {SYNTAX}")
 

@@ -290,10 +290,27 @@ def _guess(name: str, known: dict[str, Any]) -> str:
 
 @cache
 def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
-
-
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+    """A schema's `pattern` as JSON Schema (ECMA-262) reads it: there `$` matches at the very end only,
+    where Python's also matches before a final newline, so each `$` outside a character class becomes
+    `\\Z` (`^[a-z]+$` must refuse "abc\\n")."""
+    out: list[str] = []
+    escaped = False
+    in_class = -1  # characters read since a class's `[` (-1: outside one)
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class >= 0:
+            # as Python reads it: a `]` first in the class (after `[` or `[^`) is a literal
+            closes = char == "]" and not (in_class == 0 or (in_class == 1 and out[-1] == "^"))
+            in_class = -1 if closes else in_class + 1
+        elif char == "[":
+            in_class = 0
+        elif char == "$":
+            char = "\\Z"
+        out.append(char)
+    return re.compile("".join(out))
 
 
 def _render(path: _Path) -> str:
@@ -304,7 +321,7 @@ def _render(path: _Path) -> str:
         node, key = node
         if isinstance(key, int):
             parts.append(f"[{key}]")
-        elif _IDENT.fullmatch(key):
+        elif key.isascii() and key.isidentifier():  # [A-Za-z_][A-Za-z0-9_]*
             parts.append(f".{key}")
         else:
             parts.append(f"[{key!r}]")

@@ -271,6 +271,8 @@ def test_status_from_the_quick_path_imports_no_engine(five: Path) -> None:
 #: In a Python project, tomllib, configparser and shutil read its files and find its tools for the
 #: built-in pipeline: not for a run of a configured one (about 10 ms).
 NOT_ON_THE_START_PATH = ("_hashlib", "hashlib", "hmac", "copy", "ctypes", "typing")
+#: pathlib's urllib.parse and its ipaddress (about 2.8 ms): see `_lean`
+NOT_ON_THE_START_PATH += ("urllib.parse", "ipaddress")
 NOT_FOR_A_CONFIGURED_PIPELINE = (
     "tomllib",
     "configparser",

@@ -130,3 +130,37 @@ def test_reading_a_garbage_manifest_gives_a_clear_error(tmp_path: Path, blob: by
 def test_find_run_never_leaves_the_runs_root(tmp_path: Path, run_id: str) -> None:
     with pytest.raises(InvalidIdError):
         Roots.resolve(tmp_path).find_run(run_id)
+
+
+@given(st.text(max_size=12) | st.sampled_from(["", "echo", "a b", "x'y", "--flag=1", "ü", "@%+=:,./-_"]))
+def test_a_stage_word_is_quoted_as_shlex_quotes_it(word: str) -> None:
+    import shlex
+
+    from codex_orchestrator.pipelines import model
+
+    assert model._quote(word) == shlex.quote(word)
+
+
+@given(st.text(max_size=140))
+def test_id_checks_agree_with_the_schema_patterns(value: str) -> None:
+    """`is_id`/`is_run_id` accept exactly what the bundled schemas' patterns accept, read as JSON Schema
+    reads them (no trailing newline)."""
+    from codex_orchestrator import validation
+    from codex_orchestrator.ids import ID_PATTERN, RUN_ID_PATTERN, is_id, is_run_id
+
+    assert is_id(value) == (
+        validation.Validator({"type": "string", "pattern": ID_PATTERN}).errors(value) == []
+    )
+    schema = {"type": "string", "pattern": RUN_ID_PATTERN}
+    assert is_run_id(value) == (validation.Validator(schema).errors(value) == [])
+    assert is_id(value + "\n") is False and is_run_id("20261202T013246035Z-284f3209\n") is False
+
+
+def test_the_id_patterns_are_the_manifest_schemas() -> None:
+    from codex_orchestrator import resources
+    from codex_orchestrator.ids import ID_PATTERN, RUN_ID_PATTERN, is_run_id, new_run_id
+
+    defs = resources.schema("manifest.schema.json")["$defs"]
+    assert defs["id"]["pattern"] == ID_PATTERN
+    assert defs["run_id"]["pattern"] == RUN_ID_PATTERN
+    assert is_run_id(new_run_id())

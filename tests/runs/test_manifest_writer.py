@@ -157,3 +157,50 @@ def test_detached_is_a_deep_copy(tmp_path: Path) -> None:
     copied["commands"][0]["status"] = "changed"
     copied["extra"][0]["a"][1]["b"] = 9
     assert manifest["commands"][0]["status"] != "changed" and manifest["extra"][0]["a"][1]["b"] == 2
+
+
+def test_every_rename_of_a_run_is_durable_before_the_next_step(
+    repo: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each file a run writes is renamed into place, and its folder is fsynced, before anything else is
+    renamed or the run goes on: the resume token's folder fsync is left to the manifest's first write
+    (same folder, next), never skipped."""
+    import os
+
+    from testkit import FakeRunner
+
+    from codex_orchestrator.runs import store
+
+    events: list[tuple[str, str]] = []
+    folders: dict[int, str] = {}
+    real_open, real_replace, real_fsync = os.open, os.replace, os.fsync
+
+    def spy_open(path: Any, flags: int, *args: Any) -> int:
+        fd = real_open(path, flags, *args)
+        if os.path.isdir(path):
+            folders[fd] = str(path)
+        return fd
+
+    def spy_replace(src: Any, dst: Any) -> None:
+        real_replace(src, dst)
+        events.append(("rename", str(Path(dst).parent)))
+
+    def spy_fsync(fd: int) -> None:
+        real_fsync(fd)
+        if fd in folders:
+            events.append(("fsync", folders.pop(fd)))
+
+    monkeypatch.setattr(store.os, "open", spy_open)
+    monkeypatch.setattr(store.os, "replace", spy_replace)
+    monkeypatch.setattr(store.os, "fsync", spy_fsync)
+    view = lifecycle.start_run(Roots.resolve(repo), "quick", clock=clock, process_runner=FakeRunner(clock))  # type: ignore[arg-type]
+    assert view["status"] == "succeeded"
+    renames = [i for i, (op, _) in enumerate(events) if op == "rename"]
+    assert len(renames) >= 7  # token, manifest (created, each stage, final), state
+    deferred = []
+    for i in renames:
+        if events[i + 1] != ("fsync", events[i][1]):  # not made durable at once: only by the next write
+            assert events[i + 1 : i + 3] == [("rename", events[i][1]), ("fsync", events[i][1])]
+            deferred.append(i)
+    assert len(deferred) == 1  # the resume token's, synced with the first manifest's
+    assert events[-1][0] == "fsync"

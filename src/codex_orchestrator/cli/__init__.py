@@ -59,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 def _main(argv: Sequence[str] | None) -> None:
+    from codex_orchestrator import _lean
+
+    _lean.import_pathlib()  # before anything imports pathlib
     from codex_orchestrator.cli import _plain, quick
 
     _plain.OWN_PROCESS = True  # a process of its own: a foreground run may adopt its stages' orphans

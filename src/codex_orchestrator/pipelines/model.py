@@ -109,7 +109,13 @@ def snapshot_sha256(snapshot: dict[str, Any]) -> str:
     return hashing.sha256_hex(canonical.encode())
 
 
+_PLAIN = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-")
+
+
 def _quote(arg: str) -> str:
+    """`shlex.quote(arg)`, without importing shlex (and compiling its pattern) for a plain word."""
+    if arg and all(c in _PLAIN for c in arg):
+        return arg  # what shlex.quote returns unchanged
     import shlex
 
     return shlex.quote(arg)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from codex_orchestrator._typing import NamedTuple
 from codex_orchestrator.errors import RepoError, RunNotFoundError, UnsafePathError
-from codex_orchestrator.ids import ID_RE, validate_id, validate_run_id
+from codex_orchestrator.ids import is_id, validate_id, validate_run_id
 from codex_orchestrator.runs.store import atomic_write_bytes
 
 RUNS_SUBDIR = "cli"
@@ -290,7 +290,7 @@ class Roots(NamedTuple):
         """Task folders under the runs root (sorted); names that are not safe ids are ignored."""
         if not self.runs.is_dir():
             return []
-        return sorted(e.name for e in os.scandir(self.runs) if ID_RE.match(e.name) and e.is_dir())
+        return sorted(e.name for e in os.scandir(self.runs) if is_id(e.name) and e.is_dir())
 
     def iter_runs(self, task_id: str | None = None, *, links: bool = False) -> list[RunPaths]:
         """Every run folder, newest first (run ids sort by time). A run folder that is itself a symlink
@@ -314,7 +314,7 @@ class Roots(NamedTuple):
                 continue
             for entry in os.scandir(cli):
                 linked = links and entry.is_symlink()
-                if ID_RE.match(entry.name) and (entry.is_dir(follow_symlinks=False) or linked):
+                if is_id(entry.name) and (entry.is_dir(follow_symlinks=False) or linked):
                     found.append((entry.name, entry.path))
         found.sort(reverse=True)
         return found

@@ -7,7 +7,6 @@ life. A run ends only through `records.finish`. Signals go only to processes ver
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import os
 from collections.abc import Callable
@@ -54,9 +53,6 @@ def __getattr__(name: str) -> object:
     value = getattr(__import__(f"codex_orchestrator.runs.{module}", fromlist=[name]), name)
     globals()[name] = value
     return value
-
-
-_URLSAFE = bytes.maketrans(b"+/", b"-_")  # base64 as secrets.token_urlsafe writes it
 
 
 def _make_run_dir(roots: Roots, task_id: str, clock: Clock) -> RunPaths:
@@ -133,10 +129,9 @@ def _create(
     roots.check_task(res.task_id)
     paths = _make_run_dir(roots, res.task_id, clock)
     try:
-        token = (
-            binascii.b2a_base64(os.urandom(32), newline=False).rstrip(b"=").translate(_URLSAFE).decode()
-        )  # = secrets.token_urlsafe(32)
-        atomic_write_bytes(paths.token, (token + "\n").encode(), mode=0o600)
+        token = os.urandom(32).hex()  # 256 bits, as secrets.token_hex(32), without importing secrets
+        # its folder is made durable by the manifest's first write, next, into the same folder
+        atomic_write_bytes(paths.token, (token + "\n").encode(), mode=0o600, sync_dir=False)
         paths.commands.mkdir()
         paths.errors.mkdir()
         manifest = mf.new_manifest(

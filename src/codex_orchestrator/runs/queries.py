@@ -16,7 +16,7 @@ from codex_orchestrator.errors import (
     StageNotFoundError,
     UsageError,
 )
-from codex_orchestrator.ids import RUN_ID_RE, validate_id
+from codex_orchestrator.ids import is_run_id, validate_id
 from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs.layout import Roots, RunPaths
 from codex_orchestrator.runs.manifest import StatusView
@@ -38,7 +38,7 @@ def select_run(roots: Roots, selector: str | None, *, task_id: str | None = None
         validate_id("task", task_id)
     if selector is not None and selector != LATEST:
         validate_id("run", selector)
-        if RUN_ID_RE.match(selector) or not roots.runs.is_dir():
+        if is_run_id(selector) or not roots.runs.is_dir():
             return roots.find_run(selector)
     folders = roots.run_folders(task_id)
     if selector is None or selector == LATEST:

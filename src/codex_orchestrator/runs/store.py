@@ -38,9 +38,10 @@ def storage_error(path: Path, exc: OSError) -> StorageError:
     )
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, sync_dir: bool = True) -> None:
     """Write `data` to `path` atomically and durably: a new temp file in the same dir, fsync, rename,
-    fsync the dir.
+    fsync the dir. `sync_dir=False` leaves the last step to a durable write into the same folder that
+    follows at once (the rename is durable once that one's folder fsync returns).
 
     The temp file is created with `mode`, masked by the umask like any file we create, and exclusively
     (`O_EXCL`, never through a symlink), so it is never more readable than `mode` allows, not even briefly."""
@@ -68,6 +69,8 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    if not sync_dir:
+        return
     with contextlib.suppress(OSError):
         dfd = os.open(directory, os.O_RDONLY)
         try:

@@ -317,3 +317,23 @@ def test_a_start_loads_no_module_it_can_do_without(five: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     shown = json.loads(listed.stdout)
     assert shown["adapters"][0] == "python" and "diagnostics" in [p["id"] for p in shown["pipelines"]]
+
+
+def test_a_start_runs_no_garbage_collection(five: Path) -> None:
+    """At CPython's default young threshold, the imports of a `start` set off about 15 collections
+    (1.5-2 ms); the entry point raises the threshold so none runs before a short command ends."""
+    script = (
+        "import gc, sys\nruns = []\n"
+        "def seen(phase, info):\n"
+        "    if phase == 'start' and gc.get_threshold()[0] > 2000:  # once the entry point raised it\n"
+        "        runs.append(info['generation'])\n"
+        "gc.callbacks.append(seen)\n"
+        "from codex_orchestrator.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nfinally:\n"
+        "    print(gc.get_threshold()[0], runs, file=sys.stderr)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script, "start", "five"], cwd=five, capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == "50000 []"

@@ -77,3 +77,15 @@ def test_the_state_folder_is_a_root_of_its_own(roots: Roots, tmp_path: Path) -> 
     (state / "t").symlink_to(tmp_path, target_is_directory=True)
     with pytest.raises(UnsafePathError, match="the state folder"):
         roots.contain(state / "t" / "state.json", root=state)
+
+
+def test_a_plain_path_costs_no_resolve(roots: Roots, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run makes about 16 of these checks: each is a few `lstat` calls, not two `realpath` walks."""
+    (roots.runs / "t" / "cli" / "r1").mkdir()
+
+    def no_resolve(self: Path, strict: bool = False) -> Path:
+        raise AssertionError(f"resolved {self}")
+
+    monkeypatch.setattr(Path, "resolve", no_resolve)
+    assert roots.contain(roots.runs / "t" / "cli" / "r1" / "manifest.json").name == "manifest.json"
+    assert roots.runs_dir("t") == roots.runs / "t" / "cli"

@@ -19,6 +19,7 @@ writes, moves or deletes outside the runs roots through a link.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from codex_orchestrator._typing import NamedTuple
@@ -127,6 +128,27 @@ def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
+def _no_link_below(path: Path, root: Path) -> bool:
+    """`path` lies under `root` by name, with no `..` and no symlink below `root`. A part that does not
+    exist ends the walk: nothing under it can be a link. (`root` itself may be a link, as a runs
+    folder kept on another disk is: what is under it stays under it.)"""
+    parts, under = path.parts, len(root.parts)
+    if not path.is_absolute() or parts[:under] != root.parts or ".." in parts[under:]:
+        return False
+    current = str(root)
+    for part in parts[under:]:
+        current = os.path.join(current, part)
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False
+        if stat.S_ISLNK(mode):
+            return False
+    return True
+
+
 def discover_repo(start: Path) -> tuple[Path, str | None]:
     """The repository root for a command started in `start` (absolute): the nearest folder upwards
     holding `codex.orchestrator.json`, else the git top level (a folder holding `.git`), else `start`.
@@ -227,7 +249,11 @@ class Roots(NamedTuple):
 
     # -- containment --------------------------------------------------------------------------
     def contain(self, path: Path, *, root: Path | None = None) -> Path:
-        """Resolve `path` (symlinks too) and require it to stay inside the runs root (or `root`)."""
+        """`path` when it stays inside the runs root (or `root`) with every symlink followed: as it is
+        when it lies under the root by name with no symlink below the root (the common case: a few
+        `lstat` calls), else resolved. UnsafePathError when it leads out."""
+        if _no_link_below(path, root or self.runs):
+            return path
         base = (root or self.runs).resolve()
         resolved = path.resolve()
         if not _inside(resolved, base):

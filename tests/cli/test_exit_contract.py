@@ -213,3 +213,19 @@ def test_a_reader_that_went_away_ends_the_command_quietly_with_141(args: list[st
     if args[0] == "start":
         (manifest,) = (tmp_path / ".runs" / "default" / "cli").glob("*/manifest.json")
         assert json.loads(manifest.read_text())["status"] == "succeeded"  # the run itself was recorded whole
+
+
+@pytest.mark.parametrize("closed", [">&-", "2>&-", "<&- >&- 2>&-"])
+def test_a_closed_standard_stream_drops_its_output_and_the_run_goes_on(closed: str, tmp_path: Path) -> None:
+    """`start >&-` or `2>&-` (a caller that closed a stream): what would go there is dropped, as with
+    /dev/null. Before, the first write failed the command half-way and left its run `queued`."""
+    write_config(tmp_path, {"pipelines": [{"id": "ok", "stages": [{"id": "a", "command": py("print(1)")}]}]})
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "CODEX_ORCHESTRATOR_ROOT": str(tmp_path)}
+    argv = " ".join(f"'{a}'" for a in CLI)
+    proc = subprocess.run(["sh", "-c", f"exec {argv} start ok {closed}"], env=env, capture_output=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    (manifest,) = (tmp_path / ".runs" / "default" / "cli").glob("*/manifest.json")
+    assert json.loads(manifest.read_text())["status"] == "succeeded"
+    assert b"Traceback" not in proc.stderr
+    if closed == "2>&-":
+        assert b"status    succeeded" in proc.stdout

@@ -70,6 +70,9 @@ def _main(argv: Sequence[str] | None) -> None:
 
     from codex_orchestrator import _lean
 
+    if sys.stdin is None or sys.stdout is None or sys.stderr is None:
+        _reopen_closed_streams()
+
     if gc.get_threshold()[0] < GC_YOUNG_THRESHOLD:
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     _lean.import_pathlib()  # before anything imports pathlib
@@ -90,6 +93,22 @@ def _main(argv: Sequence[str] | None) -> None:
 
             raise SystemExit(STDOUT_CLOSED_EXIT) from None
         raise
+
+
+def _reopen_closed_streams() -> None:
+    """A standard stream the caller closed (`>&-`, `2>&-`) becomes /dev/null, so what a command writes
+    there is dropped (as with `>/dev/null`) instead of failing the command half-way, and no file this
+    process opens takes its number (a stage would otherwise inherit, say, a manifest's temp file)."""
+    import os
+
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        if getattr(sys, name) is not None:
+            continue
+        null = os.open(os.devnull, os.O_RDWR)  # the lowest free number: `fd` itself, lower ones are open
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        setattr(sys, name, open(fd, mode, encoding="utf-8", closefd=False))  # noqa: SIM115
 
 
 def __getattr__(name: str) -> Any:

@@ -221,8 +221,8 @@ def test_a_closed_standard_stream_drops_its_output_and_the_run_goes_on(closed: s
     /dev/null. Before, the first write failed the command half-way and left its run `queued`."""
     write_config(tmp_path, {"pipelines": [{"id": "ok", "stages": [{"id": "a", "command": py("print(1)")}]}]})
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "CODEX_ORCHESTRATOR_ROOT": str(tmp_path)}
-    argv = " ".join(f"'{a}'" for a in CLI)
-    proc = subprocess.run(["sh", "-c", f"exec {argv} start ok {closed}"], env=env, capture_output=True, timeout=60)
+    script = f"exec {' '.join(repr(a) for a in CLI)} start ok {closed}"
+    proc = subprocess.run(["sh", "-c", script], env=env, capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     (manifest,) = (tmp_path / ".runs" / "default" / "cli").glob("*/manifest.json")
     assert json.loads(manifest.read_text())["status"] == "succeeded"

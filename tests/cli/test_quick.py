@@ -292,16 +292,7 @@ def test_a_start_loads_no_module_it_can_do_without(five: Path) -> None:
     git(five, "init", "-q", "-b", "main")
     git(five, "add", ".")
     git(five, "commit", "-q", "-m", "first")  # a clean tree: no change to hash
-    script = (
-        "import sys\nfrom codex_orchestrator.cli import main\n"
-        "try:\n    main(sys.argv[1:])\nfinally:\n"
-        "    print(sorted(sys.modules), file=sys.stderr)\n"
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", script, "start", "five"], cwd=five, capture_output=True, text=True, timeout=60
-    )
-    assert run.returncode == 0, run.stderr
-    loaded = run.stderr.strip().splitlines()[-1]
+    loaded = _start_and_report(five, "", "sorted(sys.modules)")
     assert "'codex_orchestrator.runs.engine'" in loaded  # the run did run here
     unneeded = NOT_ON_THE_START_PATH + NOT_FOR_A_CONFIGURED_PIPELINE + NOT_FOR_A_RUN
     assert [m for m in unneeded if f"'{m}'" in loaded] == []
@@ -322,18 +313,25 @@ def test_a_start_loads_no_module_it_can_do_without(five: Path) -> None:
 def test_a_start_runs_no_garbage_collection(five: Path) -> None:
     """At CPython's default young threshold, the imports of a `start` set off about 15 collections
     (1.5-2 ms); the entry point raises the threshold so none runs before a short command ends."""
-    script = (
-        "import gc, sys\nruns = []\n"
+    prelude = (
+        "import gc\nruns = []\n"
         "def seen(phase, info):\n"
         "    if phase == 'start' and gc.get_threshold()[0] > 2000:  # once the entry point raised it\n"
         "        runs.append(info['generation'])\n"
         "gc.callbacks.append(seen)\n"
-        "from codex_orchestrator.cli import main\n"
-        "try:\n    main(sys.argv[1:])\nfinally:\n"
-        "    print(gc.get_threshold()[0], runs, file=sys.stderr)\n"
+    )
+    assert _start_and_report(five, prelude, "gc.get_threshold()[0], runs") == "(50000, [])"
+
+
+def _start_and_report(five: Path, prelude: str, expression: str) -> str:
+    """Run `start five` through the console entry point in a fresh interpreter, after `prelude`, and
+    return `repr(expression)` as it was when the command ended."""
+    script = (
+        f"import sys\n{prelude}from codex_orchestrator.cli import main\n"
+        f"try:\n    main(sys.argv[1:])\nfinally:\n    print(repr(({expression})), file=sys.stderr)\n"
     )
     run = subprocess.run(
         [sys.executable, "-c", script, "start", "five"], cwd=five, capture_output=True, text=True, timeout=60
     )
     assert run.returncode == 0, run.stderr
-    assert run.stderr.strip().splitlines()[-1] == "50000 []"
+    return run.stderr.strip().splitlines()[-1]

@@ -229,3 +229,44 @@ def test_a_closed_standard_stream_drops_its_output_and_the_run_goes_on(closed: s
     assert b"Traceback" not in proc.stderr
     if closed == "2>&-":
         assert b"status    succeeded" in proc.stdout
+
+
+def _started_slow_run(tmp_path: Path, seconds: float, shell_prefix: str = "") -> subprocess.Popen[str]:
+    """A foreground `start` of one stage that sleeps `seconds`, once that stage has really started."""
+    code = f"import time; print('started', flush=True); time.sleep({seconds})"
+    write_config(tmp_path, {"pipelines": [{"id": "slow", "stages": [{"id": "s", "command": py(code)}]}]})
+    argv = " ".join(repr(a) for a in [*CLI, "start", "slow", "--repo", str(tmp_path)])
+    proc = subprocess.Popen(
+        ["sh", "-c", f"{shell_prefix}exec {argv}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    deadline = time.monotonic() + 30
+    logs = tmp_path / ".runs" / "default" / "cli"
+    while time.monotonic() < deadline and not any(p.read_text() for p in logs.glob("*/commands/01-s.log")):
+        time.sleep(0.05)
+    return proc
+
+
+def test_a_hangup_cancels_a_foreground_run_and_stops_its_stage(tmp_path: Path) -> None:
+    """The terminal closed (or the SSH session dropped): the run ends `cancelled`, its stage stopped, not
+    left running alone under a manifest that reads `in_progress` until it goes stale."""
+    proc = _started_slow_run(tmp_path, 60)
+    proc.send_signal(signal.SIGHUP)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1, err
+    assert "status    cancelled (received SIGHUP)" in out
+    (manifest,) = (tmp_path / ".runs" / "default" / "cli").glob("*/manifest.json")
+    stage = json.loads(manifest.read_text())["commands"][0]
+    assert stage["status"] == "cancelled" and stage["summary"] == "received SIGHUP"
+
+
+def test_a_hangup_the_caller_ignores_leaves_the_run_alone(tmp_path: Path) -> None:
+    """`nohup codex-orchestrator start &`: an ignored SIGHUP stays ignored."""
+    proc = _started_slow_run(tmp_path, 1.5, shell_prefix="trap '' HUP; ")
+    proc.send_signal(signal.SIGHUP)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "status    succeeded" in out

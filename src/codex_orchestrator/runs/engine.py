@@ -174,7 +174,10 @@ class RunEngine:
         return self._cancel.is_set()
 
     def install_signal_handlers(self) -> Callable[[], None]:
-        """Turn SIGINT/SIGTERM into a cancellation; returns a function restoring the old handlers."""
+        """Turn SIGINT, SIGTERM and SIGHUP (the terminal closed, the SSH session dropped) into a
+        cancellation: the stage's group is stopped and the run recorded `cancelled`, instead of the
+        stage running on alone and the run read as stale later. A SIGHUP the caller ignores (`nohup`)
+        stays ignored. Returns a function restoring the old handlers."""
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
 
@@ -183,7 +186,11 @@ class RunEngine:
                 self.interrupted = True
             self.request_cancel(f"received {signal.Signals(signum).name}")
 
-        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        signals = [signal.SIGINT, signal.SIGTERM]
+        hangup = getattr(signal, "SIGHUP", None)
+        if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:
+            signals.append(hangup)
+        previous = {sig: signal.signal(sig, handler) for sig in signals}
 
         def restore() -> None:
             for sig, old in previous.items():

@@ -75,8 +75,25 @@ def _check_text(text: str, where: str) -> None:
         raise JSONInputError(f"contains invalid Unicode (a lone surrogate) at {where}") from None
 
 
-def loads(data: str | bytes, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX_BYTES) -> Any:
-    """Parse `data`; JSONInputError (a ValueError) says in one sentence what was wrong."""
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise JSONInputError(
+                    f"has the key {printable(key)!r} twice in one object (only the last would count)"
+                )
+            seen.add(key)
+    return value
+
+
+def loads(
+    data: str | bytes, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX_BYTES, unique_keys: bool = False
+) -> Any:
+    """Parse `data`; JSONInputError (a ValueError) says in one sentence what was wrong. A leading UTF-8
+    byte order mark is skipped (RFC 8259 allows it; some editors write one). `unique_keys`: an object
+    that repeats a key is refused (for files people write, where the repeat is a mistake)."""
     if len(data) > max_bytes:
         raise JSONInputError(f"is larger than {max_bytes} bytes")
     if isinstance(data, bytes):
@@ -84,8 +101,12 @@ def loads(data: str | bytes, *, max_depth: int = MAX_DEPTH, max_bytes: int = MAX
             data = data.decode("utf-8")
         except UnicodeDecodeError:
             raise JSONInputError("is not UTF-8 text") from None
+    data = data.removeprefix("\ufeff")
+    if not data.strip():
+        raise JSONInputError("is empty")
     try:
-        value = json.loads(data, parse_constant=_refuse_constant)
+        hook = _unique_keys if unique_keys else None
+        value = json.loads(data, parse_constant=_refuse_constant, object_pairs_hook=hook)
     except json.JSONDecodeError as exc:
         raise JSONInputError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     except RecursionError:

@@ -124,6 +124,33 @@ def test_config_typo_names_the_unknown_property_first(tmp_path: Path) -> None:
     assert "$.pipelines[0].stages[0].comand: unknown property 'comand' (did you mean 'command'?" in first
 
 
+_ONE = '{"pipelines": [{"id": "p", "stages": [{"id": "a", "command": ["true"]}]}]}'
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (_ONE[:-1] + ', "pipelines": []}', "has the key 'pipelines' twice in one object"),
+        (_ONE.replace('"id": "a",', '"id": "a", "id": "b",'), "has the key 'id' twice in one object"),
+        (" \n", "codex.orchestrator.json: is empty"),
+        ("\ufeff" + _ONE, None),  # a byte order mark, as some editors write one: read past
+    ],
+    ids=["repeated-top-level-key", "repeated-stage-key", "empty", "byte-order-mark"],
+)
+def test_config_a_person_wrote_is_read_strictly_but_not_pedantically(
+    tmp_path: Path, text: str, error: str | None
+) -> None:
+    """A repeated key would silently drop the first (a whole `pipelines` list): refused, by name."""
+    (tmp_path / "codex.orchestrator.json").write_text(text, encoding="utf-8")
+    result = invoke("plan", "p", "--repo", str(tmp_path))
+    if error is None:
+        assert result.exit_code == 0, result.stderr
+        assert "1  a      config  true" in result.stdout
+    else:
+        assert result.exit_code == 3
+        assert error in result.stderr.splitlines()[0]
+
+
 class _SigintRunner:
     """A process runner whose stage start is interrupted by Ctrl-C (SIGINT to ourselves)."""
 

@@ -143,7 +143,7 @@ CLI_CASES: list[tuple[str, Setup, list[str], int, str, str]] = [
     ("project-unknown", _noop, ["start", "--project", "api"], 3, "config_invalid", "unknown project 'api'"),
     ("project-missing-dir", _noop, ["start", "--project", "web"], 3, "config_invalid", "does not exist"),
     ("config-not-json", _config_text("{oops"), ["start"], 3, "config_invalid", "invalid JSON at line 1"),
-    ("config-empty", _config_text(""), ["start"], 3, "config_invalid", "invalid JSON"),
+    ("config-empty", _config_text(""), ["start"], 3, "config_invalid", "is empty"),
     (
         "config-latin1",
         _config_text(b'{"pipelines": [{"id": "p\xe9"}]}'),

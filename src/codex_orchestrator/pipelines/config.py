@@ -84,7 +84,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise _fail(path, f"cannot be read ({exc.strerror})") from None
     try:
-        data = safejson.loads(raw, max_bytes=MAX_CONFIG_BYTES, max_depth=MAX_CONFIG_DEPTH)
+        data = safejson.loads(raw, max_bytes=MAX_CONFIG_BYTES, max_depth=MAX_CONFIG_DEPTH, unique_keys=True)
     except safejson.JSONInputError as exc:
         raise _fail(path, str(exc)) from None
     # an unknown property is usually the cause of the rest (a typo hides a required one): name it first

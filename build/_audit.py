@@ -141,6 +141,7 @@ def audit(
         for info in infos:
             if not info.is_dir() and info.filename not in data:
                 data[info.filename] = zf.read(info)
+        _check_stored_bytecode(report, infos)
         libs = _open_libs(report, zf, infos, data)
         _check_entries(report, infos, data)
         target = report.target or _target_from_launcher(report, data)
@@ -453,6 +454,13 @@ def _libc_problem(blob: bytes, target: Target) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------ bytecode
+
+
+def _check_stored_bytecode(report: AuditReport, infos: list[zipfile.ZipInfo]) -> None:
+    """What every start reads (byte code, the schemas) is stored, not deflated: no inflating, no zlib."""
+    for info in infos:
+        if arc.read_on_every_start(info.filename) and info.compress_type != zipfile.ZIP_STORED:
+            report.add("stored", info.filename, "is compressed; what every start reads is stored")
 
 
 def _check_bytecode(report: AuditReport, data: dict[str, bytes], target: Target) -> None:

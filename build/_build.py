@@ -211,6 +211,9 @@ def finalise(
             )
     libs += [item for item in add if arc.in_libs(item[0].filename)]
     add = [item for item in add if not arc.in_libs(item[0].filename)]
+    for info, _ in add:
+        if arc.read_on_every_start(info.filename):
+            info.compress_type = zipfile.ZIP_STORED
     misplaced = sorted(m for members in native.values() for m in members if not arc.in_libs(m))
     if misplaced:
         raise BuildError(
@@ -271,6 +274,8 @@ def finalise(
         info.external_attr = 0o100644 << 16
         if info.filename == "__main__.py":
             return info, launcher
+        if arc.read_on_every_start(info.filename):
+            info.compress_type = zipfile.ZIP_STORED
         return info, data
 
     arc.rewrite_archive(raw, final, transform=transform, add=add, canonical_order=True)

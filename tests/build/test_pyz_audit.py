@@ -213,6 +213,12 @@ BROKEN: dict[str, tuple[Mutation, str, str]] = {
         "click/core.py",
     ),
     "launcher pyc missing": (_drop(lambda n: n == "__main__.pyc"), "missing-bytecode", "__main__.py"),
+    "pyc deflated": (_edit("site-packages/click/core.pyc", _deflated), "stored", "click/core.pyc"),
+    "schema deflated": (
+        _edit(OUR + "_assets/schemas/manifest.schema.json", _deflated),
+        "stored",
+        "manifest.schema.json",
+    ),
     "native table edited": (_native_table_edited, "launcher", "NATIVE"),
     # libs.zip: every library but ours and click's, stored, named exactly by the launcher
     "libs.zip compressed": (_edit("libs.zip", _deflated), "libs", "stored"),

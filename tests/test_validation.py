@@ -168,6 +168,9 @@ def test_manifest_validation_agrees_with_jsonschema(path: tuple[Any, ...], value
         ("^[]$]$", "$\n", False),
         ("^[^]$]$", "x", True),
         ("^a\\$", "a$", True),  # an escaped `$`
+        ("^[\\]$]$", "]", True),  # an escaped `]` does not close the class
+        ("^[\\]$]$", "]\n", False),
+        ("^[\\]]$", "]\n", False),
     ],
 )
 def test_a_pattern_anchor_refuses_a_trailing_newline(pattern: str, text: str, valid: bool) -> None:

@@ -301,7 +301,8 @@ def _regex(pattern: str) -> re.Pattern[str]:
             escaped = False
         elif char == "\\":
             escaped = True
-            in_class += in_class >= 0  # an escape is one of the class's characters
+            if in_class >= 0:
+                in_class += 1  # an escape is one of the class's characters
         elif in_class >= 0:
             # as Python reads it: a `]` first in the class (after `[` or `[^`) is a literal
             closes = char == "]" and not (in_class == 0 or (in_class == 1 and out[-1] == "^"))

@@ -173,33 +173,7 @@ def test_ctrl_c_on_a_foreground_run_means_130(repo: Path, clock: FakeClock) -> N
 
 
 def test_ctrl_c_in_a_terminal_exits_130(tmp_path: Path) -> None:
-    write_config(
-        tmp_path,
-        {
-            "pipelines": [
-                {
-                    "id": "slow",
-                    "stages": [
-                        {
-                            "id": "s",
-                            "command": py("import time; print('started', flush=True); time.sleep(60)"),
-                        }
-                    ],
-                }
-            ]
-        },
-    )
-    proc = subprocess.Popen(
-        [*CLI, "start", "slow", "--repo", str(tmp_path)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    deadline = time.monotonic() + 30
-    logs = tmp_path / ".runs" / "default" / "cli"
-    while time.monotonic() < deadline and not any(p.read_text() for p in logs.glob("*/commands/01-s.log")):
-        time.sleep(0.05)  # until the stage has really started
+    proc = _started_slow_run(tmp_path, 60)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err

@@ -75,3 +75,40 @@ def test_it_does_nothing_once_either_module_is_there() -> None:
         """
     )
     assert out == "True True"
+
+
+FILE_NAMES = "{'__file__', '__cached__', '__builtins__'}"
+
+
+def test_datetime_is_the_c_implementation_with_the_real_modules_names() -> None:
+    """On 3.11 `datetime` is made from `_datetime`; its names are the real module's, and what uses it
+    (pickle, the C API that pydantic-core imports, `UTC`) works the same."""
+    # the names a module loaded from a file has for that file alone are left out
+    real = _fresh(
+        "import datetime; print(sorted(set(vars(datetime)) - {FILE_NAMES}))".replace(
+            "{FILE_NAMES}", FILE_NAMES
+        )
+    )
+    out = _fresh(
+        """
+        import sys
+        from codex_orchestrator import _lean
+        _lean.import_datetime()
+        import datetime, pickle
+        print(sorted(set(vars(datetime)) - {FILE_NAMES}))
+        print("datetime.py" in str(getattr(datetime, "__file__", "")), sys.version_info >= (3, 12))
+        when = datetime.datetime(2026, 12, 2, 1, 2, 3, 4000, tzinfo=datetime.UTC)
+        print(pickle.loads(pickle.dumps(when)) == when, when.isoformat())
+        import pydantic  # its core reaches datetime through the C API capsule, datetime.datetime_CAPI
+        parsed = pydantic.TypeAdapter(datetime.datetime).validate_python("2026-12-02T01:02:03Z")
+        print(parsed == when.replace(microsecond=0))
+        print(datetime.__spec__.name, datetime.__all__ == _lean.DATETIME_ALL)
+        """.replace("{FILE_NAMES}", FILE_NAMES)
+    )
+    names, source, roundtrip, validated, spec = out.splitlines()
+    assert names == real  # every name (the dunders included), nothing more, nothing less
+    if sys.version_info < (3, 12):
+        assert source == "False False"  # not the .py module: made from _datetime
+    assert roundtrip == "True 2026-12-02T01:02:03.004000+00:00"
+    assert validated == "True"
+    assert spec == "datetime True"

@@ -9,6 +9,13 @@ On CPython 3.11 and 3.12, `pathlib` imports `urllib.parse` at its top for one fu
 `quote_from_bytes` imports the real module when called, and removes the stand-in at once: any later
 `import urllib.parse` (the MCP SDK's, or `as_uri`'s own call) loads the real one. Only `pathlib`'s import
 ever sees the stand-in (it imports nothing else that uses `urllib`), and `tests/test_lean.py` holds that.
+
+On CPython 3.11, `import datetime` runs the module's whole pure-Python implementation (some 2,500 lines of
+classes) and then replaces every public name with the C implementation's, from `_datetime`: 2.8 ms of a
+`status` under `-S -I`, against 0.8 ms for `_datetime` alone. CPython 3.12 moved the pure-Python code into
+`_pydatetime`, imported only without the C module. `import_datetime` does on 3.11 what 3.12 does: the
+`datetime` module is made of `_datetime`'s names, which are exactly what the real module ends up holding
+(the C classes, `UTC`, `datetime_CAPI` for C extensions such as pydantic-core).
 """
 
 from __future__ import annotations
@@ -34,3 +41,24 @@ def import_pathlib() -> None:
     finally:
         if sys.modules.get("urllib.parse") is stand_in:
             del sys.modules["urllib.parse"]
+
+
+#: `datetime.__all__`, as the real module declares it
+DATETIME_ALL = ("date", "datetime", "time", "timedelta", "timezone", "tzinfo", "MINYEAR", "MAXYEAR", "UTC")
+
+
+def import_datetime() -> None:
+    """Make `datetime` from `_datetime` on CPython 3.11 (once, first thing), as CPython 3.12+ does itself."""
+    if sys.version_info >= (3, 12) or "datetime" in sys.modules:
+        return
+    try:
+        _datetime = __import__("_datetime")  # the C implementation (typeshed has no stub for it)
+    except ImportError:  # an interpreter without it: the real module it is
+        return
+    module = type(sys)("datetime", _datetime.__doc__)
+    module.__dict__.update((k, v) for k, v in vars(_datetime).items() if not k.startswith("__"))
+    module.__all__ = DATETIME_ALL  # type: ignore[attr-defined]
+    module.sys = sys  # type: ignore[attr-defined]  # the real module's namespace holds it too
+    spec_type = type(sys.__spec__)  # importlib's ModuleSpec, without importing importlib
+    module.__spec__ = spec_type("datetime", None, origin=getattr(_datetime.__spec__, "origin", None))
+    sys.modules["datetime"] = module

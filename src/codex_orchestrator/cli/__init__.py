@@ -76,6 +76,7 @@ def _main(argv: Sequence[str] | None) -> None:
     if gc.get_threshold()[0] < GC_YOUNG_THRESHOLD:
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     _lean.import_pathlib()  # before anything imports pathlib
+    _lean.import_datetime()  # or datetime
     from codex_orchestrator.cli import _plain, quick
 
     _plain.OWN_PROCESS = True  # a process of its own: a foreground run may adopt its stages' orphans

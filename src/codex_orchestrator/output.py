@@ -6,13 +6,14 @@ MCP path, where stdout belongs to the protocol.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 
 from codex_orchestrator._typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, NoReturn
 
 
 def dumps(data: Any, *, indent: int | None = 2) -> str:
@@ -41,20 +42,43 @@ def _line(text: str) -> str:
 STDOUT_CLOSED_EXIT = 141  # what a shell reports for a process that SIGPIPE ended (128 + 13), as for git
 
 
+STDOUT_FAILED_EXIT = 3  # an environment problem (SPEC's exit codes): the disk is full, say
+
+
 def _write_out(text: str) -> None:
     """Write data to stdout. When its reader has gone (`… | head`), end quietly with exit 141, as a tool
-    that SIGPIPE ends would: no traceback, and nothing more to write. Standard output is pointed at
-    /dev/null first, so the interpreter's own flush at exit cannot fail again."""
+    that SIGPIPE ends would: no traceback, and nothing more to write. When the write fails otherwise
+    (`> /dev/full`, a full disk), say so in one line on stderr and exit 3. Either way standard output
+    is pointed at /dev/null first, so the interpreter's own flush at exit cannot fail again."""
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
-    except BrokenPipeError:
-        import os
+    except OSError as exc:
+        stdout_failed(exc)
 
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+
+def stdout_failed(exc: OSError) -> NoReturn:
+    """End the command after a write to standard output failed with `exc` (see `_write_out`)."""
+    _drop_stdout()
+    if isinstance(exc, BrokenPipeError):
         raise SystemExit(STDOUT_CLOSED_EXIT) from None
+    import errno
+
+    why = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+    diag(f"Error: cannot write to standard output: {why}")
+    diag("Fix: free space where standard output goes, or send it elsewhere")
+    raise SystemExit(STDOUT_FAILED_EXIT) from None
+
+
+def _drop_stdout() -> None:
+    """From here on standard output is /dev/null, for this process and what it still flushes."""
+    import os
+
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)  # the old stream's buffered rest, flushed when it is dropped, goes there
+        os.close(devnull)
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115  # lives as long as we do
 
 
 def emit_json(data: Any) -> None:

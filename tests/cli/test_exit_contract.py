@@ -271,3 +271,55 @@ def test_a_hangup_the_caller_ignores_leaves_the_run_alone(tmp_path: Path) -> Non
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "status    succeeded" in out
+
+
+@pytest.mark.parametrize(
+    "args", [["runs", "list"], ["status", "--json"], ["--help"], ["runs", "--help"]], ids=" ".join
+)
+def test_a_standard_output_that_fails_is_one_line_and_exit_3(args: list[str], tmp_path: Path) -> None:
+    """`> /dev/full` (a full disk): one sentence and a fix on stderr, exit 3, never a traceback."""
+    write_config(tmp_path, {"pipelines": [{"id": "ok", "stages": [{"id": "a", "command": py("pass")}]}]})
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "CODEX_ORCHESTRATOR_ROOT": str(tmp_path)}
+    subprocess.run([*CLI, "start", "ok"], env=env, capture_output=True, check=True)
+    with open("/dev/full", "wb") as full:  # Linux: every write fails with ENOSPC
+        proc = subprocess.run([*CLI, *args], stdout=full, stderr=subprocess.PIPE, env=env, timeout=60)
+    assert proc.returncode == 3
+    assert proc.stderr.decode().splitlines() == [
+        "Error: cannot write to standard output: the disk is full",
+        "Fix: free space where standard output goes, or send it elsewhere",
+    ]
+
+
+def test_output_into_a_pipe_or_through_a_link_is_written_there_not_replaced(tmp_path: Path) -> None:
+    """`report -o` (and `--junit-xml`) at something that is not a regular file: written into, as a shell
+    redirection would. A rename over it replaced even `/dev/null` when run as root."""
+    import threading
+
+    write_config(tmp_path, {"pipelines": [{"id": "ok", "stages": [{"id": "a", "command": py("pass")}]}]})
+    assert invoke("start", "ok", "--repo", str(tmp_path)).exit_code == 0
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    result = invoke("report", "--format", "markdown", "-o", str(fifo), "--repo", str(tmp_path))
+    reader.join(timeout=30)
+    assert result.exit_code == 0, result.stderr
+    assert received and received[0].startswith(b"### ") and fifo.is_fifo()  # still a pipe
+    real = tmp_path / "real.xml"
+    link = tmp_path / "link.xml"
+    link.symlink_to(real)
+    assert invoke("report", "--format", "junit", "-o", str(link), "--repo", str(tmp_path)).exit_code == 0
+    assert link.is_symlink() and real.read_text().startswith("<?xml")  # the link kept, its file written
+
+
+def test_a_named_output_that_cannot_be_written_names_the_option(tmp_path: Path) -> None:
+    from codex_orchestrator.errors import StorageError
+    from codex_orchestrator.runs.store import write_named_file
+
+    with pytest.raises(StorageError, match="it is a folder") as folder:
+        write_named_file(tmp_path, b"x", option="--output")
+    assert folder.value.hint == "free space or fix permissions there, or give --output another path"
+    with pytest.raises(StorageError, match="the disk is full"):
+        write_named_file(Path("/dev/full"), b"x", option="--junit-xml")
+    assert Path("/dev/full").is_char_device()

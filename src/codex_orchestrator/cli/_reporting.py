@@ -87,7 +87,7 @@ def publish_runs(
 def write_junit(path: Path, reports: list[Any], *, not_started: list[tuple[str, str]] | None = None) -> None:
     from codex_orchestrator.errors import StorageError
     from codex_orchestrator.reports.junit import junit_xml
-    from codex_orchestrator.runs.store import atomic_write_bytes
+    from codex_orchestrator.runs.store import write_named_file
 
     target = Path(os.path.abspath(path.expanduser()))
     try:
@@ -97,5 +97,7 @@ def write_junit(path: Path, reports: list[Any], *, not_started: list[tuple[str, 
             f"cannot create {target.parent} for the JUnit XML: {exc.strerror}",
             hint="pass --junit-xml a path in a writable folder",
         ) from None
-    atomic_write_bytes(target, junit_xml(reports, not_started=not_started).encode("utf-8"))
+    write_named_file(
+        target, junit_xml(reports, not_started=not_started).encode("utf-8"), option="--junit-xml"
+    )
     output.diag(f"JUnit XML written to {target}")

@@ -111,8 +111,8 @@ def _deliver(text: str, path: Path | None) -> None:
     if path is None:
         output.emit(text.rstrip("\n"))
         return
-    from codex_orchestrator.runs.store import atomic_write_bytes
+    from codex_orchestrator.runs.store import write_named_file
 
     target = Path(os.path.abspath(path.expanduser()))
-    atomic_write_bytes(target, text.encode("utf-8", errors="replace"))
+    write_named_file(target, text.encode("utf-8", errors="replace"), option="--output")
     output.diag(f"report written to {target}")

@@ -11,6 +11,7 @@ import errno
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,17 +24,22 @@ if TYPE_CHECKING:
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
-def storage_error(path: Path, exc: OSError) -> StorageError:
+def _why(exc: OSError) -> str:
+    """Why a write failed, in a few words."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        why = "the disk is full"
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        why = "it is not writable"
-    elif exc.errno == errno.ELOOP:
-        why = "it is a symlink"
-    else:
-        why = exc.strerror or str(exc)
+        return "the disk is full"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "it is not writable"
+    if exc.errno == errno.ELOOP:
+        return "it is a symlink"
+    if exc.errno == errno.EISDIR:
+        return "it is a folder"
+    return exc.strerror or str(exc)
+
+
+def storage_error(path: Path, exc: OSError) -> StorageError:
     return StorageError(
-        f"cannot write {path}: {why}",
+        f"cannot write {path}: {_why(exc)}",
         hint="free space or fix permissions, or point CODEX_ORCHESTRATOR_RUNS_DIR at a writable folder",
     )
 
@@ -77,6 +83,42 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, sync_dir: 
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def write_named_file(path: Path, data: bytes, *, option: str) -> None:
+    """Write `data` where the user pointed `option` (`-o`, `--junit-xml`). A regular file, or a path
+    that does not exist yet, is written atomically and durably, and through a symlink the file it
+    points at (the link stays). Anything else that takes writes, a device or a pipe (`/dev/stdout`,
+    `/dev/null`), is written straight into: a rename would replace it with a file, even `/dev/null`
+    when run as root."""
+    try:
+        kind = os.stat(path).st_mode
+    except FileNotFoundError:
+        kind = None
+    except OSError as exc:
+        raise _named_error(path, exc, option) from None
+    try:
+        if kind is not None and stat.S_ISDIR(kind):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+        if kind is not None and not stat.S_ISREG(kind):
+            with open(path, "wb") as fh:  # a device or a pipe: no rename, no truncation to undo
+                fh.write(data)
+            return
+    except OSError as exc:
+        raise _named_error(path, exc, option) from None
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        atomic_write_bytes(target, data)
+    except StorageError as exc:
+        raise StorageError(exc.message, hint=_named_hint(option)) from None
+
+
+def _named_hint(option: str) -> str:
+    return f"free space or fix permissions there, or give {option} another path"
+
+
+def _named_error(path: Path, exc: OSError, option: str) -> StorageError:
+    return StorageError(f"cannot write {path}: {_why(exc)}", hint=_named_hint(option))
 
 
 def atomic_write_json(path: Path, data: Any, *, mode: int = 0o644, indent: int | None = 2) -> None:

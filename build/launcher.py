@@ -530,11 +530,27 @@ def prepared_answer(build, argv):  # type: (dict[str, str], list[str]) -> str | 
 
 
 def _answer(text):  # type: (str) -> None
+    """Print `text` and exit 0, with standard output treated as the commands treat it: closed (`>&-`),
+    the text is dropped; its reader gone (`| head -c1`), exit 141 quietly; any other failure
+    (`> /dev/full`), one sentence and a fix on stderr, exit 3."""
+    if sys.stdout is None:
+        raise SystemExit(0)
     try:
         sys.stdout.write(text)
         sys.stdout.flush()
-    except OSError:  # a closed pipe: nothing more to say
-        os._exit(1)
+    except OSError as exc:
+        if exc.errno == 32:  # EPIPE
+            os._exit(141)
+        why = "the disk is full" if exc.errno == 28 else (exc.strerror or str(exc))  # 28: ENOSPC
+        try:
+            sys.stderr.write(
+                "Error: cannot write to standard output: %s\n"
+                "Fix: free space where standard output goes, or send it elsewhere\n" % why
+            )
+            sys.stderr.flush()
+        except (AttributeError, OSError):  # no stderr either
+            pass
+        os._exit(3)
     raise SystemExit(0)
 
 

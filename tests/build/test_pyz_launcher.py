@@ -474,3 +474,40 @@ def test_threads_importing_from_libs_zip_at_once_copy_it_once(
     assert copies == ["libs.zip"]
     assert sys.path.count(str(target / "libs.zip") + "/site-packages") == 1
     assert (target / "libs.zip").stat().st_size == size
+
+
+@pytest.mark.parametrize(
+    ("stdout", "code", "stderr"),
+    [
+        ("closed", 0, ""),  # `>&-`: the answer is dropped, as the commands drop their output
+        ("reader gone", 141, ""),  # `| head -c0`
+        (
+            "full",
+            3,
+            "Error: cannot write to standard output: the disk is full\n"
+            "Fix: free space where standard output goes, or send it elsewhere\n",
+        ),
+    ],
+)
+def test_a_prepared_answer_meets_standard_output_as_the_commands_do(
+    stdout: str, code: int, stderr: str
+) -> None:
+    """`--version`/`--help` answered by the launcher itself end as the CLI's commands do."""
+    import subprocess
+
+    build = str(Path(launcher.__file__).parent)
+    script = f"import sys; sys.path.insert(0, {build!r}); import launcher; launcher._answer('0.1.0\\n')"
+    argv = [sys.executable, "-c", script]
+    if stdout == "closed":
+        proc = subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", *argv], capture_output=True, timeout=60)
+    elif stdout == "full":
+        with open("/dev/full", "wb") as full:
+            proc = subprocess.run(argv, stdout=full, stderr=subprocess.PIPE, timeout=60)
+    else:
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        try:
+            proc = subprocess.run(argv, stdout=write_end, stderr=subprocess.PIPE, timeout=60)
+        finally:
+            os.close(write_end)
+    assert (proc.returncode, proc.stderr.decode()) == (code, stderr)

@@ -127,6 +127,10 @@ def test_report_formats(repo: Path, tmp_path: Path) -> None:
     assert f"run <code>{run_id}</code>" in page.stdout and "boom" in page.stdout
     latest = invoke("report", "--run", "latest", "--format", "markdown", "--repo", str(repo))
     assert latest.stdout.startswith("### ✖ failed · failing (`failing`)")
+    for selector in (run_id[-8:], run_id[:20]):  # the 8-hex suffix, a unique prefix: as for every --run
+        assert invoke("report", "--run", selector, "--format", "markdown", "--repo", str(repo)).stdout == (
+            latest.stdout
+        )
     out = tmp_path / "run.xml"
     junit = invoke("report", "--format", "junit", "-o", str(out), "--repo", str(repo))  # default: latest
     assert junit.exit_code == 0 and junit.stdout == ""
@@ -136,7 +140,7 @@ def test_report_formats(repo: Path, tmp_path: Path) -> None:
 
 def test_report_errors(repo: Path) -> None:
     none_yet = invoke("report", "--repo", str(repo))
-    assert none_yet.exit_code == 3 and "Error: no runs under" in none_yet.stderr
+    assert none_yet.exit_code == 3 and "Error: there is no run yet under" in none_yet.stderr
     unknown = invoke("report", "--run", "20261130T100000Z-00000000", "--repo", str(repo))
     assert unknown.exit_code == 3 and "no run '20261130T100000Z-00000000'" in unknown.stderr
     mixed = invoke("report", "--metrics", "--format", "junit", "--repo", str(repo))

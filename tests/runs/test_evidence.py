@@ -135,6 +135,9 @@ def test_the_evidence_command(repo: Path) -> None:
     )
     assert _index(repo)["tasks"][1]["evidence"]["run_id"] == view["run_id"]
     assert index.stat().st_mode & 0o777 == 0o640  # the file's mode is kept
+    for selector in ([], ["--run", "latest"], ["--run", view["run_id"][-8:]], ["--task", "0002"]):
+        again = invoke("evidence", *selector, "--repo", str(repo))  # --run as every command takes it
+        assert again.exit_code == 0 and again.stdout == result.stdout, (selector, again.stderr)
     as_json = json.loads(invoke("evidence", "--run", view["run_id"], "--json", "--repo", str(repo)).stdout)
     assert as_json["status"] == "updated" and as_json["evidence"]["run_id"] == view["run_id"]
     other = _start(repo, "--task", "nope")

@@ -5,30 +5,38 @@ from __future__ import annotations
 import click
 
 from codex_orchestrator import output
-from codex_orchestrator.cli._common import format_options, guarded, repo_option, roots, wants_json
+from codex_orchestrator.cli._common import (
+    format_options,
+    guarded,
+    repo_option,
+    run_options,
+    select_run,
+    wants_json,
+)
 
 
 @click.command()
-@click.option("--run", "run_id", required=True, metavar="ID", help="The run whose evidence to mirror.")
+@run_options
 @repo_option
 @format_options
 @guarded
-def evidence(run_id: str, repo: str | None, fmt: str, json_flag: bool) -> None:
-    """Record run ID in its task's entry of tasks/index.json: status, manifest path, commit,
-    guardrail and review outcome (done automatically when a run ends; this redoes it on demand).
+def evidence(run_id: str | None, task_id: str | None, repo: str | None, fmt: str, json_flag: bool) -> None:
+    """Record a run (default: the latest) in its task's entry of tasks/index.json: status, manifest
+    path, commit, guardrail and review outcome (done automatically when a run ends; this redoes it on
+    demand).
 
     A repository without tasks/index.json, or whose index has no entry for the task, is left alone.
 
     \b
     Examples:
-      codex-orchestrator evidence --run 20261123T120000123Z-1a2b3c4d
-      codex-orchestrator evidence --run RUN_ID --format json
+      codex-orchestrator evidence
+      codex-orchestrator evidence --run 1a2b3c4d --format json
     """
     from codex_orchestrator.runs import evidence as core
     from codex_orchestrator.runs.queries import load_run
 
-    r = roots(repo)
-    paths, manifest = load_run(r, run_id)
+    r, found = select_run(repo, run_id, task_id)
+    paths, manifest = load_run(r, found)
     result = core.update(r, manifest, paths.manifest)
     if wants_json(fmt, json_flag):
         output.emit_json(result)

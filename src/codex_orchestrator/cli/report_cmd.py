@@ -10,12 +10,16 @@ import click
 from codex_orchestrator import output
 from codex_orchestrator.cli._common import guarded, repo_option, roots
 from codex_orchestrator.errors import UsageError
-from codex_orchestrator.runs.layout import Roots, RunPaths
+from codex_orchestrator.runs.layout import Roots
 
 
 @click.command()
 @click.option(
-    "--run", "run_id", default=None, metavar="ID", help="The run to report on (default: the latest)."
+    "--run",
+    "run_id",
+    default=None,
+    metavar="RUN",
+    help="A run id, `latest`, a unique prefix or the 8-hex suffix (default: the latest run).",
 )
 @click.option(
     "--format",
@@ -26,7 +30,12 @@ from codex_orchestrator.runs.layout import Roots, RunPaths
     help="html: one self-contained page; junit: JUnit XML; markdown: the GitHub job summary.",
 )
 @click.option("--metrics", is_flag=True, help="A page over many runs (success rate, p95 duration over time).")
-@click.option("--task", "task_id", default=None, help="With --metrics: only this task.")
+@click.option(
+    "--task",
+    "task_id",
+    default=None,
+    help="With `latest` (or no --run): the latest run of this task; with --metrics: only this task.",
+)
 @click.option(
     "--from",
     "sources",
@@ -81,9 +90,10 @@ def report(
         _deliver(html.metrics_page(summary, summary.pop("run_entries"), generated_at=stamp), out_path)
         return
     from codex_orchestrator.reports import collect
+    from codex_orchestrator.runs.queries import select_run
 
     r = roots(repo)
-    paths = r.find_run(run_id) if run_id and run_id != "latest" else _latest(r, task_id)
+    paths = select_run(r, run_id, task_id=task_id)
     rep = collect.load(r.contain(paths.manifest))
     if fmt == "html":
         text = html.run_page(rep, generated_at=stamp)
@@ -96,15 +106,6 @@ def report(
 
         text = step_summary(rep)
     _deliver(text, out_path)
-
-
-def _latest(r: Roots, task_id: str | None) -> RunPaths:
-    from codex_orchestrator.errors import RunNotFoundError
-
-    found = r.iter_runs(task_id)
-    if not found:
-        raise RunNotFoundError(f"no runs under {r.runs}", hint="start one with `codex-orchestrator start`")
-    return found[0]
 
 
 def _deliver(text: str, path: Path | None) -> None:

@@ -82,30 +82,9 @@ def _main(argv: Sequence[str] | None) -> None:
     _plain.OWN_PROCESS = True  # a process of its own: a foreground run may adopt its stages' orphans
     args = list(argv) if argv is not None else sys.argv[1:]
     quick.run(args)  # exits when it ran the command
-    from codex_orchestrator import output
     from codex_orchestrator.cli.app import cli
 
-    try:
-        cli.main(args=args, prog_name="codex-orchestrator")
-    except SystemExit:
-        # click ends with exit 1 when its own output (help, --version, a usage message) meets a closed
-        # stdout, after wrapping the stream; end as every other command does then.
-        if type(sys.stdout).__name__.lstrip("_") == "PacifyFlushWrapper":
-            raise SystemExit(output.STDOUT_CLOSED_EXIT) from None
-        raise
-    except OSError as exc:
-        # click's own output (help, --version) to a stdout that fails otherwise (`--help > /dev/full`)
-        # raises from click's `echo`; any other OSError is not ours to word
-        innermost = exc.__traceback__
-        while innermost is not None and innermost.tb_next is not None:
-            innermost = innermost.tb_next
-        frame = innermost.tb_frame if innermost is not None else None
-        if frame is not None and (frame.f_globals.get("__name__"), frame.f_code.co_name) == (
-            "click.utils",
-            "echo",
-        ):
-            output.stdout_failed(exc)
-        raise
+    cli.main(args=args, prog_name="codex-orchestrator")
 
 
 def _reopen_closed_streams() -> None:

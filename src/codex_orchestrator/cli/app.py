@@ -39,20 +39,30 @@ class LazyGroup(click.Group):
         **extra: Any,
     ) -> Any:
         """click's main, plus the error contract for what happens before a command body runs: a usage
-        error under `--format json` is one `{"error": ...}` document on stdout (exit 2), and Ctrl-C
-        anywhere exits 130."""
+        error under `--format json` is one `{"error": ...}` document on stdout (exit 2), Ctrl-C anywhere
+        exits 130, and click's own output (help, --version) meets a failing stdout as our commands'
+        output does (`output.stdout_failed`)."""
         argv = list(args) if args is not None else sys.argv[1:]
         if not standalone_mode:
             return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        from codex_orchestrator import output
+
         try:
             rv = super().main(argv, prog_name, complete_var, False, **extra)
         except click.ClickException as exc:
             _click_error(exc, json_requested(argv))
         except click.Abort:  # click's word for KeyboardInterrupt (and EOF at a prompt)
-            from codex_orchestrator import output
-
             output.diag("Interrupted.")
             sys.exit(130)
+        except SystemExit:
+            # click ends with exit 1 when its output meets a closed pipe, after wrapping the stream
+            if type(sys.stdout).__name__.lstrip("_") == "PacifyFlushWrapper":
+                raise SystemExit(output.STDOUT_CLOSED_EXIT) from None
+            raise
+        except OSError as exc:  # any other failed write raises from click's `echo`; the rest is not ours
+            if _raised_by_echo(exc):
+                output.stdout_failed(exc)
+            raise
         sys.exit(rv if isinstance(rv, int) and not isinstance(rv, bool) else 0)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -61,6 +71,17 @@ class LazyGroup(click.Group):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
+
+
+def _raised_by_echo(exc: BaseException) -> bool:
+    """Whether `exc` came from click's `echo` itself (the innermost frame of its traceback)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and (tb.tb_frame.f_globals.get("__name__"), tb.tb_frame.f_code.co_name) == (
+        "click.utils",
+        "echo",
+    )
 
 
 def json_requested(argv: Sequence[str]) -> bool:

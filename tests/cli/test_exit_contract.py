@@ -180,6 +180,16 @@ def test_ctrl_c_in_a_terminal_exits_130(tmp_path: Path) -> None:
     assert "status    cancelled (received SIGINT)" in out
 
 
+def _repo_for_a_process(tmp_path: Path, code: str = "pass", *, with_a_run: bool = False) -> dict[str, str]:
+    """The environment of a CLI process run on `tmp_path`, a repository with one pipeline `ok` (one stage
+    running `code`), after a first run of it when `with_a_run`."""
+    write_config(tmp_path, {"pipelines": [{"id": "ok", "stages": [{"id": "a", "command": py(code)}]}]})
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "CODEX_ORCHESTRATOR_ROOT": str(tmp_path)}
+    if with_a_run:
+        subprocess.run([*CLI, "start", "ok"], env=env, capture_output=True, check=True)
+    return env
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -197,10 +207,7 @@ def test_a_reader_that_went_away_ends_the_command_quietly_with_141(args: list[st
     """`codex-orchestrator runs list | head -1`: once the reader closes the pipe, the next write fails.
     Every command then ends as a tool that SIGPIPE ends would (141), with nothing on stderr, whether it
     ran on the quick path, in click, or in click's own help and version output."""
-    write_config(tmp_path, {"pipelines": [{"id": "ok", "stages": [{"id": "a", "command": py("pass")}]}]})
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "CODEX_ORCHESTRATOR_ROOT": str(tmp_path)}
-    if args[0] != "start":
-        subprocess.run([*CLI, "start", "ok"], env=env, capture_output=True, check=True)
+    env = _repo_for_a_process(tmp_path, with_a_run=args[0] != "start")
     read_end, write_end = os.pipe()
     os.close(read_end)  # the reader is gone before the first write
     try:
@@ -220,8 +227,7 @@ def test_a_reader_that_went_away_ends_the_command_quietly_with_141(args: list[st
 def test_a_closed_standard_stream_drops_its_output_and_the_run_goes_on(closed: str, tmp_path: Path) -> None:
     """`start >&-` or `2>&-` (a caller that closed a stream): what would go there is dropped, as with
     /dev/null. Before, the first write failed the command half-way and left its run `queued`."""
-    write_config(tmp_path, {"pipelines": [{"id": "ok", "stages": [{"id": "a", "command": py("print(1)")}]}]})
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "CODEX_ORCHESTRATOR_ROOT": str(tmp_path)}
+    env = _repo_for_a_process(tmp_path, "print(1)")
     script = f"exec {' '.join(repr(a) for a in CLI)} start ok {closed}"
     proc = subprocess.run(["sh", "-c", script], env=env, capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
@@ -278,9 +284,7 @@ def test_a_hangup_the_caller_ignores_leaves_the_run_alone(tmp_path: Path) -> Non
 )
 def test_a_standard_output_that_fails_is_one_line_and_exit_3(args: list[str], tmp_path: Path) -> None:
     """`> /dev/full` (a full disk): one sentence and a fix on stderr, exit 3, never a traceback."""
-    write_config(tmp_path, {"pipelines": [{"id": "ok", "stages": [{"id": "a", "command": py("pass")}]}]})
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "CODEX_ORCHESTRATOR_ROOT": str(tmp_path)}
-    subprocess.run([*CLI, "start", "ok"], env=env, capture_output=True, check=True)
+    env = _repo_for_a_process(tmp_path, with_a_run=True)
     with open("/dev/full", "wb") as full:  # Linux: every write fails with ENOSPC
         proc = subprocess.run([*CLI, *args], stdout=full, stderr=subprocess.PIPE, env=env, timeout=60)
     assert proc.returncode == 3

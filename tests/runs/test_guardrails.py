@@ -16,6 +16,7 @@ from codex_orchestrator.runs import lifecycle
 from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs.layout import NOTHING_TO_CHECK_ENV, Roots
 from codex_orchestrator.runs.metrics import summarize_metrics
+from codex_orchestrator.runs.stages import empty_test_summary
 
 SAY_NOTHING = py(
     f"import os; open(os.environ[{NOTHING_TO_CHECK_ENV!r}], 'w').write('no files matched\\n')\n"
@@ -126,6 +127,139 @@ def test_no_tests_collected_is_nothing_to_check(tmp_path: Path, runner: list[str
     assert cmd["status"] == "skipped" and cmd["exit_code"] == 5 and cmd["nothing_to_check"] is True
     assert cmd["summary"] == "nothing to check: no tests were collected (exit code 5)"
     assert code == 1 and m["guardrail_status"]["status"] == "missing"
+
+
+UNITTEST_CASES = {
+    # pytest-style functions: unittest finds no test (CPython 3.11 exits 0, 3.12+ exits 5)
+    "no tests": ("def test_one():\n    assert 1 == 2\n", "no tests"),
+    "all skipped": (
+        "import unittest\n\n@unittest.skip('needs a database')\nclass T(unittest.TestCase):\n"
+        "    def test_a(self): pass\n    def test_b(self): pass\n",
+        "every test was skipped (unittest: 2 skipped)",
+    ),
+    "one ran": (
+        "import unittest\n\nclass T(unittest.TestCase):\n    @unittest.skip('x')\n"
+        "    def test_a(self): pass\n    def test_b(self): pass\n",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(UNITTEST_CASES))
+def test_a_real_unittest_run_that_ran_or_skipped_everything_is_nothing_to_check(
+    tmp_path: Path, case: str
+) -> None:
+    source, reason = UNITTEST_CASES[case]
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text(source)
+    _config(
+        tmp_path,
+        [{"id": "test", "command": [sys.executable, "-m", "unittest", "discover", "-s", "tests"]}],
+        True,
+    )
+    code, view, _ = _start_json(tmp_path)
+    cmd = _manifest(view)["commands"][0]
+    if reason is None:
+        assert code == 0 and cmd["status"] == "succeeded" and "nothing_to_check" not in cmd
+        return
+    assert cmd["status"] == "skipped" and cmd["nothing_to_check"] is True, cmd
+    assert reason in cmd["summary"]
+    assert code == 1 and _manifest(view)["guardrail_status"]["status"] == "missing"
+
+
+PYTEST_CASES = {
+    "all skipped": (
+        "import pytest\n\n@pytest.mark.skip(reason='x')\ndef test_a(): pass\n",
+        "every test was skipped",
+    ),
+    "skipped and deselected": (
+        "import pytest\n\n@pytest.mark.skip(reason='x')\ndef test_a(): pass\ndef test_b(): pass\n",
+        "every test was skipped (pytest: 1 skipped, 1 deselected)",
+    ),
+    "one passed": (
+        "import pytest\n\n@pytest.mark.skip(reason='x')\ndef test_a(): pass\ndef test_b(): pass\n",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("quiet", [True, False])
+@pytest.mark.parametrize("case", sorted(PYTEST_CASES))
+def test_a_real_pytest_run_that_skipped_everything_is_nothing_to_check(
+    tmp_path: Path, case: str, quiet: bool
+) -> None:
+    source, reason = PYTEST_CASES[case]
+    (tmp_path / "test_x.py").write_text(source)
+    argv = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *(["-q"] if quiet else [])]
+    if case == "skipped and deselected":
+        argv += ["-k", "test_a"]
+    _config(tmp_path, [{"id": "test", "command": argv}], True)
+    code, view, _ = _start_json(tmp_path)
+    cmd = _manifest(view)["commands"][0]
+    if reason is None:
+        assert code == 0 and cmd["status"] == "succeeded" and "nothing_to_check" not in cmd
+        return
+    assert cmd["status"] == "skipped" and cmd["exit_code"] == 0 and cmd["nothing_to_check"] is True, cmd
+    assert reason in cmd["summary"]
+    assert code == 1
+
+
+SUMMARIES = [
+    ("unittest", "----\nRan 0 tests in 0.000s\n\nOK\n", "no tests ran (unittest: Ran 0 tests)"),
+    ("unittest", "Ran 0 tests in 0.000s\r\n\r\nNO TESTS RAN\r\n", "no tests ran (unittest: Ran 0 tests)"),
+    (
+        "unittest",
+        "ss\n----\nRan 2 tests in 0.001s\n\nOK (skipped=2)\n",
+        "every test was skipped (unittest: 2 skipped)",
+    ),
+    ("unittest", "s.\n----\nRan 2 tests in 0.001s\n\nOK (skipped=1)\n", None),
+    ("unittest", "----\nRan 1 test in 0.001s\n\nOK\n", None),
+    ("unittest", "----\nRan 0 tests in 0.000s\n\nOK\nand then the stage printed more\n", None),
+    ("unittest", "this log says: Ran 0 tests in 0.000s\n\nOK\n", None),
+    ("pytest", "sss [100%]\n3 skipped in 0.01s\n", "every test was skipped (pytest: 3 skipped)"),
+    (
+        "pytest",
+        "==== 3 skipped, 2 warnings in 0.12s ====\n",
+        "every test was skipped (pytest: 3 skipped, 2 warnings)",
+    ),
+    (
+        "pytest",
+        "\x1b[33m==== \x1b[33m1 skipped\x1b[0m\x1b[33m in 0.12s\x1b[0m\x1b[33m ====\x1b[0m\n",
+        "every test was skipped (pytest: 1 skipped)",
+    ),
+    (
+        "pytest",
+        "3 skipped, 1 deselected in 65.00s (0:01:05)\n",
+        "every test was skipped (pytest: 3 skipped, 1 deselected)",
+    ),
+    ("pytest", "1 passed, 3 skipped in 0.01s\n", None),
+    ("pytest", "3 skipped, 1 xfailed in 0.01s\n", None),
+    ("pytest", "12 passed in 0.01s\n", None),
+    ("pytest", "", None),
+]
+
+
+@pytest.mark.parametrize(("runner", "tail", "reason"), SUMMARIES)
+def test_the_summary_a_test_runner_ends_with_tells_whether_it_checked_anything(
+    runner: str, tail: str, reason: str | None
+) -> None:
+    assert empty_test_summary(runner, tail) == reason
+
+
+@pytest.mark.parametrize("suffix", ["", " || true", "; true", " | cat"])
+def test_a_shell_line_is_read_as_its_runner_only_when_it_is_that_one_command(
+    tmp_path: Path, suffix: str
+) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text("def test_one():\n    assert 1 == 2\n")
+    line = f"{sys.executable} -m unittest discover -s tests{suffix}"
+    _config(tmp_path, [{"id": "test", "command": line}], True)
+    code, view, _ = _start_json(tmp_path)
+    cmd = _manifest(view)["commands"][0]
+    if suffix:  # the line's status is not unittest's: its exit code alone counts
+        assert code == 0 and cmd["status"] == "succeeded", cmd
+    else:
+        assert code == 1 and cmd["status"] == "skipped" and cmd["nothing_to_check"] is True, cmd
 
 
 def test_exit_code_5_of_another_tool_is_a_failure(tmp_path: Path) -> None:

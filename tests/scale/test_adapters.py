@@ -69,6 +69,41 @@ def test_python_dependencies_and_setup_cfg_sections_count(tmp_path: Path) -> Non
     assert cmds["test"] == ["python3", "-m", "pytest", "-q"]
 
 
+UNITTEST_STYLE = "import unittest\n\n\nclass T(unittest.TestCase):\n    def test_a(self):\n        pass\n"
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"tests/requirements.txt": "pretend\npytest>=6\n"},  # packaging's layout
+        {"requirements-dev.txt": "# tools\nPyTest==8.0 ; python_version>'3'\n"},
+        {"requirements/test.txt": "pytest\n"},
+        {"tests/unit/test_deep.py": "import pytest\n"},
+        {"tests/test_b.py": "from pytest import raises\n"},
+        {"tests/test_b.py": "def test_plain():\n    assert True\n"},  # unittest never collects this
+        {"test_root.py": "def test_plain():\n    assert True\n"},
+    ],
+)
+def test_python_tests_written_for_pytest_run_with_pytest(tmp_path: Path, files: dict[str, str]) -> None:
+    """unittest would find no test in these (or fail to import them), and report the run green."""
+    root = tree(tmp_path, {"pyproject.toml": "", "tests/test_a.py": UNITTEST_STYLE, **files})
+    assert commands(root)["test"] == ["python3", "-m", "pytest", "-q"]
+
+
+def test_python_unittest_suites_stay_with_unittest(tmp_path: Path) -> None:
+    root = tree(
+        tmp_path,
+        {
+            "pyproject.toml": "",
+            "requirements.txt": "pytest-cov\nrequests\n",  # not pytest
+            "tests/test_a.py": UNITTEST_STYLE + '\n\ndef helper():\n    """def test_x(): in a string"""\n',
+            "tests/.hidden/test_h.py": "import pytest\n",  # hidden folders are not the suite
+            "tests/data.py": "import pytest\n",  # not a test file
+        },
+    )
+    assert commands(root)["test"][:3] == ["python3", "-m", "unittest"]
+
+
 def test_python_unittest_layouts(tmp_path: Path) -> None:
     pkg = tree(tmp_path / "pkg", {"setup.py": "", "tests/__init__.py": "", "tests/test_a.py": ""})
     assert commands(pkg)["test"] == ["python3", "-m", "unittest", "discover", "-q", "-s", "tests", "-t", "."]

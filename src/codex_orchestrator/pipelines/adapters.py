@@ -10,6 +10,7 @@ bottom; splitting it per language would scatter the detection order.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -148,6 +149,50 @@ def _python_deps(project: dict[str, Any]) -> list[object]:
     ]
 
 
+_REQUIREMENTS_GLOBS = (
+    "*requirements*.txt",
+    "requirements/*.txt",
+    "tests/*requirements*.txt",
+    "test/*requirements*.txt",
+)
+_PYTEST_STYLE = re.compile(rb"^(?:import pytest|from pytest |from _pytest|def test_)", re.MULTILINE)
+_TEST_FILES_READ = 200  # test files read at most, 64 KiB of each, to tell a pytest suite
+_TEST_FILE_BYTES = 64 * 1024
+
+
+def _requirements_mention(root: Path, name: str) -> bool:
+    """Whether a requirements file (requirements*.txt, requirements/*.txt, tests/requirements.txt ...)
+    names the distribution `name`."""
+    for pattern in _REQUIREMENTS_GLOBS:
+        for path in sorted(root.glob(pattern))[:20]:
+            if _mentions(_text(path).splitlines(), name):
+                return True
+    return False
+
+
+def _pytest_style_tests(root: Path, test_dir: str | None) -> bool:
+    """Whether the tests are written for pytest: a test file imports pytest or defines a test function
+    at module level (which unittest never collects). Reads at most _TEST_FILES_READ files."""
+    files = sorted(root.glob("test_*.py"))
+    if test_dir is not None:
+        for dirpath, dirnames, filenames in os.walk(root / test_dir):
+            dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
+            files += [
+                Path(dirpath, f) for f in sorted(filenames) if f.endswith(".py") and f.startswith("test")
+            ]
+            if len(files) >= _TEST_FILES_READ:
+                break
+    for path in files[:_TEST_FILES_READ]:
+        try:
+            with open(path, "rb") as fh:
+                head = fh.read(_TEST_FILE_BYTES)
+        except OSError:
+            continue
+        if _PYTEST_STYLE.search(head):
+            return True
+    return False
+
+
 def _python_stages(root: Path) -> list[Stage]:
     project = _toml(root / "pyproject.toml")
     tool = project.get("tool", {})
@@ -176,19 +221,21 @@ def _python_stages(root: Path) -> list[Stage]:
         )
     elif (root / ".flake8").is_file() or "flake8" in cfg_sections or "tox:flake8" in cfg_sections:
         stages.append(_stage("python", "lint", "Lint with flake8", [*python, "-m", "flake8"], True))
+    test_dir = next((d for d in ("tests", "test") if (root / d).is_dir()), None)
     has_pytest = (
         "pytest" in tool
         or any((root / name).is_file() for name in ("pytest.ini", "conftest.py", "tests/conftest.py"))
         or "tool:pytest" in cfg_sections
         or "tox:pytest" in cfg_sections
         or any(_mentions(d, "pytest") for d in deps)
+        or _requirements_mention(root, "pytest")
+        or _pytest_style_tests(root, test_dir)
     )
     if has_pytest:
         stages.append(
             _stage("python", "test", "Run the tests (pytest)", [*python, "-m", "pytest", "-q"], True)
         )
     else:
-        test_dir = next((d for d in ("tests", "test") if (root / d).is_dir()), None)
         if test_dir is not None or any(root.glob("test_*.py")):
             argv = [*python, "-m", "unittest", "discover", "-q"]
             if test_dir is not None:
@@ -208,7 +255,12 @@ _PYTHON_RULES = (
     Rule("build", "python3 -m compileall -q src|.", "always (the project's interpreter, see below)"),
     Rule("lint", "ruff check .", "[tool.ruff], ruff.toml, or ruff among the dependencies"),
     Rule("lint", "python3 -m flake8", "otherwise, when .flake8 or a [flake8] section exists"),
-    Rule("test", "python3 -m pytest -q", "[tool.pytest.ini_options], pytest.ini, conftest.py, or pytest dep"),
+    Rule(
+        "test",
+        "python3 -m pytest -q",
+        "[tool.pytest.ini_options], pytest.ini, conftest.py, pytest among the dependencies or in a "
+        "requirements file, or a test file that imports pytest or defines a test function at module level",
+    ),
     Rule("test", "python3 -m unittest discover -q -s tests", "otherwise, when tests/, test/ or test_*.py"),
     Rule("*", ".venv/bin/python | uv run | poetry run", "a local .venv/venv, uv.lock, poetry.lock"),
     Rule("*", "VIRTUAL_ENV=.venv, .venv/bin first on PATH", "every stage, when a local .venv/venv exists"),

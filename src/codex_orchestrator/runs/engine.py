@@ -254,7 +254,7 @@ class RunEngine:
             proc.close()  # its output has ended: the log is complete (and within its cap)
         duration = max(0.0, self.clock.monotonic() - started)
         cancelled = self._cancel.is_set() and rc != 0
-        empty = None if cancelled or timed_out or note else self.stages.nothing_to_check(stage, rc)
+        empty = None if cancelled or timed_out or note else self.stages.nothing_to_check(stage, rc, log_path)
         if empty is not None:
             status, summary = StageStatus.SKIPPED, f"nothing to check: {empty}"
         elif rc == 0:

@@ -5,10 +5,8 @@ sandbox's refusal, and the error file of a failed stage. The engine drives; this
 from __future__ import annotations
 
 import errno
-import itertools
 import json
 import os
-import re
 from pathlib import Path
 
 from codex_orchestrator import sandbox as sbx
@@ -20,6 +18,7 @@ from codex_orchestrator.process import (
 from codex_orchestrator.runs import manifest as mf
 from codex_orchestrator.runs.layout import NOTHING_TO_CHECK_ENV, RunPaths
 from codex_orchestrator.runs.store import atomic_write_json, read_tail
+from codex_orchestrator.runs.testrunners import nothing_checked, simple_command
 from codex_orchestrator.runtime import self_command
 
 if TYPE_CHECKING:
@@ -98,12 +97,8 @@ class StageRunner:
         return self.paths.nothing_to_check_file(self.pipeline.stage_index(stage.id) + 1, stage.id)
 
     def nothing_to_check(self, stage: Stage, rc: int, log_path: Path) -> str | None:
-        """The reason a stage that ended `rc` checked nothing (see NOTHING_TO_CHECK_ENV), or None.
-
-        A test runner run alone (an argv, or a shell line of that one simple command) checked nothing
-        when it collected no tests (exit code 5), and when it exited 0 having run no test or skipped every
-        one: unittest before CPython 3.12 ends "Ran 0 tests ... OK" with exit code 0. A shell line of
-        several commands is judged by its exit code alone: its status is not the runner's."""
+        """The reason a stage that ended `rc` checked nothing, or None: it said so (see
+        NOTHING_TO_CHECK_ENV), or it is a test runner whose output says so (see runs/testrunners)."""
         if rc == 0:
             marker = self.nothing_file(stage)
             if marker.is_file() and not marker.is_symlink():
@@ -111,14 +106,7 @@ class StageRunner:
                 lines = [line.strip() for line in reason.splitlines() if line.strip()]
                 return lines[0] if lines else "the stage reported nothing to check"
         argv = simple_command(stage.command[0]) if stage.shell else stage.command
-        runner = None if argv is None else test_runner(argv)
-        if runner is None:
-            return None
-        if rc == NO_TESTS_EXIT_CODE:
-            return f"no tests were collected (exit code {NO_TESTS_EXIT_CODE})"
-        if rc == 0:
-            return empty_test_summary(runner, read_tail(log_path, LOG_TAIL_BYTES)[0])
-        return None
+        return nothing_checked(argv, rc, log_path)
 
     def stage_cwd(self, stage: Stage) -> Path:
         cwd = (self.stage_root / stage.cwd).resolve()
@@ -204,69 +192,6 @@ class StageRunner:
         except OSError:
             return None
         return sbx.refusal(tail)
-
-
-NO_TESTS_EXIT_CODE = 5  # pytest: "no tests collected"; unittest (3.12+): "no tests ran"
-
-
-def simple_command(line: str) -> tuple[str, ...] | None:
-    """The argv of a shell line that is one simple command (no list, pipe, redirection, substitution
-    or grouping), else None."""
-    if any(c in line for c in ";&|<>()`$\n"):
-        return None
-    import shlex
-
-    try:
-        return tuple(shlex.split(line))
-    except ValueError:
-        return None
-
-
-def test_runner(argv: tuple[str, ...]) -> str | None:
-    """ "pytest" or "unittest" when `argv` runs one directly or as `python -m` (possibly through uv/poetry
-    run), else None."""
-    if any(Path(a).name in ("pytest", "py.test") for a in argv):
-        return "pytest"
-    for a, b in itertools.pairwise(argv):
-        if a == "-m" and b in ("pytest", "unittest"):
-            return b
-    return None
-
-
-# The last lines a test runner prints, read from the end of a stage's log (ANSI colours removed).
-# unittest: "Ran 3 tests in 0.002s", a blank line, then "OK", "OK (skipped=3)" or "NO TESTS RAN".
-# pytest: "3 skipped, 1 warning in 0.12s" (-q), or the same between "=" rules; long runs add "(0:01:05)".
-_UNITTEST_END = r"Ran (\d+) tests? in \S+\n\n(?:OK|NO TESTS RAN)(?: \((.*)\))?"
-_PYTEST_END = r"=* ?((?:\d+ \w+, )*\d+ \w+) in [\d.]+s(?: \([\d:]+\))? ?=*"
-_ANSI = r"\x1b\[[0-9;]*m"
-
-
-def empty_test_summary(runner: str, log_tail: str) -> str | None:
-    """Why a test run that exited 0 checked nothing, read from its summary at the end of `log_tail`:
-    it ran no test, or skipped every one it ran. None when it checked something (or the summary is not
-    the runner's own last words)."""
-    text = re.sub(_ANSI, "", log_tail).replace("\r\n", "\n").rstrip()
-    if runner == "unittest":
-        m = re.search(r"(?:\A|\n)" + _UNITTEST_END + r"\Z", text)
-        if m is None:
-            return None
-        ran, extra = int(m.group(1)), m.group(2) or ""
-        if ran == 0:
-            return "no tests ran (unittest: Ran 0 tests)"
-        if extra == f"skipped={ran}":
-            return f"every test was skipped (unittest: {ran} skipped)"
-        return None
-    last = text.rsplit("\n", 1)[-1].strip()
-    m = re.fullmatch(_PYTEST_END, last)
-    if m is None:
-        return None
-    counts = {}
-    for part in m.group(1).split(", "):
-        number, word = part.split(" ")
-        counts[word] = int(number)
-    if counts.get("skipped", 0) > 0 and set(counts) <= {"skipped", "deselected", "warning", "warnings"}:
-        return f"every test was skipped (pytest: {m.group(1)})"
-    return None
 
 
 def start_error(exc: Exception, stage: Stage, sandbox: sbx.Sandbox) -> str:

@@ -1,0 +1,129 @@
+"""The test runners a stage may be, and whether one's run checked anything: a run that collected no
+test, ran none, or skipped (ignored) every one is not evidence, whatever its exit code says.
+
+A runner is recognised only when the stage is that runner alone: an argv, or a shell line of that one
+simple command. A shell line of several commands is judged by its exit code alone, since its status is
+not the runner's. What the runner checked is read from its own output, at the end of the stage's log:
+
+- pytest and unittest exit 5 for "no tests ran"; unittest before CPython 3.12 prints `Ran 0 tests` and
+  exits 0; both exit 0 when every test was skipped. Their closing summary is the log's last words.
+- `cargo test` exits 0 with `test result: ok. 0 passed` for every test binary of a crate without tests.
+- `go test` exits 0 with `[no test files]` (or `[no tests to run]`) for every package without tests.
+  cargo and go print one result per binary or package, so the whole log is read (up to WHOLE_LOG_BYTES,
+  and never a log whose middle was cut: a result missing from it could have been a pass).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+
+from codex_orchestrator.runs.store import read_tail
+
+NO_TESTS_EXIT_CODE = 5  # pytest: "no tests collected"; unittest (3.12+): "no tests ran"
+SUMMARY_BYTES = 4096  # pytest's and unittest's closing summary is within the log's last 4 KiB
+WHOLE_LOG_BYTES = 4 << 20  # cargo's and go's logs are read whole up to this size, else not judged
+CUT_MARKER = "bytes cut from the middle of this log"  # see capped_log.marker
+
+# unittest: "Ran 3 tests in 0.002s", a blank line, then "OK", "OK (skipped=3)" or "NO TESTS RAN".
+_UNITTEST_END = re.compile(r"(?:\A|\n)Ran (\d+) tests? in \S+\n\n(?:OK|NO TESTS RAN)(?: \((.*)\))?\Z")
+# pytest: "3 skipped, 1 warning in 0.12s" (-q), or between "=" rules; long runs add "(0:01:05)".
+_PYTEST_END = re.compile(r"=* ?((?:\d+ \w+, )*\d+ \w+) in [\d.]+s(?: \([\d:]+\))? ?=*")
+_CARGO_RESULT = re.compile(r"^test result: \w+\. (\d+) passed; \d+ failed; (\d+) ignored;", re.MULTILINE)
+_GO_OK = re.compile(r"^ok\s+\S+\s+(.*)$", re.MULTILINE)
+_GO_NONE = re.compile(r"^\?\s+\S+\s+\[no test files\]$", re.MULTILINE)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def simple_command(line: str) -> tuple[str, ...] | None:
+    """The argv of a shell line that is one simple command (no list, pipe, redirection, substitution
+    or grouping), else None."""
+    if any(c in line for c in ";&|<>()`$\n"):
+        return None
+    import shlex
+
+    try:
+        return tuple(shlex.split(line))
+    except ValueError:
+        return None
+
+
+def which_runner(argv: tuple[str, ...]) -> str | None:
+    """ "pytest", "unittest", "cargo" or "go" when `argv` runs that test runner (pytest and unittest
+    directly or as `python -m`, possibly through uv/poetry run; `cargo [+toolchain] test`; `go test`),
+    else None."""
+    names = [Path(a).name for a in argv]
+    if any(n in ("pytest", "py.test") for n in names):
+        return "pytest"
+    for i, (a, b) in enumerate(itertools.pairwise(names)):
+        if a == "-m" and b in ("pytest", "unittest"):
+            return b
+        if a == "cargo" and "test" in names[i + 1 : i + 3]:
+            return "cargo"
+        if a == "go" and b == "test":
+            return "go"
+    return None
+
+
+def nothing_checked(argv: tuple[str, ...] | None, rc: int, log_path: Path) -> str | None:
+    """Why the run of `argv` (None: a shell line of several commands), which ended `rc` and wrote
+    `log_path`, checked nothing; None when it checked something, failed, or is no test runner."""
+    runner = None if argv is None else which_runner(argv)
+    if runner is None:
+        return None
+    if rc == NO_TESTS_EXIT_CODE and runner in ("pytest", "unittest"):
+        return f"no tests were collected (exit code {NO_TESTS_EXIT_CODE})"
+    if rc != 0:
+        return None
+    if runner in ("pytest", "unittest"):
+        return empty_summary(runner, read_tail(log_path, SUMMARY_BYTES)[0])
+    text, cut = read_tail(log_path, WHOLE_LOG_BYTES)
+    if cut or CUT_MARKER in text:
+        return None
+    return empty_results(runner, text)
+
+
+def _plain(text: str) -> str:
+    return _ANSI.sub("", text).replace("\r\n", "\n")
+
+
+def empty_summary(runner: str, log_tail: str) -> str | None:
+    """pytest's or unittest's closing summary at the end of `log_tail`: why it checked nothing (it ran
+    no test, or skipped every one), or None (it checked something, or the log does not end with the
+    runner's summary)."""
+    text = _plain(log_tail).rstrip()
+    if runner == "unittest":
+        m = _UNITTEST_END.search(text)
+        if m is None:
+            return None
+        ran, extra = int(m.group(1)), m.group(2) or ""
+        if ran == 0:
+            return "no tests ran (unittest: Ran 0 tests)"
+        if extra == f"skipped={ran}":
+            return f"every test was skipped (unittest: {ran} skipped)"
+        return None
+    m = _PYTEST_END.fullmatch(text.rsplit("\n", 1)[-1].strip())
+    if m is None:
+        return None
+    counts = dict((word, int(n)) for n, word in (part.split(" ") for part in m.group(1).split(", ")))
+    if counts.get("skipped", 0) > 0 and set(counts) <= {"skipped", "deselected", "warning", "warnings"}:
+        return f"every test was skipped (pytest: {m.group(1)})"
+    return None
+
+
+def empty_results(runner: str, log: str) -> str | None:
+    """cargo's or go's results in a whole log: why no test binary or package checked anything, or None."""
+    text = _plain(log)
+    if runner == "cargo":
+        results = [(int(p), int(i)) for p, i in _CARGO_RESULT.findall(text)]
+        if not results or any(passed for passed, _ in results):
+            return None
+        ignored = sum(i for _, i in results)
+        what = f"every test was ignored ({ignored} ignored)" if ignored else "no tests ran"
+        return f"{what} (cargo: 0 passed in {len(results)} test binaries)"
+    oks = _GO_OK.findall(text)
+    if any("[no tests to run]" not in rest for rest in oks):
+        return None
+    empty = len(_GO_NONE.findall(text)) + len(oks)
+    return f"no tests ran (go: {empty} packages without tests)" if empty else None

@@ -1,0 +1,195 @@
+"""Which stages are test runners, and what their output says they checked (runs/testrunners): the
+closing summaries of pytest and unittest, and cargo's and go's per-binary and per-package results, as
+the real tools print them."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+from clikit import invoke
+from testkit import write_config
+
+from codex_orchestrator.capped_log import marker
+from codex_orchestrator.runs.testrunners import (
+    empty_results,
+    empty_summary,
+    nothing_checked,
+    simple_command,
+    which_runner,
+)
+
+# Captured from cargo 1.x (`cargo new --lib`, tests removed; then one #[ignore] test; then one test).
+CARGO_NONE = (
+    "\nrunning 0 tests\n\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; "
+    "finished in 0.00s\n\n"
+) * 2
+CARGO_IGNORED = (
+    "\nrunning 1 test\ni\ntest result: ok. 0 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; "
+    "finished in 0.00s\n\n\nrunning 0 tests\n\ntest result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; "
+    "0 filtered out; finished in 0.00s\n\n"
+)
+CARGO_ONE = CARGO_NONE.replace("running 0 tests", "running 1 test\n.", 1).replace("0 passed", "1 passed", 1)
+# Captured from go 1.19 `go test ./...`: no test files; then one package tested; cached; `-run Nope`.
+GO_NONE = "?   \texample.com/m\t[no test files]\n?   \texample.com/m/pkg\t[no test files]\n"
+GO_OK = "?   \texample.com/m\t[no test files]\nok  \texample.com/m/pkg\t0.003s\n"
+GO_CACHED = "?   \texample.com/m\t[no test files]\nok  \texample.com/m/pkg\t(cached)\n"
+GO_NO_RUN = "?   \texample.com/m\t[no test files]\nok  \texample.com/m/pkg\t0.005s [no tests to run]\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "runner"),
+    [
+        (["pytest", "-q"], "pytest"),
+        (["/usr/bin/py.test"], "pytest"),
+        (["uv", "run", "pytest"], "pytest"),
+        (["python3", "-m", "pytest"], "pytest"),
+        ([".venv/bin/python", "-m", "unittest", "discover"], "unittest"),
+        (["cargo", "test", "--quiet"], "cargo"),
+        (["cargo", "+nightly", "test"], "cargo"),
+        (["/root/.cargo/bin/cargo", "test"], "cargo"),
+        (["go", "test", "./..."], "go"),
+        (["cargo", "build"], None),
+        (["go", "vet", "./..."], None),
+        (["npm", "test"], None),
+        (["python3", "-c", "import pytest"], None),
+        (["cargo"], None),
+        ([], None),
+    ],
+)
+def test_which_stages_are_test_runners(argv: list[str], runner: str | None) -> None:
+    assert which_runner(tuple(argv)) == runner
+
+
+@pytest.mark.parametrize(
+    ("line", "argv"),
+    [
+        ("pytest -q", ("pytest", "-q")),
+        (
+            "python3 -m unittest discover -s 'my tests'",
+            ("python3", "-m", "unittest", "discover", "-s", "my tests"),
+        ),
+        ("pytest -q || true", None),
+        ("pytest; echo done", None),
+        ("pytest | tee out", None),
+        ("pytest > out", None),
+        ("pytest $ARGS", None),
+        ("(pytest)", None),
+        ("pytest\necho", None),
+        ("pytest 'unclosed", None),
+    ],
+)
+def test_a_shell_line_is_an_argv_only_when_it_is_one_simple_command(
+    line: str, argv: tuple[str, ...] | None
+) -> None:
+    assert simple_command(line) == argv
+
+
+@pytest.mark.parametrize(
+    ("runner", "log", "reason"),
+    [
+        ("cargo", CARGO_NONE, "no tests ran (cargo: 0 passed in 2 test binaries)"),
+        ("cargo", CARGO_IGNORED, "every test was ignored (1 ignored) (cargo: 0 passed in 2 test binaries)"),
+        ("cargo", CARGO_ONE, None),
+        ("cargo", "   Compiling rs v0.1.0\n    Finished test profile\n", None),  # no result line: not judged
+        ("go", GO_NONE, "no tests ran (go: 2 packages without tests)"),
+        ("go", GO_NO_RUN, "no tests ran (go: 2 packages without tests)"),
+        ("go", GO_OK, None),
+        ("go", GO_CACHED, None),
+        ("go", "", None),
+    ],
+)
+def test_cargo_and_go_results_tell_whether_anything_was_checked(
+    runner: str, log: str, reason: str | None
+) -> None:
+    assert empty_results(runner, log) == reason
+
+
+def test_a_log_whose_middle_was_cut_is_not_judged(tmp_path: Path) -> None:
+    """The cut could have held a binary's or a package's pass."""
+    log = tmp_path / "03-test.log"
+    log.write_bytes(GO_NONE.encode() + marker(123, 4096) + GO_NONE.encode())
+    assert nothing_checked(("go", "test", "./..."), 0, log) is None
+    log.write_bytes(GO_NONE.encode())
+    assert nothing_checked(("go", "test", "./..."), 0, log) is not None
+    assert nothing_checked(("go", "test", "./..."), 1, log) is None  # a failure is a failure
+
+
+@pytest.mark.parametrize(("name", "output", "empty"), [("cargo", CARGO_NONE, True), ("go", GO_OK, False)])
+def test_a_cargo_or_go_stage_that_tested_nothing_is_not_evidence(
+    tmp_path: Path, name: str, output: str, empty: bool
+) -> None:
+    """End to end through `start`: a stand-in for the tool prints what the real one prints, exit 0."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    tool = bin_dir / name
+    tool.write_text(f"#!{sys.executable}\nimport sys\nsys.stdout.write({output!r})\n")
+    tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    argv = [str(tool), "test", *(["--quiet"] if name == "cargo" else ["./..."])]
+    write_config(
+        repo,
+        {
+            "default_pipeline": "p",
+            "pipelines": [
+                {"id": "p", "stages": [{"id": "test", "command": argv}], "guardrails_required": True}
+            ],
+        },
+    )
+    result = invoke("start", "--format", "json", "--repo", str(repo))
+    manifest = json.loads(Path(json.loads(result.stdout)["manifest"]).read_text())
+    cmd = manifest["commands"][0]
+    if empty:
+        assert result.exit_code == 1 and cmd["status"] == "skipped" and cmd["nothing_to_check"] is True
+        assert cmd["summary"] == "nothing to check: no tests ran (cargo: 0 passed in 2 test binaries)"
+        assert manifest["guardrail_status"]["status"] == "missing"
+    else:
+        assert result.exit_code == 0 and cmd["status"] == "succeeded" and "nothing_to_check" not in cmd
+    assert os.path.isfile(cmd["log_path"])
+
+
+SUMMARIES = [
+    ("unittest", "----\nRan 0 tests in 0.000s\n\nOK\n", "no tests ran (unittest: Ran 0 tests)"),
+    ("unittest", "Ran 0 tests in 0.000s\r\n\r\nNO TESTS RAN\r\n", "no tests ran (unittest: Ran 0 tests)"),
+    (
+        "unittest",
+        "ss\n----\nRan 2 tests in 0.001s\n\nOK (skipped=2)\n",
+        "every test was skipped (unittest: 2 skipped)",
+    ),
+    ("unittest", "s.\n----\nRan 2 tests in 0.001s\n\nOK (skipped=1)\n", None),
+    ("unittest", "----\nRan 1 test in 0.001s\n\nOK\n", None),
+    ("unittest", "----\nRan 0 tests in 0.000s\n\nOK\nand then the stage printed more\n", None),
+    ("unittest", "this log says: Ran 0 tests in 0.000s\n\nOK\n", None),
+    ("pytest", "sss [100%]\n3 skipped in 0.01s\n", "every test was skipped (pytest: 3 skipped)"),
+    (
+        "pytest",
+        "==== 3 skipped, 2 warnings in 0.12s ====\n",
+        "every test was skipped (pytest: 3 skipped, 2 warnings)",
+    ),
+    (
+        "pytest",
+        "\x1b[33m==== \x1b[33m1 skipped\x1b[0m\x1b[33m in 0.12s\x1b[0m\x1b[33m ====\x1b[0m\n",
+        "every test was skipped (pytest: 1 skipped)",
+    ),
+    (
+        "pytest",
+        "3 skipped, 1 deselected in 65.00s (0:01:05)\n",
+        "every test was skipped (pytest: 3 skipped, 1 deselected)",
+    ),
+    ("pytest", "1 passed, 3 skipped in 0.01s\n", None),
+    ("pytest", "3 skipped, 1 xfailed in 0.01s\n", None),
+    ("pytest", "12 passed in 0.01s\n", None),
+    ("pytest", "", None),
+]
+
+
+@pytest.mark.parametrize(("runner", "tail", "reason"), SUMMARIES)
+def test_the_summary_a_test_runner_ends_with_tells_whether_it_checked_anything(
+    runner: str, tail: str, reason: str | None
+) -> None:
+    assert empty_summary(runner, tail) == reason

@@ -39,6 +39,31 @@ GO_NONE = "?   \texample.com/m\t[no test files]\n?   \texample.com/m/pkg\t[no te
 GO_OK = "?   \texample.com/m\t[no test files]\nok  \texample.com/m/pkg\t0.003s\n"
 GO_CACHED = "?   \texample.com/m\t[no test files]\nok  \texample.com/m/pkg\t(cached)\n"
 GO_NO_RUN = "?   \texample.com/m\t[no test files]\nok  \texample.com/m/pkg\t0.005s [no tests to run]\n"
+# Captured from Node 20 `node --test` (TAP when not on a terminal; spec with --test-reporter=spec) and
+# `npm test` of a package whose test script is `node --test`: no test files; one skipped and one todo
+# test; one test that passed.
+NODE_NONE = (
+    "TAP version 13\n1..0\n# tests 0\n# suites 0\n# pass 0\n# fail 0\n# cancelled 0\n# skipped 0\n# todo 0\n"
+    "# duration_ms 3.519555\n"
+)
+NODE_SKIPPED = (
+    "> nt@1.0.0 test\n> node --test\n\nTAP version 13\n  ...\n1..2\n# tests 2\n# suites 0\n# pass 0\n"
+    "# fail 0\n# cancelled 0\n# skipped 1\n# todo 1\n# duration_ms 114.512392\n"
+)
+NODE_SPEC_SKIPPED = "".join(
+    f"\u2139 {k} {v}\n"
+    for k, v in [
+        ("tests", 2),
+        ("suites", 0),
+        ("pass", 0),
+        ("fail", 0),
+        ("cancelled", 0),
+        ("skipped", 1),
+        ("todo", 1),
+        ("duration_ms", 94.34),
+    ]
+)
+NODE_ONE = NODE_NONE.replace("tests 0", "tests 1").replace("pass 0", "pass 1")
 
 
 @pytest.mark.parametrize(
@@ -55,8 +80,15 @@ GO_NO_RUN = "?   \texample.com/m\t[no test files]\nok  \texample.com/m/pkg\t0.00
         (["go", "test", "./..."], "go"),
         (["cargo", "build"], None),
         (["go", "vet", "./..."], None),
-        (["npm", "test"], None),
         (["python3", "-c", "import pytest"], None),
+        (["npm", "test"], "node"),
+        (["npm", "t"], "node"),
+        (["npm", "--no-update-notifier", "test"], "node"),  # the node adapter's own command
+        (["pnpm", "run", "test"], "node"),
+        (["yarn", "test"], "node"),
+        (["node", "--test"], "node"),
+        (["npm", "run", "build"], None),
+        (["node", "script.js"], None),
         (["cargo"], None),
         ([], None),
     ],
@@ -119,11 +151,18 @@ def test_a_log_whose_middle_was_cut_is_not_judged(tmp_path: Path) -> None:
     assert nothing_checked(("go", "test", "./..."), 1, log) is None  # a failure is a failure
 
 
-@pytest.mark.parametrize(("name", "output", "empty"), [("cargo", CARGO_NONE, True), ("go", GO_OK, False)])
+@pytest.mark.parametrize(
+    ("name", "output", "reason"),
+    [
+        ("cargo", CARGO_NONE, "no tests ran (cargo: 0 passed in 2 test binaries)"),
+        ("go", GO_OK, None),
+        ("npm", NODE_SKIPPED, "every test was skipped (node --test: pass 0, 1 skipped, 1 todo)"),
+    ],
+)
 def test_a_cargo_or_go_stage_that_tested_nothing_is_not_evidence(
-    tmp_path: Path, name: str, output: str, empty: bool
+    tmp_path: Path, name: str, output: str, reason: str | None
 ) -> None:
-    """End to end through `start`: a stand-in for the tool prints what the real one prints, exit 0."""
+    """End to end through `start`: a stand-in for the tool prints what the real one printed, exit 0."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     tool = bin_dir / name
@@ -131,7 +170,7 @@ def test_a_cargo_or_go_stage_that_tested_nothing_is_not_evidence(
     tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
     repo = tmp_path / "repo"
     repo.mkdir()
-    argv = [str(tool), "test", *(["--quiet"] if name == "cargo" else ["./..."])]
+    argv = [str(tool), "test", *{"cargo": ["--quiet"], "go": ["./..."]}.get(name, [])]
     write_config(
         repo,
         {
@@ -144,9 +183,9 @@ def test_a_cargo_or_go_stage_that_tested_nothing_is_not_evidence(
     result = invoke("start", "--format", "json", "--repo", str(repo))
     manifest = json.loads(Path(json.loads(result.stdout)["manifest"]).read_text())
     cmd = manifest["commands"][0]
-    if empty:
+    if reason is not None:
         assert result.exit_code == 1 and cmd["status"] == "skipped" and cmd["nothing_to_check"] is True
-        assert cmd["summary"] == "nothing to check: no tests ran (cargo: 0 passed in 2 test binaries)"
+        assert cmd["summary"] == f"nothing to check: {reason}"
         assert manifest["guardrail_status"]["status"] == "missing"
     else:
         assert result.exit_code == 0 and cmd["status"] == "succeeded" and "nothing_to_check" not in cmd
@@ -185,6 +224,19 @@ SUMMARIES = [
     ("pytest", "3 skipped, 1 xfailed in 0.01s\n", None),
     ("pytest", "12 passed in 0.01s\n", None),
     ("pytest", "", None),
+    ("node", NODE_NONE, "no tests ran (node --test: tests 0)"),
+    ("node", NODE_SKIPPED, "every test was skipped (node --test: pass 0, 1 skipped, 1 todo)"),
+    ("node", NODE_SPEC_SKIPPED, "every test was skipped (node --test: pass 0, 1 skipped, 1 todo)"),
+    ("node", NODE_ONE, None),
+    ("node", NODE_NONE + "and then the script printed more\n", None),
+    ("node", NODE_NONE.replace("# fail 0", "# fail 1"), None),
+    (
+        "node",
+        "\n\n  0 passing (2ms)\n  3 pending\n\n",
+        "every test was pending (mocha: 0 passing, 3 pending)",
+    ),
+    ("node", "\n\n  0 passing (2ms)\n\n", "no tests ran (mocha: 0 passing)"),
+    ("node", "\n\n  4 passing (2ms)\n  1 pending\n\n", None),
 ]
 
 

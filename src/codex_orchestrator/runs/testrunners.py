@@ -9,6 +9,9 @@ not the runner's. What the runner checked is read from its own output, at the en
   exits 0; both exit 0 when every test was skipped. Their closing summary is the log's last words.
 - `cargo test` exits 0 with `test result: ok. 0 passed` for every test binary of a crate without tests.
 - `go test` exits 0 with `[no test files]` (or `[no tests to run]`) for every package without tests.
+- Node's test runner (`node --test`, or a package's test script run by npm, pnpm or yarn that ends in it
+  or in mocha) exits 0 with `tests 0`, or with `pass 0` when every test was skipped or todo; mocha with
+  `0 passing`. Their summary is the log's last words (npm prints nothing after a script that succeeded).
   cargo and go print one result per binary or package, so the whole log is read (up to WHOLE_LOG_BYTES,
   and never a log whose middle was cut: a result missing from it could have been a pass).
 """
@@ -33,6 +36,11 @@ _PYTEST_END = re.compile(r"=* ?((?:\d+ \w+, )*\d+ \w+) in [\d.]+s(?: \([\d:]+\))
 _CARGO_RESULT = re.compile(r"^test result: \w+\. (\d+) passed; \d+ failed; (\d+) ignored;", re.MULTILINE)
 _GO_OK = re.compile(r"^ok\s+\S+\s+(.*)$", re.MULTILINE)
 _GO_NONE = re.compile(r"^\?\s+\S+\s+\[no test files\]$", re.MULTILINE)
+# node --test: "# tests 2" ... "# duration_ms 100.6" (TAP), or the same after U+2139 (the spec reporter).
+_NODE_COUNT = re.compile(r"^(?:#|\u2139) (tests|pass|fail|cancelled|skipped|todo) (\d+)$", re.MULTILINE)
+_NODE_END = re.compile(r"(?:#|\u2139) duration_ms \S+")
+# mocha: "  0 passing (5ms)", then "  2 pending" when some were.
+_MOCHA_END = re.compile(r"(?:\A|\n) *(\d+) passing \(\S+\)(?:\n *(\d+) pending)?\Z")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -50,9 +58,9 @@ def simple_command(line: str) -> tuple[str, ...] | None:
 
 
 def which_runner(argv: tuple[str, ...]) -> str | None:
-    """ "pytest", "unittest", "cargo" or "go" when `argv` runs that test runner (pytest and unittest
-    directly or as `python -m`, possibly through uv/poetry run; `cargo [+toolchain] test`; `go test`),
-    else None."""
+    """The test runner `argv` runs ("pytest", "unittest", "cargo", "go" or "node"), else None: pytest and
+    unittest directly or as `python -m` (possibly through uv/poetry run); `cargo [+toolchain] test`; `go
+    test`; `node --test`, or a package's test script run by npm, pnpm or yarn."""
     names = [Path(a).name for a in argv]
     if any(n in ("pytest", "py.test") for n in names):
         return "pytest"
@@ -63,7 +71,18 @@ def which_runner(argv: tuple[str, ...]) -> str | None:
             return "cargo"
         if a == "go" and b == "test":
             return "go"
+        if (a == "node" and b == "--test") or (a in _PACKAGE_MANAGERS and _is_test_script(names[i + 1 :])):
+            return "node"
     return None
+
+
+_PACKAGE_MANAGERS = ("npm", "pnpm", "yarn")
+
+
+def _is_test_script(args: list[str]) -> bool:
+    """`test`, `t`, `run test` or `run-script test`, after any flags (`npm --no-update-notifier test`)."""
+    words = [a for a in args if not a.startswith("-")]
+    return words[:1] in (["test"], ["t"]) or words[:2] in (["run", "test"], ["run-script", "test"])
 
 
 def nothing_checked(argv: tuple[str, ...] | None, rc: int, log_path: Path) -> str | None:
@@ -76,7 +95,7 @@ def nothing_checked(argv: tuple[str, ...] | None, rc: int, log_path: Path) -> st
         return f"no tests were collected (exit code {NO_TESTS_EXIT_CODE})"
     if rc != 0:
         return None
-    if runner in ("pytest", "unittest"):
+    if runner in ("pytest", "unittest", "node"):
         return empty_summary(runner, read_tail(log_path, SUMMARY_BYTES)[0])
     text, cut = read_tail(log_path, WHOLE_LOG_BYTES)
     if cut or CUT_MARKER in text:
@@ -89,10 +108,12 @@ def _plain(text: str) -> str:
 
 
 def empty_summary(runner: str, log_tail: str) -> str | None:
-    """pytest's or unittest's closing summary at the end of `log_tail`: why it checked nothing (it ran
-    no test, or skipped every one), or None (it checked something, or the log does not end with the
-    runner's summary)."""
+    """The closing summary of pytest, unittest or Node (node --test, mocha) at the end of `log_tail`: why
+    it checked nothing (it ran no test, or skipped every one), or None (it checked something, or the log
+    does not end with the runner's summary)."""
     text = _plain(log_tail).rstrip()
+    if runner == "node":
+        return _empty_node_summary(text)
     if runner == "unittest":
         m = _UNITTEST_END.search(text)
         if m is None:
@@ -127,3 +148,24 @@ def empty_results(runner: str, log: str) -> str | None:
         return None
     empty = len(_GO_NONE.findall(text)) + len(oks)
     return f"no tests ran (go: {empty} packages without tests)" if empty else None
+
+
+def _empty_node_summary(text: str) -> str | None:
+    mocha = _MOCHA_END.search(text)
+    if mocha is not None:
+        if mocha.group(1) != "0":
+            return None
+        pending = int(mocha.group(2) or 0)
+        if pending:
+            return f"every test was pending (mocha: 0 passing, {pending} pending)"
+        return "no tests ran (mocha: 0 passing)"
+    lines = [line.strip() for line in text.split("\n")[-12:]]
+    if _NODE_END.fullmatch(lines[-1]) is None:
+        return None
+    counts = {name: int(n) for name, n in _NODE_COUNT.findall("\n".join(lines))}
+    if "tests" not in counts or counts.get("pass", 1) or counts.get("fail", 1) or counts.get("cancelled", 0):
+        return None
+    if counts["tests"] == 0:
+        return "no tests ran (node --test: tests 0)"
+    others = ", ".join(f"{counts[k]} {k}" for k in ("skipped", "todo") if counts.get(k))
+    return f"every test was skipped (node --test: pass 0, {others})"

@@ -29,14 +29,39 @@ def dumps(data: Any, *, indent: int | None = 2) -> str:
     return text
 
 
-def _line(text: str) -> str:
+# CSI sequences (colours, cursor moves), OSC sequences (titles, links, the clipboard) and other two-byte
+# escapes; then control characters other than tab and newline (terminals act on them, XML 1.0 forbids
+# most of them). Compiled on first use: most text needs no cleaning.
+_ANSI = r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]"
+_CONTROL = r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+_SURROGATE = r"[\ud800-\udfff]"
+
+
+def clean_text(text: str) -> str:
+    """Text from outside (a stage's output, a config, a model's answer) made safe to show anywhere: ANSI
+    escapes stripped, carriage returns turned into newlines, other control characters shown as `\\xNN`,
+    lone surrogates replaced. A terminal shown it only prints; it never obeys it."""
+    if text.replace("\n", "").replace("\t", "").isprintable():
+        return text  # the common case, without a regex
+    import re
+
+    text = re.sub(_ANSI, "", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = re.sub(_CONTROL, lambda m: f"\\x{ord(m.group()):02x}", text)
+    return re.sub(_SURROGATE, "\ufffd", text)
+
+
+def _printable(text: str) -> str:
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError:
+    except UnicodeEncodeError:  # undecodable bytes (a path, say): shown as backslash escapes
         from codex_orchestrator.safejson import printable
 
         text = printable(text)
-    return text + "\n"
+    return text
+
+
+def _line(text: str) -> str:
+    return clean_text(_printable(text)) + "\n"
 
 
 STDOUT_CLOSED_EXIT = 141  # what a shell reports for a process that SIGPIPE ended (128 + 13), as for git
@@ -87,12 +112,18 @@ def emit_json(data: Any) -> None:
 
 
 def emit(text: str = "") -> None:
-    """Write a line of data to stdout."""
+    """Write a line of text to stdout, cleaned (see clean_text): what a person reads on a terminal."""
     _write_out(_line(text))
 
 
+def emit_document(text: str) -> None:
+    """Write a document (a report, a diff, a matrix) to stdout as it is, ending in one newline: data a
+    program reads, whose bytes must not change. Its producer escapes what it shows of outside text."""
+    _write_out(_printable(text).rstrip("\n") + "\n")
+
+
 def diag(text: str) -> None:
-    """Write a diagnostic line to stderr."""
+    """Write a diagnostic line to stderr, cleaned (see clean_text)."""
     try:
         sys.stderr.write(_line(text))
         sys.stderr.flush()

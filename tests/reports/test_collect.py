@@ -7,12 +7,13 @@ from pathlib import Path
 
 from reportkit import HOSTILE_LOG, stage, write_run
 
+from codex_orchestrator import output
 from codex_orchestrator.reports import collect
 
 
 def test_clean_text_strips_terminal_escapes_and_shows_controls() -> None:
     text = "\x1b[1;31mred\x1b[0m \x1b]0;title\x07done\r\nnext\x00\x07\ud800"
-    assert collect.clean_text(text) == "red done\nnext\\x00\\x07\ufffd"
+    assert output.clean_text(text) == "red done\nnext\\x00\\x07\ufffd"
 
 
 def test_report_reads_stages_evidence_and_the_failed_stages_tails(tmp_path: Path) -> None:

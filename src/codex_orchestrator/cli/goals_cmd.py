@@ -89,7 +89,7 @@ def plan(
     specs = list(goal_specs) or core.default_goals(r, pipeline_id)
     jobs = core.plan_goals(r, specs)
     if fmt == "github-matrix":
-        output.emit(json.dumps(core.github_matrix(jobs), separators=(",", ":")))
+        output.emit_document(json.dumps(core.github_matrix(jobs), separators=(",", ":")))
     elif wants_json(fmt, json_flag):
         output.emit_json({"repo": str(r.repo), "jobs": jobs})
     else:

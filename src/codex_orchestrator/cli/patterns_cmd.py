@@ -147,7 +147,7 @@ def apply(
         return
     for c in result["changed"]:
         if result["dry_run"]:
-            output.emit(c["diff"].rstrip("\n"))
+            output.emit_document(c["diff"])  # a patch to apply: its bytes as they are
         else:
             output.emit(f"rewrote {c['path']} ({c['edits']} edit(s))")
     for s in result["skipped"]:

@@ -110,7 +110,7 @@ def report(
 
 def _deliver(text: str, path: Path | None) -> None:
     if path is None:
-        output.emit(text.rstrip("\n"))
+        output.emit_document(text)
         return
     from codex_orchestrator.runs.store import write_named_file
 

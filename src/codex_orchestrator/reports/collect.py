@@ -3,12 +3,12 @@ before provenance or review verdicts existed still render) plus the tails of its
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from codex_orchestrator.clock import parse_iso
+from codex_orchestrator.output import clean_text
 from codex_orchestrator.runs.layout import RunPaths
 from codex_orchestrator.runs.store import read_tail
 
@@ -16,20 +16,6 @@ TAIL_BYTES = 4096
 NOT_RUN = "not_run"  # shown for a stage still pending when its run ended
 TERMINAL_RUN = frozenset({"succeeded", "failed", "cancelled"})
 FAILED = frozenset({"failed", "cancelled"})
-
-# CSI sequences (colours, cursor moves), OSC sequences (titles, links) and other two-byte escapes
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]")
-# control characters other than tab and newline (XML 1.0 forbids most of them; terminals act on them)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
-
-
-def clean_text(text: str) -> str:
-    """Log or config text made safe to show as text anywhere: ANSI escapes stripped, carriage returns
-    turned into newlines, other control characters shown as `\\xNN`, lone surrogates replaced."""
-    text = _ANSI.sub("", text).replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-    return _SURROGATE.sub("\ufffd", text)
 
 
 def one_line(value: object, limit: int = 300) -> str:

@@ -19,10 +19,10 @@ from html import escape
 from typing import Any
 
 from codex_orchestrator.clock import parse_iso
+from codex_orchestrator.output import clean_text
 from codex_orchestrator.reports.collect import (
     RunReport,
     StageReport,
-    clean_text,
     duration_text,
     guardrail_line,
     provenance_line,

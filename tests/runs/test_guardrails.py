@@ -55,7 +55,9 @@ def test_a_stage_that_found_nothing_to_check_is_skipped_and_not_evidence(tmp_pat
     guard = m["guardrail_status"]
     assert guard["status"] == "missing" and guard["succeeded"] == []
     assert guard["nothing_to_check"] == ["lint"] and guard["missing"] == ["lint"]
-    assert guard["next_step"].startswith("give 'lint' something to check: add tests or a lint config")
+    assert guard["next_step"] == "give 'lint' files or a config to check (it found: no files matched)".join(
+        ("give 'lint' something to check: ", " (or run `codex-orchestrator start diagnostics`)")
+    )
     # not required: the run itself succeeds, but it never reads as guardrails passed
     assert code == 0 and m["status"] == "succeeded"
 
@@ -338,3 +340,38 @@ def test_an_earlier_attempts_nothing_to_check_marker_does_not_count(tmp_path: Pa
     m = _manifest(dict(resumed))
     assert m["commands"][0]["status"] == "succeeded" and "nothing_to_check" not in m["commands"][0]
     assert not marker.exists() and m["guardrail_status"]["status"] == "passed"
+
+
+def test_the_next_step_says_what_would_give_each_empty_guardrail_something_to_check(tmp_path: Path) -> None:
+    """Right after `init codex`, spec-guard finds only its placeholders: the next step is to fill them in,
+    not to run `init codex` again; a test stage that ran no test needs tests."""
+    init = invoke("init", "codex", "--repo", str(tmp_path))
+    assert init.exit_code == 0, init.stderr
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text("def test_one():\n    assert 1 == 2\n")
+    unittest = [sys.executable, "-m", "unittest", "discover", "-s", "tests"]
+    stages = [{"id": "test", "command": unittest}, {"id": "spec-guard", "command": ["@self", "spec-guard"]}]
+    _config(tmp_path, stages, True)
+    code, view, _ = _start_json(tmp_path)
+    assert code == 1
+    assert _manifest(view)["guardrail_status"]["next_step"] == (
+        "give 'test', 'spec-guard' something to check: add tests for 'test' to run, or stop skipping them; "
+        "fill in the spec `init codex` wrote (tasks/specs/*.md) and set `status: draft`"
+        " (or run `codex-orchestrator start diagnostics`)"
+    )
+    (tmp_path / "tasks" / "specs" / "0001-mini-spec.md").unlink()
+    (tmp_path / "tasks" / "index.json").unlink()
+    code, view, _ = _start_json(tmp_path)
+    next_step = _manifest(view)["guardrail_status"]["next_step"]
+    assert "; add specs under tasks/ (`codex-orchestrator init codex` writes a starter) (or run" in next_step
+
+
+def test_the_built_in_pipeline_without_tests_says_to_add_them(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'nt'\nversion = '0'\n")
+    code, view, _ = _start_json(tmp_path)
+    m = _manifest(view)
+    assert code == 1 and [c["id"] for c in m["commands"]] == ["build", "spec-guard"]
+    assert m["guardrail_status"]["next_step"] == (
+        "add tests or a lint config (the built-in pipeline runs them once they exist), or give 'spec-guard' "
+        "something to check: add specs under tasks/ (`codex-orchestrator init codex` writes a starter)"
+    )

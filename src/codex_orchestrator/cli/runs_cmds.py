@@ -75,9 +75,11 @@ def prune(
     fmt: str,
     json_flag: bool,
 ) -> None:
-    """Delete old runs by count and/or age. A live or unfinished run is never removed.
+    """Delete old runs by count and/or age. A live run is never removed.
 
-    With both --keep and --older-than, a run is removed only when it is beyond the newest N and older.
+    An unfinished run is kept while its heartbeat is fresh; a stale one is removed like any other (resume
+    it first to keep it). With both --keep and --older-than, a run is removed only when it is beyond the
+    newest N and older.
     """
     result = retention.prune_runs(
         roots(repo), task_id=task_id, keep_last=keep_last, older_than_days=older_than_days, dry_run=dry_run

@@ -10,11 +10,12 @@ transition that applies it — a `guardrails_required` run without passing evide
 from __future__ import annotations
 
 from codex_orchestrator._typing import TYPE_CHECKING
+from codex_orchestrator.pipelines.model import DIAGNOSTICS, SELF
 
 if TYPE_CHECKING:
     from typing import Any
 
-    from codex_orchestrator.pipelines.model import Pipeline
+    from codex_orchestrator.pipelines.model import Pipeline, Stage
 
 
 def guardrail_status(pipeline: Pipeline, commands: list[dict[str, Any]], *, final: bool) -> dict[str, Any]:
@@ -80,11 +81,26 @@ def _guardrail_next_step(
         )
     empty = [s for s in guard["missing"] if s in guard["nothing_to_check"]]
     if empty:
-        return (
-            f"give {', '.join(repr(s) for s in empty)} something to check: add tests or a lint config, "
-            f"or specs under tasks/ (`codex-orchestrator init codex` writes a starter){diagnostics}"
-        )
+        stages = {s.id: s for s in pipeline.stages}
+        hints = dict.fromkeys(_fill_hint(stages.get(sid), sid, by_id.get(sid, {})) for sid in empty)
+        first = ""
+        if pipeline.id == DIAGNOSTICS and "test" not in stages:  # the adapter found no tests to run
+            first = "add tests or a lint config (the built-in pipeline runs them once they exist), or "
+        names = ", ".join(repr(s) for s in empty)
+        return f"{first}give {names} something to check: {'; '.join(hints)}{diagnostics}"
     return f"run the whole pipeline (without --target){diagnostics}"
+
+
+def _fill_hint(stage: Stage | None, sid: str, cmd: dict[str, Any]) -> str:
+    """What would give the guardrail stage `sid`, which checked nothing, something to check."""
+    why = str(cmd.get("summary") or "").removeprefix("nothing to check: ")
+    if "written by `init codex`" in why:  # spec-guard right after init: fill in, don't init again
+        return "fill in the spec `init codex` wrote (tasks/specs/*.md) and set `status: draft`"
+    if stage is not None and stage.command[:2] == (SELF, "spec-guard"):
+        return "add specs under tasks/ (`codex-orchestrator init codex` writes a starter)"
+    if "test" in why:  # a test runner that ran, or passed, no test
+        return f"add tests for {sid!r} to run, or stop skipping them"
+    return f"give {sid!r} files or a config to check (it found: {why or 'nothing'})"
 
 
 def describe_guardrails(guard: object) -> str:

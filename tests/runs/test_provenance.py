@@ -200,6 +200,30 @@ def test_a_remembered_digest_that_is_not_a_sha256_is_ignored(
     assert len(hashed) == 1
 
 
+def test_caches_python_tools_write_are_not_changes(repo: Path) -> None:
+    """Byte code and tool caches are derived: a run whose own stages leave them (compileall, pytest) does
+    not read as changed at once in a tree without a .gitignore for them."""
+    stage = {
+        "id": "test",
+        "command": py("import compileall, sys; sys.exit(not compileall.compile_dir('.', quiet=1))"),
+    }
+    write_config(repo, {"default_pipeline": "ci", "pipelines": [{"id": "ci", "stages": [stage]}]})
+    git(repo, "commit", "-qam", "compile")
+    run = _start(repo)
+    assert run["provenance"]["dirty"] is False
+    assert (repo / "__pycache__").is_dir()  # the stage left byte code in the tree ...
+    for cache in (".pytest_cache/v/cache/lastfailed", "pkg/.mypy_cache/3.11/x.json", ".ruff_cache/0.6/1"):
+        (repo / cache).parent.mkdir(parents=True)
+        (repo / cache).write_text("{}")
+    status = invoke("status", "--run", run["run_id"], "--repo", str(repo))
+    assert status.exit_code == 0 and "warning" not in status.stderr  # ... which is not a change
+    assert provenance.tree_state(repo)["dirty"] is False
+    (repo / "legacy.pyc").write_bytes(b"\0")  # importable without its source: it counts
+    assert provenance.tree_state(repo)["untracked_files"] == 1
+    status = invoke("status", "--run", run["run_id"], "--repo", str(repo))
+    assert status.stderr.startswith("warning: the tree has changed since this run")
+
+
 def test_status_shows_what_was_tested_and_warns_when_the_tree_changed(repo: Path) -> None:
     (repo / "app.py").write_text("X = 5\n")
     run_id = _start(repo)["run_id"]

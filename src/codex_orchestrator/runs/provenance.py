@@ -8,8 +8,11 @@ run goes on.
 `changes_sha256` is SHA-256 over, in this order: `diff\\0` and the output of
 `git diff --binary --no-ext-diff --no-textconv HEAD` (against the empty tree before the first commit),
 then for each untracked, not ignored file in path order `\\0untracked\\0<path>\\0<content>` (a symlink's
-content is its target). The runs roots are left out of both, so recording a run never changes it.
-It is None when the tree is clean.
+content is its target). The runs roots are left out of both, so recording a run never changes it, and
+so are the caches Python tools write anywhere in the tree (CACHE_FOLDERS: byte code, pytest's, mypy's and
+ruff's): derived files that a run's own stages leave behind, which say nothing about the code (without a
+.gitignore for them, the built-in pipeline's first run would otherwise read as changed at once). It is
+None when the tree is clean.
 
 `pyz_sha256` is remembered in the runs root (`.pyz-sha256`) against the file's identity
 (`runtime.pyz_identity`), so that a run does not hash the 15 MB archive again while it is the same file.
@@ -44,8 +47,11 @@ RACY_SECONDS = 2.0
 _hashed: dict[str, str] = {}  # this process's .pyz digests, by the file's identity
 
 
+CACHE_FOLDERS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
+
+
 def _pathspec(repo: Path, exclude: Iterable[Path]) -> list[str]:
-    specs = ["--", "."]
+    specs = ["--", ".", *(f":(exclude,glob)**/{name}/**" for name in CACHE_FOLDERS)]
     for root in exclude:
         try:
             rel = root.resolve().relative_to(repo.resolve())

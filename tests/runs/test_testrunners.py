@@ -159,7 +159,7 @@ def test_a_log_whose_middle_was_cut_is_not_judged(tmp_path: Path) -> None:
         ("npm", NODE_SKIPPED, "every test was skipped (node --test: pass 0, 1 skipped, 1 todo)"),
     ],
 )
-def test_a_cargo_or_go_stage_that_tested_nothing_is_not_evidence(
+def test_a_cargo_go_or_npm_stage_that_tested_nothing_is_not_evidence(
     tmp_path: Path, name: str, output: str, reason: str | None
 ) -> None:
     """End to end through `start`: a stand-in for the tool prints what the real one printed, exit 0."""

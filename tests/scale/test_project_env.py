@@ -21,7 +21,9 @@ def _venv(root: Path, modules: tuple[str, ...] = ()) -> Path:
     """A minimal virtualenv: pyvenv.cfg, bin/python (this interpreter), a console script, site-packages."""
     venv = root / ".venv"
     (venv / "bin").mkdir(parents=True)
-    (venv / "pyvenv.cfg").write_text(f"home = {Path(sys.executable).parent}\n")
+    (venv / "pyvenv.cfg").write_text(  # as `python -m venv` writes it: no system site-packages
+        f"home = {Path(sys.executable).parent}\ninclude-system-site-packages = false\n"
+    )
     (venv / "bin" / "python").symlink_to(sys.executable)
     tool = venv / "bin" / "projtool"
     tool.write_text("#!/bin/sh\necho projtool-from-venv\n")
@@ -57,6 +59,25 @@ def test_virtualenv_is_active_for_every_stage(tmp_path: Path) -> None:
     assert f"VENV={venv}\n" in log
     assert f"PATH0={venv / 'bin'}\n" in log
     assert "projtool-from-venv" in log  # a console script of the venv is found, as in an activated shell
+
+
+def test_a_test_stage_left_out_is_recorded_and_named_in_the_next_step(tmp_path: Path) -> None:
+    """Tests written for pytest, in a virtualenv without pytest: the run records that its test stage was
+    left out and why, fails for want of evidence, and its next step is to install what is missing (not
+    to add tests, which exist)."""
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_a.py").write_text("def test_a():\n    assert True\n")
+    _venv(tmp_path)
+    result = invoke("start", "--json", "--repo", str(tmp_path))
+    manifest = json.loads(Path(json.loads(result.stdout)["manifest"]).read_text())
+    assert result.exit_code == 1
+    assert manifest["pipeline"]["left_out"] == [{"stage": "test", "tool": ".venv/bin/python -m pytest"}]
+    assert [c["id"] for c in manifest["commands"]] == ["build", "spec-guard"]
+    assert manifest["guardrail_status"]["next_step"].startswith(
+        "install what the built-in pipeline left out (stage 'test': `.venv/bin/python -m pytest` is not "
+        "installed; `codex-orchestrator doctor` gives the command), or give 'spec-guard' something to check"
+    )
 
 
 def test_missing_tool_is_left_out_with_a_note(tmp_path: Path) -> None:

@@ -74,15 +74,21 @@ class Pipeline(NamedTuple):
     guardrails_required: bool = False
     source: str = "config"
     description: str = ""
+    # (stage id, missing tool): stages the built-in pipeline left out because their tool is not
+    # installed; the run's record says so (a reviewer sees that no test ran, and why)
+    left_out: tuple[tuple[str, str], ...] = ()
 
     def snapshot(self) -> dict[str, Any]:
-        return {
+        snap: dict[str, Any] = {
             "id": self.id,
             "title": self.title,
             "guardrails_required": self.guardrails_required,
             "source": self.source,
             "stages": [s.snapshot() for s in self.stages],
         }
+        if self.left_out:
+            snap["left_out"] = [{"stage": sid, "tool": tool} for sid, tool in self.left_out]
+        return snap
 
     def sha256(self) -> str:
         return snapshot_sha256(self.snapshot())
@@ -95,6 +101,7 @@ class Pipeline(NamedTuple):
             stages=tuple(Stage.from_snapshot(s) for s in data["stages"]),
             guardrails_required=bool(data.get("guardrails_required", False)),
             source=data.get("source", "config"),
+            left_out=tuple((e["stage"], e["tool"]) for e in data.get("left_out", ())),
         )
 
     def stage_index(self, stage_id: str) -> int:

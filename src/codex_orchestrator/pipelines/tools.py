@@ -84,4 +84,7 @@ def installed_only(
             kept.append(stage)
         else:
             left_out.append((stage, missing))
-    return (pipeline._replace(stages=tuple(kept)) if left_out else pipeline), left_out
+    if not left_out:
+        return pipeline, left_out
+    without = tuple((stage.id, tool) for stage, tool in left_out)
+    return pipeline._replace(stages=tuple(kept), left_out=without), left_out

@@ -84,7 +84,13 @@ def _guardrail_next_step(
         stages = {s.id: s for s in pipeline.stages}
         hints = dict.fromkeys(_fill_hint(stages.get(sid), sid, by_id.get(sid, {})) for sid in empty)
         first = ""
-        if pipeline.id == DIAGNOSTICS and "test" not in stages:  # the adapter found no tests to run
+        if pipeline.left_out:  # the built-in pipeline left out stages whose tool is not installed
+            what = "; ".join(f"stage {sid!r}: `{tool}` is not installed" for sid, tool in pipeline.left_out)
+            first = (
+                f"install what the built-in pipeline left out ({what}; `codex-orchestrator doctor` gives the "
+                "command), or "
+            )
+        elif pipeline.id == DIAGNOSTICS and "test" not in stages:  # the adapter found no tests to run
             first = "add tests or a lint config (the built-in pipeline runs them once they exist), or "
         names = ", ".join(repr(s) for s in empty)
         return f"{first}give {names} something to check: {'; '.join(hints)}{diagnostics}"

@@ -64,6 +64,19 @@ NODE_SPEC_SKIPPED = "".join(
     ]
 )
 NODE_ONE = NODE_NONE.replace("tests 0", "tests 1").replace("pass 0", "pass 1")
+# Captured from jest 29 and vitest 2 (`npm test` of a package whose script is jest): every test skipped or
+# todo; one passed beside them; --passWithNoTests with none found.
+JEST_SKIPPED = (
+    "Test Suites: 1 skipped, 0 of 1 total\nTests:       1 skipped, 1 todo, 2 total\nSnapshots:   0 total\n"
+    "Time:        0.429 s\nRan all test suites.\n"
+)
+JEST_ONE = JEST_SKIPPED.replace("1 skipped, 1 todo, 2 total", "1 skipped, 1 passed, 2 total")
+VITEST_SKIPPED = (
+    " \u2193 v/b.test.mjs (2 tests | 2 skipped)\n\n Test Files  1 skipped (1)\n"
+    "      Tests  1 skipped | 1 todo (2)\n"
+    "   Start at  04:08:30\n   Duration  471ms (transform 40ms, setup 0ms, collect 29ms, tests 0ms)\n\n"
+)
+VITEST_ONE = VITEST_SKIPPED.replace("Tests  1 skipped | 1 todo (2)", "Tests  1 passed | 1 skipped (2)")
 
 
 @pytest.mark.parametrize(
@@ -237,6 +250,22 @@ SUMMARIES = [
     ),
     ("node", "\n\n  0 passing (2ms)\n\n", "no tests ran (mocha: 0 passing)"),
     ("node", "\n\n  4 passing (2ms)\n  1 pending\n\n", None),
+    ("node", JEST_SKIPPED, "every test was skipped (jest: 1 skipped, 1 todo, 2 total)"),
+    (
+        "node",
+        "> jt@1.0.0 test\n> jest\n\n" + JEST_SKIPPED,
+        "every test was skipped (jest: 1 skipped, 1 todo, 2 total)",
+    ),
+    ("node", JEST_ONE, None),
+    ("node", JEST_SKIPPED + "and then the script printed more\n", None),
+    ("node", VITEST_SKIPPED, "every test was skipped (vitest: 1 skipped, 1 todo, 2 total)"),
+    ("node", VITEST_ONE, None),
+    ("node", "No tests found, exiting with code 0\n", "no tests ran (no tests found)"),
+    (
+        "node",
+        "include: **/*.test.js\nNo test files found, exiting with code 0\n\n",
+        "no tests ran (no test files found)",
+    ),
 ]
 
 

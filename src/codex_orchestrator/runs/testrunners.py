@@ -10,8 +10,10 @@ not the runner's. What the runner checked is read from its own output, at the en
 - `cargo test` exits 0 with `test result: ok. 0 passed` for every test binary of a crate without tests.
 - `go test` exits 0 with `[no test files]` (or `[no tests to run]`) for every package without tests.
 - Node's test runner (`node --test`, or a package's test script run by npm, pnpm or yarn that ends in it
-  or in mocha) exits 0 with `tests 0`, or with `pass 0` when every test was skipped or todo; mocha with
-  `0 passing`. Their summary is the log's last words (npm prints nothing after a script that succeeded).
+  or in mocha, jest or vitest) exits 0 with `tests 0`, or with `pass 0` when every test was skipped or
+  todo; mocha with `0 passing`; jest and vitest with only skipped or todo tests, or with
+  `--passWithNoTests` and none found. Their summary ends the log (npm prints nothing after a script that
+  succeeded; jest and vitest only their timing after it).
   cargo and go print one result per binary or package, so the whole log is read (up to WHOLE_LOG_BYTES,
   and never a log whose middle was cut: a result missing from it could have been a pass).
 """
@@ -41,6 +43,13 @@ _NODE_COUNT = re.compile(r"^(?:#|\u2139) (tests|pass|fail|cancelled|skipped|todo
 _NODE_END = re.compile(r"(?:#|\u2139) duration_ms \S+")
 # mocha: "  0 passing (5ms)", then "  2 pending" when some were.
 _MOCHA_END = re.compile(r"(?:\A|\n) *(\d+) passing \(\S+\)(?:\n *(\d+) pending)?\Z")
+# jest: "Tests:       2 skipped, 1 todo, 3 total", then "Snapshots:", "Time:" and "Ran all test suites".
+_JEST_TESTS = re.compile(r"Tests: +((?:\d+ \w+, )*)(\d+) total")
+_JEST_AFTER = ("Snapshots:", "Time:", "Ran all test suites")
+# vitest: "Tests  1 skipped | 1 todo (2)", then "Start at" and "Duration".
+_VITEST_TESTS = re.compile(r"Tests +((?:\d+ \w+ \| )*\d+ \w+) \((\d+)\)")
+_VITEST_AFTER = ("Start at", "Duration")
+_NONE_FOUND = ("No tests found, exiting with code 0", "No test files found, exiting with code 0")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -160,6 +169,15 @@ def _empty_node_summary(text: str) -> str | None:
             return f"every test was pending (mocha: 0 passing, {pending} pending)"
         return "no tests ran (mocha: 0 passing)"
     lines = [line.strip() for line in text.split("\n")[-12:]]
+    if lines[-1] in _NONE_FOUND:  # jest's or vitest's --passWithNoTests
+        return f"no tests ran ({lines[-1].split(',')[0].lower()})"
+    for name, pattern, after in (
+        ("jest", _JEST_TESTS, _JEST_AFTER),
+        ("vitest", _VITEST_TESTS, _VITEST_AFTER),
+    ):
+        counted = _empty_summary_line(name, pattern, after, lines)
+        if counted is not None:
+            return counted or None
     if _NODE_END.fullmatch(lines[-1]) is None:
         return None
     counts = {name: int(n) for name, n in _NODE_COUNT.findall("\n".join(lines))}
@@ -169,3 +187,23 @@ def _empty_node_summary(text: str) -> str | None:
         return "no tests ran (node --test: tests 0)"
     others = ", ".join(f"{counts[k]} {k}" for k in ("skipped", "todo") if counts.get(k))
     return f"every test was skipped (node --test: pass 0, {others})"
+
+
+def _empty_summary_line(
+    name: str, pattern: re.Pattern[str], after: tuple[str, ...], lines: list[str]
+) -> str | None:
+    """Jest's or vitest's "Tests" line among the last `lines`, followed only by its own trailer: why it
+    checked nothing, "" when it checked something, None when the log does not end with that summary."""
+    for i in range(len(lines) - 1, -1, -1):
+        m = pattern.fullmatch(lines[i])
+        if m is not None:
+            break
+        if lines[i] and not lines[i].startswith(after):
+            return None
+    else:
+        return None
+    parts = [p for p in re.split(r", | \| ", m.group(1).rstrip(", ")) if p]
+    counts = {word: int(n) for n, word in (p.split(" ") for p in parts)}
+    if int(m.group(2)) == 0 or counts.get("passed", 0) or counts.get("failed", 0):
+        return ""
+    return f"every test was skipped ({name}: {', '.join(parts)}, {m.group(2)} total)"

@@ -16,6 +16,9 @@ not the runner's. What the runner checked is read from its own output, at the en
   succeeded; jest and vitest only their timing after it).
   cargo and go print one result per binary or package, so the whole log is read (up to WHOLE_LOG_BYTES,
   and never a log whose middle was cut: a result missing from it could have been a pass).
+
+The patterns are strings, compiled by `re` on first use: a `start` whose stages are no test runners never
+compiles them.
 """
 
 from __future__ import annotations
@@ -32,25 +35,25 @@ WHOLE_LOG_BYTES = 4 << 20  # cargo's and go's logs are read whole up to this siz
 CUT_MARKER = "bytes cut from the middle of this log"  # see capped_log.marker
 
 # unittest: "Ran 3 tests in 0.002s", a blank line, then "OK", "OK (skipped=3)" or "NO TESTS RAN".
-_UNITTEST_END = re.compile(r"(?:\A|\n)Ran (\d+) tests? in \S+\n\n(?:OK|NO TESTS RAN)(?: \((.*)\))?\Z")
+_UNITTEST_END = r"(?:\A|\n)Ran (\d+) tests? in \S+\n\n(?:OK|NO TESTS RAN)(?: \((.*)\))?\Z"
 # pytest: "3 skipped, 1 warning in 0.12s" (-q), or between "=" rules; long runs add "(0:01:05)".
-_PYTEST_END = re.compile(r"=* ?((?:\d+ \w+, )*\d+ \w+) in [\d.]+s(?: \([\d:]+\))? ?=*")
-_CARGO_RESULT = re.compile(r"^test result: \w+\. (\d+) passed; \d+ failed; (\d+) ignored;", re.MULTILINE)
-_GO_OK = re.compile(r"^ok\s+\S+\s+(.*)$", re.MULTILINE)
-_GO_NONE = re.compile(r"^\?\s+\S+\s+\[no test files\]$", re.MULTILINE)
+_PYTEST_END = r"=* ?((?:\d+ \w+, )*\d+ \w+) in [\d.]+s(?: \([\d:]+\))? ?=*"
+_CARGO_RESULT = r"(?m)^test result: \w+\. (\d+) passed; \d+ failed; (\d+) ignored;"
+_GO_OK = r"(?m)^ok\s+\S+\s+(.*)$"
+_GO_NONE = r"(?m)^\?\s+\S+\s+\[no test files\]$"
 # node --test: "# tests 2" ... "# duration_ms 100.6" (TAP), or the same after U+2139 (the spec reporter).
-_NODE_COUNT = re.compile(r"^(?:#|\u2139) (tests|pass|fail|cancelled|skipped|todo) (\d+)$", re.MULTILINE)
-_NODE_END = re.compile(r"(?:#|\u2139) duration_ms \S+")
+_NODE_COUNT = r"(?m)^(?:#|\u2139) (tests|pass|fail|cancelled|skipped|todo) (\d+)$"
+_NODE_END = r"(?:#|\u2139) duration_ms \S+"
 # mocha: "  0 passing (5ms)", then "  2 pending" when some were.
-_MOCHA_END = re.compile(r"(?:\A|\n) *(\d+) passing \(\S+\)(?:\n *(\d+) pending)?\Z")
+_MOCHA_END = r"(?:\A|\n) *(\d+) passing \(\S+\)(?:\n *(\d+) pending)?\Z"
 # jest: "Tests:       2 skipped, 1 todo, 3 total", then "Snapshots:", "Time:" and "Ran all test suites".
-_JEST_TESTS = re.compile(r"Tests: +((?:\d+ \w+, )*)(\d+) total")
+_JEST_TESTS = r"Tests: +((?:\d+ \w+, )*)(\d+) total"
 _JEST_AFTER = ("Snapshots:", "Time:", "Ran all test suites")
 # vitest: "Tests  1 skipped | 1 todo (2)", then "Start at" and "Duration".
-_VITEST_TESTS = re.compile(r"Tests +((?:\d+ \w+ \| )*\d+ \w+) \((\d+)\)")
+_VITEST_TESTS = r"Tests +((?:\d+ \w+ \| )*\d+ \w+) \((\d+)\)"
 _VITEST_AFTER = ("Start at", "Duration")
 _NONE_FOUND = ("No tests found, exiting with code 0", "No test files found, exiting with code 0")
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ANSI = r"\x1b\[[0-9;]*m"
 
 
 def simple_command(line: str) -> tuple[str, ...] | None:
@@ -113,7 +116,7 @@ def nothing_checked(argv: tuple[str, ...] | None, rc: int, log_path: Path) -> st
 
 
 def _plain(text: str) -> str:
-    return _ANSI.sub("", text).replace("\r\n", "\n")
+    return re.sub(_ANSI, "", text).replace("\r\n", "\n")
 
 
 def empty_summary(runner: str, log_tail: str) -> str | None:
@@ -124,7 +127,7 @@ def empty_summary(runner: str, log_tail: str) -> str | None:
     if runner == "node":
         return _empty_node_summary(text)
     if runner == "unittest":
-        m = _UNITTEST_END.search(text)
+        m = re.search(_UNITTEST_END, text)
         if m is None:
             return None
         ran, extra = int(m.group(1)), m.group(2) or ""
@@ -133,7 +136,7 @@ def empty_summary(runner: str, log_tail: str) -> str | None:
         if extra == f"skipped={ran}":
             return f"every test was skipped (unittest: {ran} skipped)"
         return None
-    m = _PYTEST_END.fullmatch(text.rsplit("\n", 1)[-1].strip())
+    m = re.fullmatch(_PYTEST_END, text.rsplit("\n", 1)[-1].strip())
     if m is None:
         return None
     counts = dict((word, int(n)) for n, word in (part.split(" ") for part in m.group(1).split(", ")))
@@ -146,21 +149,21 @@ def empty_results(runner: str, log: str) -> str | None:
     """cargo's or go's results in a whole log: why no test binary or package checked anything, or None."""
     text = _plain(log)
     if runner == "cargo":
-        results = [(int(p), int(i)) for p, i in _CARGO_RESULT.findall(text)]
+        results = [(int(p), int(i)) for p, i in re.findall(_CARGO_RESULT, text)]
         if not results or any(passed for passed, _ in results):
             return None
         ignored = sum(i for _, i in results)
         what = f"every test was ignored ({ignored} ignored)" if ignored else "no tests ran"
         return f"{what} (cargo: 0 passed in {len(results)} test binaries)"
-    oks = _GO_OK.findall(text)
+    oks = re.findall(_GO_OK, text)
     if any("[no tests to run]" not in rest for rest in oks):
         return None
-    empty = len(_GO_NONE.findall(text)) + len(oks)
+    empty = len(re.findall(_GO_NONE, text)) + len(oks)
     return f"no tests ran (go: {empty} packages without tests)" if empty else None
 
 
 def _empty_node_summary(text: str) -> str | None:
-    mocha = _MOCHA_END.search(text)
+    mocha = re.search(_MOCHA_END, text)
     if mocha is not None:
         if mocha.group(1) != "0":
             return None
@@ -178,9 +181,9 @@ def _empty_node_summary(text: str) -> str | None:
         counted = _empty_summary_line(name, pattern, after, lines)
         if counted is not None:
             return counted or None
-    if _NODE_END.fullmatch(lines[-1]) is None:
+    if re.fullmatch(_NODE_END, lines[-1]) is None:
         return None
-    counts = {name: int(n) for name, n in _NODE_COUNT.findall("\n".join(lines))}
+    counts = {name: int(n) for name, n in re.findall(_NODE_COUNT, "\n".join(lines))}
     if "tests" not in counts or counts.get("pass", 1) or counts.get("fail", 1) or counts.get("cancelled", 0):
         return None
     if counts["tests"] == 0:
@@ -189,13 +192,11 @@ def _empty_node_summary(text: str) -> str | None:
     return f"every test was skipped (node --test: pass 0, {others})"
 
 
-def _empty_summary_line(
-    name: str, pattern: re.Pattern[str], after: tuple[str, ...], lines: list[str]
-) -> str | None:
+def _empty_summary_line(name: str, pattern: str, after: tuple[str, ...], lines: list[str]) -> str | None:
     """Jest's or vitest's "Tests" line among the last `lines`, followed only by its own trailer: why it
     checked nothing, "" when it checked something, None when the log does not end with that summary."""
     for i in range(len(lines) - 1, -1, -1):
-        m = pattern.fullmatch(lines[i])
+        m = re.fullmatch(pattern, lines[i])
         if m is not None:
             break
         if lines[i] and not lines[i].startswith(after):

@@ -14,8 +14,9 @@ not the runner's. What the runner checked is read from its own output, at the en
   todo; mocha with `0 passing`; jest and vitest with only skipped or todo tests, or with
   `--passWithNoTests` and none found. Their summary ends the log (npm prints nothing after a script that
   succeeded; jest and vitest only their timing after it).
-  cargo and go print one result per binary or package, so the whole log is read (up to WHOLE_LOG_BYTES,
-  and never a log whose middle was cut: a result missing from it could have been a pass).
+
+cargo and go print one result per binary or package, so their whole log is read (up to WHOLE_LOG_BYTES,
+and never a log whose middle was cut: a result missing from it could have been a pass).
 
 The patterns are strings, compiled by `re` on first use: a `start` whose stages are no test runners never
 compiles them.

@@ -107,9 +107,35 @@ def _check_cwd(config_path: Path, where: str, cwd: str) -> str:
     return str(pure) if str(pure) else "."
 
 
+def _check_runnable(config_path: Path, where: str, command: str | list[str], env: dict[str, str]) -> None:
+    """What the schema cannot say and the system would refuse only when the stage starts: an empty program
+    name, a NUL byte in a command or environment value, an environment name that is empty or holds `=`."""
+    words = [command] if isinstance(command, str) else command
+    if not words[0]:
+        raise _fail(
+            config_path, f"{where}.command[0]: the program name is empty", hint="name the program to run"
+        )
+    for i, word in enumerate(words):
+        if "\0" in word:
+            at = "command" if isinstance(command, str) else f"command[{i}]"
+            raise _fail(config_path, f"{where}.{at}: contains a NUL byte, which no command can carry")
+    for name, value in env.items():
+        if not name or "=" in name or "\0" in name:
+            raise _fail(
+                config_path,
+                f"{where}.env: {name!r} is not an environment variable name",
+                hint="use a non-empty name without '=' or NUL bytes",
+            )
+        if "\0" in value:
+            raise _fail(
+                config_path, f"{where}.env.{name}: contains a NUL byte, which no environment can carry"
+            )
+
+
 def _stage(config_path: Path, where: str, data: dict[str, Any]) -> Stage:
     command = data["command"]
     shell = isinstance(command, str)
+    _check_runnable(config_path, where, command, data.get("env", {}))
     return Stage(
         id=data["id"],
         title=data.get("title", data["id"]),
@@ -195,9 +221,22 @@ def load(root: Path) -> RepoConfig:
         heartbeat_interval_seconds=float(raw.get("heartbeat_interval_seconds", DEFAULT_HEARTBEAT_INTERVAL)),
         heartbeat_stale_after_seconds=float(raw.get("heartbeat_stale_after_seconds", DEFAULT_STALE_AFTER)),
         kill_grace_seconds=float(raw.get("kill_grace_seconds", DEFAULT_KILL_GRACE)),
-        log_max_bytes=int(raw.get("log_max_bytes", DEFAULT_LOG_MAX_BYTES)),
+        log_max_bytes=_log_cap(path, int(raw.get("log_max_bytes", DEFAULT_LOG_MAX_BYTES))),
         retention=dict(raw.get("retention", {})),
     )
+
+
+MIN_LOG_MAX_BYTES = 1024  # a cap keeps a head and a tail with the cut marker between: below this, noise
+
+
+def _log_cap(config_path: Path, value: int) -> int:
+    if 0 < value < MIN_LOG_MAX_BYTES:
+        raise _fail(
+            config_path,
+            f"$.log_max_bytes: {value} is too small to keep a log's head and tail",
+            hint=f"give 0 (no cap) or at least {MIN_LOG_MAX_BYTES}",
+        )
+    return value
 
 
 def detect_builtin(root: Path) -> Detected:

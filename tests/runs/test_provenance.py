@@ -224,6 +224,32 @@ def test_caches_python_tools_write_are_not_changes(repo: Path) -> None:
     assert status.stderr.startswith("warning: the tree has changed since this run")
 
 
+def test_untracked_installed_dependencies_are_not_hashed_but_vendored_ones_count(repo: Path) -> None:
+    """A node_modules or a virtualenv nobody ignored is not the project's code, and hashing it read every
+    file of it on each start and status; a tracked (vendored) dependency that changes is a change."""
+    for rel in (
+        "node_modules/left-pad/index.js",
+        "web/node_modules/x/y.js",
+        ".venv/lib/site.py",
+        "env/bin/a",
+    ):
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text("x\n")
+    (repo / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (repo / "env" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    state = provenance.tree_state(repo)
+    assert state["dirty"] is False and state["untracked_files"] == 0
+    (repo / "venv").mkdir()  # a folder called venv without pyvenv.cfg is the project's own
+    (repo / "venv" / "notes.txt").write_text("mine\n")
+    assert provenance.tree_state(repo)["untracked_files"] == 1
+    (repo / "venv" / "notes.txt").unlink()
+    git(repo, "add", "-f", "node_modules/left-pad/index.js")
+    git(repo, "commit", "-qm", "vendor left-pad")
+    assert provenance.tree_state(repo)["dirty"] is False
+    (repo / "node_modules" / "left-pad" / "index.js").write_text("changed\n")
+    assert provenance.tree_state(repo)["dirty"] is True
+
+
 def test_status_shows_what_was_tested_and_warns_when_the_tree_changed(repo: Path) -> None:
     (repo / "app.py").write_text("X = 5\n")
     run_id = _start(repo)["run_id"]

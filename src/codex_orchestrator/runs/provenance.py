@@ -11,8 +11,11 @@ then for each untracked, not ignored file in path order `\\0untracked\\0<path>\\
 content is its target). The runs roots are left out of both, so recording a run never changes it, and
 so are the caches Python tools write anywhere in the tree (CACHE_FOLDERS: byte code, pytest's, mypy's and
 ruff's): derived files that a run's own stages leave behind, which say nothing about the code (without a
-.gitignore for them, the built-in pipeline's first run would otherwise read as changed at once). It is
-None when the tree is clean.
+.gitignore for them, the built-in pipeline's first run would otherwise read as changed at once). Nor are
+untracked installed dependencies hashed (DEPENDENCY_FOLDERS anywhere, and a virtualenv, a top-level folder
+holding pyvenv.cfg): they are not the project's code (its lockfiles are), and hashing a `node_modules` or
+a `.venv` nobody ignored read tens of thousands of files on every `start` and `status`. Tracked files
+under them (vendored dependencies) are still changes. It is None when the tree is clean.
 
 `pyz_sha256` is remembered in the runs root (`.pyz-sha256`) against the file's identity
 (`runtime.pyz_identity`), so that a run does not hash the 15 MB archive again while it is the same file.
@@ -48,6 +51,18 @@ _hashed: dict[str, str] = {}  # this process's .pyz digests, by the file's ident
 
 
 CACHE_FOLDERS = ("__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache")
+DEPENDENCY_FOLDERS = ("node_modules",)
+
+
+def _untracked_excludes(repo: Path) -> list[str]:
+    """Pathspecs leaving installed dependencies out of the untracked files: node_modules anywhere, and
+    each top-level virtualenv (a folder holding pyvenv.cfg)."""
+    specs = [f":(exclude,glob)**/{name}/**" for name in DEPENDENCY_FOLDERS]
+    with contextlib.suppress(OSError), os.scandir(repo) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False) and os.path.isfile(os.path.join(entry.path, "pyvenv.cfg")):
+                specs.append(f":(exclude,literal){entry.name}")
+    return specs
 
 
 def _pathspec(repo: Path, exclude: Iterable[Path]) -> list[str]:
@@ -131,7 +146,8 @@ def tree_state(repo: Path, exclude: Iterable[Path] = ()) -> dict[str, Any]:
     diff_argv = [*base, "diff", "--binary", "--no-ext-diff", "--no-textconv", "--no-color", against]
     diff = run_probe_stream([*diff_argv, *pathspec], sink, cwd=repo, timeout=GIT_TIMEOUT_SECONDS)
     listing = run_probe_stream_text(
-        [*base, "ls-files", "-z", "--others", "--exclude-standard", *pathspec], repo
+        [*base, "ls-files", "-z", "--others", "--exclude-standard", *pathspec, *_untracked_excludes(repo)],
+        repo,
     )
     if not diff.ok or listing is None:
         why = "timed out" if diff.timed_out else "failed"

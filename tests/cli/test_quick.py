@@ -260,7 +260,8 @@ def test_status_from_the_quick_path_imports_no_engine(five: Path) -> None:
     )
     assert run.returncode == 0, run.stderr
     loaded = run.stderr.strip().splitlines()[-1]
-    for module in ("runs.engine", "runs.lifecycle", "cli._start", "cli.progress", "pipelines.config"):
+    engine = ("runs.engine", "runs.lifecycle", "cli._start", "cli.progress", "pipelines.config")
+    for module in (*engine, "pipelines.model", "runs.testrunners"):  # nor the pipeline model, nor stages'
         assert f"codex_orchestrator.{module}'" not in loaded
 
 

@@ -10,7 +10,6 @@ transition that applies it — a `guardrails_required` run without passing evide
 from __future__ import annotations
 
 from codex_orchestrator._typing import TYPE_CHECKING
-from codex_orchestrator.pipelines.model import DIAGNOSTICS, SELF
 
 if TYPE_CHECKING:
     from typing import Any
@@ -81,6 +80,8 @@ def _guardrail_next_step(
         )
     empty = [s for s in guard["missing"] if s in guard["nothing_to_check"]]
     if empty:
+        from codex_orchestrator.pipelines.model import DIAGNOSTICS  # not on `status`'s path: it loads here
+
         stages = {s.id: s for s in pipeline.stages}
         hints = dict.fromkeys(_fill_hint(stages.get(sid), sid, by_id.get(sid, {})) for sid in empty)
         first = ""
@@ -102,9 +103,11 @@ def _fill_hint(stage: Stage | None, sid: str, cmd: dict[str, Any]) -> str:
     why = str(cmd.get("summary") or "").removeprefix("nothing to check: ")
     if "written by `init codex`" in why:  # spec-guard right after init: fill in, don't init again
         return "fill in the spec `init codex` wrote (tasks/specs/*.md) and set `status: draft`"
+    from codex_orchestrator.pipelines.model import SELF
+
     if stage is not None and stage.command[:2] == (SELF, "spec-guard"):
         return "add specs under tasks/ (`codex-orchestrator init codex` writes a starter)"
-    if "test" in why:  # a test runner that ran, or passed, no test
+    if why.startswith(("no tests", "every test")):  # a test runner that ran, or passed, no test
         return f"add tests for {sid!r} to run, or stop skipping them"
     return f"give {sid!r} files or a config to check (it found: {why or 'nothing'})"
 

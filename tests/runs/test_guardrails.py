@@ -375,3 +375,26 @@ def test_the_built_in_pipeline_without_tests_says_to_add_them(tmp_path: Path) ->
         "add tests or a lint config (the built-in pipeline runs them once they exist), or give 'spec-guard' "
         "something to check: add specs under tasks/ (`codex-orchestrator init codex` writes a starter)"
     )
+
+
+def test_a_resume_runs_again_a_stage_that_found_nothing_to_check(tmp_path: Path) -> None:
+    """The next step says to give the stage something to check and resume: the resume must run it again,
+    not keep the earlier attempt's "nothing to check" (which now says something false about the tree)."""
+    check = py(
+        "import os, pathlib, sys\n"
+        "if not pathlib.Path('specs.txt').exists():\n"
+        f"    open(os.environ[{NOTHING_TO_CHECK_ENV!r}], 'w').write('no specs.txt\\n')\n"
+        "else:\n"
+        "    print('1 checked')\n"
+    )
+    _config(tmp_path, [{"id": "build", "command": py("pass")}, {"id": "lint", "command": check}], True)
+    code, view, _ = _start_json(tmp_path)
+    assert code == 1 and _manifest(view)["commands"][1]["summary"] == "nothing to check: no specs.txt"
+    (tmp_path / "specs.txt").write_text("a spec\n")
+    resumed = invoke("resume", "--run", view["run_id"], "--format", "json", "--repo", str(tmp_path))
+    assert resumed.exit_code == 0, resumed.stdout + resumed.stderr
+    m = _manifest(json.loads(resumed.stdout))
+    assert m["resume_events"][-1]["skipped"] == ["build"] and m["resume_events"][-1]["rerun"] == ["lint"]
+    lint = m["commands"][1]
+    assert lint["status"] == "succeeded" and "nothing_to_check" not in lint and lint["attempts"] == 2
+    assert m["status"] == "succeeded" and m["guardrail_status"]["status"] == "passed"

@@ -131,6 +131,12 @@ def mark_terminal(manifest: dict[str, Any], now: datetime, *, status: RunStatus,
     manifest["runner"]["stage_pgid"] = None
 
 
+def _kept_on_resume(old: dict[str, Any]) -> bool:
+    """A stage a resume does not run again: it succeeded (or was skipped by a target). One that found
+    nothing to check runs again: the fix the run's next step asked for may have given it something."""
+    return old.get("status") in DONE_STAGES and not old.get("nothing_to_check")
+
+
 def mark_resumed(
     manifest: dict[str, Any], pipeline: Pipeline, now: datetime, *, event: dict[str, Any]
 ) -> dict[str, Any]:
@@ -164,7 +170,7 @@ def mark_resumed(
         same = not edited and old_stages.get(stage.id) == stage.snapshot()
         if not same:
             changed.append(stage.id)
-        if old is not None and same and old.get("status") in DONE_STAGES and cmd["status"] != "skipped":
+        if old is not None and same and _kept_on_resume(old) and cmd["status"] != "skipped":
             commands.append({**old, "index": cmd["index"]})
             skipped.append(stage.id)
             continue

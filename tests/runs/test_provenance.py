@@ -330,7 +330,28 @@ def test_a_resume_records_the_tree_it_tests(repo: Path) -> None:
     assert resumed.exit_code == 0, resumed.stdout
     manifest = json.loads(Path(json.loads(resumed.stdout)["manifest"]).read_text())
     assert manifest["provenance"]["dirty"] is True
+    assert "resumed_tree_changed" not in manifest["provenance"]  # it kept no stage: all tested this tree
+
+
+def test_a_resume_that_kept_stages_tested_on_another_tree_says_so(repo: Path) -> None:
+    marker = repo / "fixed"
+    fails_until_fixed = py(f"import os, sys; sys.exit(0 if os.path.exists({str(marker)!r}) else 1)")
+    stages = [{"id": "build", "command": py("pass")}, {"id": "test", "command": fails_until_fixed}]
+    write_config(repo, {"default_pipeline": "ci", "pipelines": [{"id": "ci", "stages": stages}]})
+    git(repo, "commit", "-qam", "config")
+    run_id = json.loads(invoke("start", "--format", "json", "--repo", str(repo)).stdout)["run_id"]
+    marker.write_text("")
+    (repo / "app.py").write_text("X = 7\n")  # the fix also changed the code `build` was kept for
+    resumed = invoke("resume", "--run", run_id, "--format", "json", "--repo", str(repo))
+    assert resumed.exit_code == 0, resumed.stdout
+    manifest = json.loads(Path(json.loads(resumed.stdout)["manifest"]).read_text())
+    assert manifest["resume_events"][-1]["skipped"] == ["build"]
     assert manifest["provenance"]["resumed_tree_changed"] == "files changed; the run tested a clean tree"
+    status = invoke("status", "--run", run_id, "--repo", str(repo))
+    assert (
+        f"tested    {_head(repo)[:7]} on main (+ uncommitted changes); the stages the resume kept tested an "
+        "earlier tree (files changed; the run tested a clean tree)\n"
+    ) in status.stdout
 
 
 def test_without_git_installed_nothing_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

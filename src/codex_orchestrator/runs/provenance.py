@@ -286,6 +286,8 @@ def describe(prov: dict[str, Any] | None) -> str:
         text += f" on {prov['branch']}"
     if prov.get("dirty"):
         text += " (+ uncommitted changes)"
+    if isinstance(prov.get("resumed_tree_changed"), str):  # what a resume kept was tested before
+        text += f"; the stages the resume kept tested an earlier tree ({prov['resumed_tree_changed']})"
     return text
 
 

@@ -171,13 +171,15 @@ def prepare_resume(
 
 def _refresh_provenance(roots: Roots, manifest: dict[str, Any]) -> None:
     """A resumed run tests the tree as it is now: record that one, and say when it differs from the
-    tree the run started on (the stages it keeps tested that one)."""
+    tree the stages the resume keeps tested (when it keeps any)."""
     from codex_orchestrator.runs import provenance
 
     old = manifest.get("provenance")
     fresh = provenance.collect(roots.repo, exclude=(roots.runs, roots.out), runs=roots.runs)
     changed = provenance.changed_since(old if isinstance(old, dict) else None, fresh)
-    if changed:
+    skipped = set(manifest["resume_events"][-1]["skipped"])
+    kept = [c["id"] for c in manifest["commands"] if c["id"] in skipped and c["status"] == "succeeded"]
+    if changed and kept:
         fresh["resumed_tree_changed"] = changed
     manifest["provenance"] = fresh
     manifest["tool"]["pyz_sha256"] = fresh.get("pyz_sha256")

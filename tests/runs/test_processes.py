@@ -118,6 +118,8 @@ def test_detached_run_survives_and_cancel_stops_its_group(tmp_path: Path) -> Non
     m = _manifest(repo, view["run_id"])
     assert [c["status"] for c in m["commands"]] == ["cancelled", "pending"]
     assert m["completed_at"] and m["status"] == "cancelled"
+    # the reason is the request, not the SIGTERM that delivered it
+    assert m["status_detail"] == m["commands"][0]["summary"] == "stopped by a cancel request"
     _wait_for(lambda: not _pid_alive(grandchild), 5, "grandchild to die")
     _wait_for(lambda: not _pid_alive(driver["pid"]), 5, "driver to exit")
 

@@ -98,7 +98,7 @@ def cancel_run(
                 manifest,
                 clock,
                 status=RunStatus.CANCELLED,
-                detail="cancelled by `cancel` (the runner was not running)",
+                detail="stopped by a cancel request (the runner was not running)",
             )
         finally:
             lock.release()

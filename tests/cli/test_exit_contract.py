@@ -323,7 +323,18 @@ def test_a_named_output_that_cannot_be_written_names_the_option(tmp_path: Path) 
 
     with pytest.raises(StorageError, match="it is a folder") as folder:
         write_named_file(tmp_path, b"x", option="--output")
-    assert folder.value.hint == "free space or fix permissions there, or give --output another path"
-    with pytest.raises(StorageError, match="the disk is full"):
+    assert folder.value.hint == "give --output another path"
+    with pytest.raises(StorageError, match="the disk is full") as full:
         write_named_file(Path("/dev/full"), b"x", option="--junit-xml")
+    assert full.value.hint == "free space there, or give --junit-xml another path"
     assert Path("/dev/full").is_char_device()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    with pytest.raises(StorageError, match="Not a directory") as below_a_file:
+        write_named_file(a_file / "reports" / "run.html", b"x", option="--output")
+    assert (
+        below_a_file.value.hint == "a part of that path is a file, not a folder: give --output another path"
+    )
+    # missing folders on the way are created, as --junit-xml reports/junit.xml in a fresh checkout needs
+    write_named_file(tmp_path / "reports" / "deep" / "run.html", b"x", option="--output")
+    assert (tmp_path / "reports" / "deep" / "run.html").read_bytes() == b"x"

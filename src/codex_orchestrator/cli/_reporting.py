@@ -85,18 +85,10 @@ def publish_runs(
 
 
 def write_junit(path: Path, reports: list[Any], *, not_started: list[tuple[str, str]] | None = None) -> None:
-    from codex_orchestrator.errors import StorageError
     from codex_orchestrator.reports.junit import junit_xml
     from codex_orchestrator.runs.store import write_named_file
 
     target = Path(os.path.abspath(path.expanduser()))
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(
-            f"cannot create {target.parent} for the JUnit XML: {exc.strerror}",
-            hint="pass --junit-xml a path in a writable folder",
-        ) from None
     write_named_file(
         target, junit_xml(reports, not_started=not_started).encode("utf-8"), option="--junit-xml"
     )

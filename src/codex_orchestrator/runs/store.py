@@ -88,13 +88,20 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644, sync_dir: 
 def write_named_file(path: Path, data: bytes, *, option: str) -> None:
     """Write `data` where the user pointed `option` (`-o`, `--junit-xml`). A regular file, or a path
     that does not exist yet, is written atomically and durably, and through a symlink the file it
-    points at (the link stays). Anything else that takes writes, a device or a pipe (`/dev/stdout`,
-    `/dev/null`), is written straight into: a rename would replace it with a file, even `/dev/null`
-    when run as root."""
+    points at (the link stays); missing folders on the way are created (`reports/junit.xml` in a fresh
+    checkout). Anything else that takes writes, a device or a pipe (`/dev/stdout`, `/dev/null`), is
+    written straight into: a rename would replace it with a file, even `/dev/null` when run as root."""
     try:
         kind = os.stat(path).st_mode
     except FileNotFoundError:
         kind = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the folder {path.parent} for {path.name}: {_why(exc)}",
+                hint=f"give {option} a path in a folder you can write to",
+            ) from None
     except OSError as exc:
         raise _named_error(path, exc, option) from None
     try:
@@ -110,15 +117,24 @@ def write_named_file(path: Path, data: bytes, *, option: str) -> None:
     try:
         atomic_write_bytes(target, data)
     except StorageError as exc:
-        raise StorageError(exc.message, hint=_named_hint(option)) from None
+        cause = exc.__cause__ if isinstance(exc.__cause__, OSError) else None
+        raise StorageError(exc.message, hint=_named_hint(option, cause)) from None
 
 
-def _named_hint(option: str) -> str:
-    return f"free space or fix permissions there, or give {option} another path"
+def _named_hint(option: str, exc: OSError | None) -> str:
+    """The fix for a path the user named that cannot be written, by what went wrong."""
+    code = exc.errno if exc is not None else None
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return f"free space there, or give {option} another path"
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"fix the permissions there, or give {option} another path"
+    if code == errno.ENOTDIR:
+        return f"a part of that path is a file, not a folder: give {option} another path"
+    return f"give {option} another path"
 
 
 def _named_error(path: Path, exc: OSError, option: str) -> StorageError:
-    return StorageError(f"cannot write {path}: {_why(exc)}", hint=_named_hint(option))
+    return StorageError(f"cannot write {path}: {_why(exc)}", hint=_named_hint(option, exc))
 
 
 def atomic_write_json(path: Path, data: Any, *, mode: int = 0o644, indent: int | None = 2) -> None:

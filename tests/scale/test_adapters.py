@@ -82,6 +82,7 @@ UNITTEST_STYLE = "import unittest\n\n\nclass T(unittest.TestCase):\n    def test
         {"tests/test_b.py": "from pytest import raises\n"},
         {"tests/test_b.py": "def test_plain():\n    assert True\n"},  # unittest never collects this
         {"test_root.py": "def test_plain():\n    assert True\n"},
+        {"tests/api/client_test.py": "def test_plain():\n    assert True\n"},  # pytest's *_test.py
     ],
 )
 def test_python_tests_written_for_pytest_run_with_pytest(tmp_path: Path, files: dict[str, str]) -> None:

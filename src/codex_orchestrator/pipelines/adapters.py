@@ -177,8 +177,10 @@ def _pytest_style_tests(root: Path, test_dir: str | None) -> bool:
     if test_dir is not None:
         for dirpath, dirnames, filenames in os.walk(root / test_dir):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
-            files += [
-                Path(dirpath, f) for f in sorted(filenames) if f.endswith(".py") and f.startswith("test")
+            files += [  # unittest's default pattern, and pytest's other one (`*_test.py`)
+                Path(dirpath, f)
+                for f in sorted(filenames)
+                if f.endswith(".py") and (f.startswith("test") or f.endswith("_test.py"))
             ]
             if len(files) >= _TEST_FILES_READ:
                 break

@@ -372,8 +372,9 @@ def test_the_built_in_pipeline_without_tests_says_to_add_them(tmp_path: Path) ->
     m = _manifest(view)
     assert code == 1 and [c["id"] for c in m["commands"]] == ["build", "spec-guard"]
     assert m["guardrail_status"]["next_step"] == (
-        "add tests or a lint config (the built-in pipeline runs them once they exist), or give 'spec-guard' "
-        "something to check: add specs under tasks/ (`codex-orchestrator init codex` writes a starter)"
+        "add tests or a lint config where the built-in pipeline looks for them (`codex-orchestrator adapters "
+        "list` says where), or give 'spec-guard' something to check: add specs under tasks/ "
+        "(`codex-orchestrator init codex` writes a starter)"
     )
 
 

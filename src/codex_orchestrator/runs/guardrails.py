@@ -92,7 +92,10 @@ def _guardrail_next_step(
                 "command), or "
             )
         elif pipeline.id == DIAGNOSTICS and "test" not in stages:  # the adapter found no tests to run
-            first = "add tests or a lint config (the built-in pipeline runs them once they exist), or "
+            first = (
+                "add tests or a lint config where the built-in pipeline looks for them "
+                "(`codex-orchestrator adapters list` says where), or "
+            )
         names = ", ".join(repr(s) for s in empty)
         return f"{first}give {names} something to check: {'; '.join(hints)}{diagnostics}"
     return f"run the whole pipeline (without --target){diagnostics}"

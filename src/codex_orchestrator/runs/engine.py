@@ -41,9 +41,6 @@ if TYPE_CHECKING:
 Reporter = Callable[[str], None]
 
 
-CANCEL_REQUESTED = "stopped by a cancel request"  # what a run stopped by `cancel` (or cancel_run) records
-
-
 class StageEvent:
     """What a progress hook hears: stage `index` of `total` started (`running`) or ended (`finished`,
     with its status). Renderers use it to show elapsed time or follow `log_path`."""
@@ -173,7 +170,7 @@ class RunEngine:
     def _check_cancel_request(self) -> bool:
         """A durable cancel request (written by `cancel`, possibly before we started) is honoured."""
         if not self._cancel.is_set() and self.paths.cancel_request.exists():
-            self.request_cancel(CANCEL_REQUESTED)
+            self.request_cancel("stopped by a cancel request")
         return self._cancel.is_set()
 
     def install_signal_handlers(self) -> Callable[[], None]:
@@ -187,9 +184,7 @@ class RunEngine:
         def handler(signum: int, _frame: object) -> None:
             if signum == signal.SIGINT and not self._cancel.is_set():
                 self.interrupted = True
-            if signum == signal.SIGTERM and self.paths.cancel_request.exists():
-                self.request_cancel(CANCEL_REQUESTED)  # `cancel` wrote its request, then signalled us
-            else:
+            if not (signum == signal.SIGTERM and self._check_cancel_request()):  # `cancel` asks, then signals
                 self.request_cancel(f"received {signal.Signals(signum).name}")
 
         signals = [signal.SIGINT, signal.SIGTERM]

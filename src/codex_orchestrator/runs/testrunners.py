@@ -73,10 +73,12 @@ def simple_command(line: str) -> tuple[str, ...] | None:
 def which_runner(argv: tuple[str, ...]) -> str | None:
     """The test runner `argv` runs ("pytest", "unittest", "cargo", "go" or "node"), else None: pytest and
     unittest directly or as `python -m` (possibly through uv/poetry run); `cargo [+toolchain] test`; `go
-    test`; `node --test`, or a package's test script run by npm, pnpm or yarn."""
+    test`; `node --test`, jest, vitest or mocha, or a package's test script run by npm, pnpm or yarn."""
     names = [Path(a).name for a in argv]
     if any(n in ("pytest", "py.test") for n in names):
         return "pytest"
+    if any(n in ("jest", "vitest", "mocha") for n in names):  # `npx jest`, node_modules/.bin/vitest run
+        return "node"
     for i, (a, b) in enumerate(itertools.pairwise(names)):
         if a == "-m" and b in ("pytest", "unittest"):
             return b

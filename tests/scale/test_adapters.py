@@ -314,3 +314,41 @@ def test_an_unknown_default_pipeline_is_refused_without_detection(tmp_path: Path
     root = tree(tmp_path / "repo", {cfg.CONFIG_FILE: json.dumps({"default_pipeline": "nope"})})
     with pytest.raises(ConfigError, match=r"unknown pipeline 'nope' \(available: diagnostics, docs-review\)"):
         cfg.load(root)
+
+
+def test_project_files_that_are_devices_or_pipes_are_not_read(tmp_path: Path) -> None:
+    """A clone can hold a symlink to /dev/zero (`setup.cfg -> /dev/zero`): reading it filled memory until
+    the process died. A FIFO blocked detection forever. Neither is a regular file: neither is read."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    python = tree(tmp_path / "py", {"pyproject.toml": "[project]\nname = 'x'\n", "tests/__init__.py": ""})
+    for name in ("setup.cfg", "tox.ini", "requirements.txt", "tests/test_zero.py"):
+        (python / name).symlink_to("/dev/zero")
+    os.mkfifo(python / "requirements-dev.txt")
+    os.mkfifo(python / "tests" / "test_fifo.py")
+    node = tree(tmp_path / "node", {})
+    (node / "package.json").write_text('{"scripts": {"test": "node --test"}}')
+    script = (
+        "import sys\nfrom pathlib import Path\nfrom codex_orchestrator.pipelines import adapters\n"
+        "for root in sys.argv[1:]:\n"
+        "    print([list(s.command) for s in adapters.diagnostics_pipeline(Path(root))[0].stages])\n"
+    )
+
+    def cap_memory() -> None:  # were a regression to read /dev/zero again, it fails here, not the machine
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    run = subprocess.run(
+        [sys.executable, "-c", script, str(python), str(node)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=cap_memory,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    python_stages, node_stages = run.stdout.splitlines()
+    assert "['python3', '-m', 'unittest', 'discover', '-q', '-s', 'tests', '-t', '.']" in python_stages
+    assert "'npm', '--no-update-notifier', 'test'" in node_stages

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -66,13 +67,38 @@ def _stage(
     )
 
 
+MAX_PROJECT_FILE_BYTES = 4 * 1024 * 1024  # a project file is read up to this size
+
+
+def _read(path: Path, limit: int = MAX_PROJECT_FILE_BYTES) -> bytes:
+    """The first `limit` bytes of a project file; empty when it is missing or not a regular file. Every
+    project file is read through here: a FIFO or a device in a repository must not hang detection, and a
+    huge file must not fill memory."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return b""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(limit)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
+def _text(path: Path) -> str:
+    return _read(path).decode("utf-8", errors="replace")
+
+
 def _toml(path: Path) -> dict[str, Any]:
     import tomllib  # only a project with a pyproject.toml needs it
 
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError):
+        return tomllib.loads(_text(path))
+    except tomllib.TOMLDecodeError:
         return {}
 
 
@@ -81,17 +107,10 @@ def _ini_sections(path: Path) -> set[str]:
 
     parser = configparser.ConfigParser(interpolation=None, strict=False)
     try:
-        parser.read(path, encoding="utf-8")
-    except (configparser.Error, UnicodeDecodeError):
+        parser.read_string(_text(path), source=str(path))
+    except configparser.Error:
         return set()
     return set(parser.sections())
-
-
-def _text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
 
 
 # ------------------------------------------------------------------------------------------ Python
@@ -184,15 +203,7 @@ def _pytest_style_tests(root: Path, test_dir: str | None) -> bool:
             ]
             if len(files) >= _TEST_FILES_READ:
                 break
-    for path in files[:_TEST_FILES_READ]:
-        try:
-            with open(path, "rb") as fh:
-                head = fh.read(_TEST_FILE_BYTES)
-        except OSError:
-            continue
-        if _PYTEST_STYLE.search(head):
-            return True
-    return False
+    return any(_PYTEST_STYLE.search(_read(path, _TEST_FILE_BYTES)) for path in files[:_TEST_FILES_READ])
 
 
 def _python_stages(root: Path) -> list[Stage]:
@@ -283,9 +294,12 @@ _NODE_SCRIPTS = (
 def read_package_json(root: Path) -> dict[str, Any] | None:
     """package.json as an object; None when there is none (or it is not an object)."""
     try:
-        raw = (root / "package.json").read_bytes()
-        package = safejson.loads(raw, max_depth=32, max_bytes=4 * 1024 * 1024)
-    except (OSError, ValueError):
+        package = safejson.loads(
+            _read(root / "package.json", MAX_PROJECT_FILE_BYTES + 1),
+            max_depth=32,
+            max_bytes=MAX_PROJECT_FILE_BYTES,
+        )
+    except ValueError:
         return None
     return package if isinstance(package, dict) else None
 
@@ -320,13 +334,7 @@ def _node_run(manager: str, script: str) -> list[str]:
 
 
 def _node_stages(root: Path) -> list[Stage]:
-    try:
-        package = safejson.loads(
-            (root / "package.json").read_bytes(), max_depth=32, max_bytes=4 * 1024 * 1024
-        )
-    except (OSError, ValueError):
-        package = {}
-    package = package if isinstance(package, dict) else {}
+    package = read_package_json(root) or {}
     scripts = package.get("scripts", {})
     scripts = scripts if isinstance(scripts, dict) else {}
     manager = _node_manager(root, package)

@@ -13,6 +13,7 @@ import sys
 from codex_orchestrator._typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import re
     from typing import Any, NoReturn
 
 
@@ -31,23 +32,30 @@ def dumps(data: Any, *, indent: int | None = 2) -> str:
 
 # CSI sequences (colours, cursor moves), OSC sequences (titles, links, the clipboard) and other two-byte
 # escapes; then control characters other than tab and newline (terminals act on them, XML 1.0 forbids
-# most of them). Compiled on first use: most text needs no cleaning.
+# most of them), and the bidirectional overrides and isolates that make a line read otherwise than it is
+# ("Trojan Source"). Compiled on first use: most text needs no cleaning.
 _ANSI = r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-Z\\-_]"
-_CONTROL = r"[\x00-\x08\x0b-\x1f\x7f-\x9f]"
+_CONTROL = r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
 _SURROGATE = r"[\ud800-\udfff]"
 
 
 def clean_text(text: str) -> str:
     """Text from outside (a stage's output, a config, a model's answer) made safe to show anywhere: ANSI
-    escapes stripped, carriage returns turned into newlines, other control characters shown as `\\xNN`,
-    lone surrogates replaced. A terminal shown it only prints; it never obeys it."""
+    escapes stripped, carriage returns turned into newlines, other control characters shown as `\\xNN`
+    (bidirectional overrides as `\\uNNNN`), lone surrogates replaced. A terminal shown it only prints; it
+    never obeys it."""
     if text.replace("\n", "").replace("\t", "").isprintable():
         return text  # the common case, without a regex
     import re
 
     text = re.sub(_ANSI, "", text).replace("\r\n", "\n").replace("\r", "\n")
-    text = re.sub(_CONTROL, lambda m: f"\\x{ord(m.group()):02x}", text)
+    text = re.sub(_CONTROL, _visible, text)
     return re.sub(_SURROGATE, "\ufffd", text)
+
+
+def _visible(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def _printable(text: str) -> str:

@@ -59,6 +59,8 @@ def test_a_config_and_a_stage_note_are_shown_as_text(tmp_path: Path) -> None:
         ("\x1b[1;31mbold red\x1b[0m", "bold red"),
         ("\x1b]8;;https://example.com\x1b\\link\x1b]8;;\x1b\\", "link"),
         ("bad byte \udcff", "bad byte \\udcff"),
+        ("if admin\u202e\u2066 {", "if admin\\u202e\\u2066 {"),  # bidi overrides: "Trojan Source"
+        ("caf\u00e9 \u00a0nbsp and \u4e2d", "caf\u00e9 \u00a0nbsp and \u4e2d"),  # printable text is kept
     ],
 )
 def test_text_lines_are_cleaned_and_documents_are_not(

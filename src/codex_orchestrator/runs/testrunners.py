@@ -28,6 +28,7 @@ import itertools
 import re
 from pathlib import Path
 
+from codex_orchestrator.output import clean_text
 from codex_orchestrator.runs.store import read_tail
 
 NO_TESTS_EXIT_CODE = 5  # pytest: "no tests collected"; unittest (3.12+): "no tests ran"
@@ -54,7 +55,6 @@ _JEST_AFTER = ("Snapshots:", "Time:", "Ran all test suites")
 _VITEST_TESTS = r"Tests +((?:\d+ \w+ \| )*\d+ \w+) \((\d+)\)"
 _VITEST_AFTER = ("Start at", "Duration")
 _NONE_FOUND = ("No tests found, exiting with code 0", "No test files found, exiting with code 0")
-_ANSI = r"\x1b\[[0-9;]*m"
 
 
 def simple_command(line: str) -> tuple[str, ...] | None:
@@ -118,15 +118,11 @@ def nothing_checked(argv: tuple[str, ...] | None, rc: int, log_path: Path) -> st
     return empty_results(runner, text)
 
 
-def _plain(text: str) -> str:
-    return re.sub(_ANSI, "", text).replace("\r\n", "\n")
-
-
 def empty_summary(runner: str, log_tail: str) -> str | None:
     """The closing summary of pytest, unittest or Node (node --test, mocha) at the end of `log_tail`: why
     it checked nothing (it ran no test, or skipped every one), or None (it checked something, or the log
     does not end with the runner's summary)."""
-    text = _plain(log_tail).rstrip()
+    text = clean_text(log_tail).rstrip()  # colours and carriage returns out, as shown
     if runner == "node":
         return _empty_node_summary(text)
     if runner == "unittest":
@@ -150,7 +146,7 @@ def empty_summary(runner: str, log_tail: str) -> str | None:
 
 def empty_results(runner: str, log: str) -> str | None:
     """cargo's or go's results in a whole log: why no test binary or package checked anything, or None."""
-    text = _plain(log)
+    text = clean_text(log)
     if runner == "cargo":
         results = [(int(p), int(i)) for p, i in re.findall(_CARGO_RESULT, text)]
         if not results or any(passed for passed, _ in results):

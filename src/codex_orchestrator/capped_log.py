@@ -17,11 +17,11 @@ HEAD_SHARE = 4  # the head keeps 1/4 of the cap, the tail 3/4: a failure's cause
 _SPLICE = hasattr(os, "splice")
 
 
+CUT = "bytes cut from the middle of this log"  # in every marker: a reader can tell a cut log by it
+
+
 def marker(cut: int, cap: int) -> bytes:
-    return (
-        f"\n[... codex-orchestrator: {cut} bytes cut from the middle of this log "
-        f"(log_max_bytes is {cap}) ...]\n"
-    ).encode()
+    return f"\n[... codex-orchestrator: {cut} {CUT} (log_max_bytes is {cap}) ...]\n".encode()
 
 
 class CappedLogCopier:

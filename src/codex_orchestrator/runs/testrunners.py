@@ -28,13 +28,13 @@ import itertools
 import re
 from pathlib import Path
 
+from codex_orchestrator import capped_log
 from codex_orchestrator.output import clean_text
 from codex_orchestrator.runs.store import read_tail
 
 NO_TESTS_EXIT_CODE = 5  # pytest: "no tests collected"; unittest (3.12+): "no tests ran"
 SUMMARY_BYTES = 4096  # pytest's and unittest's closing summary is within the log's last 4 KiB
 WHOLE_LOG_BYTES = 4 << 20  # cargo's and go's logs are read whole up to this size, else not judged
-CUT_MARKER = "bytes cut from the middle of this log"  # see capped_log.marker
 
 # unittest: "Ran 3 tests in 0.002s", a blank line, then "OK", "OK (skipped=3)" or "NO TESTS RAN".
 _UNITTEST_END = r"(?:\A|\n)Ran (\d+) tests? in \S+\n\n(?:OK|NO TESTS RAN)(?: \((.*)\))?\Z"
@@ -113,7 +113,7 @@ def nothing_checked(argv: tuple[str, ...] | None, rc: int, log_path: Path) -> st
     if runner in ("pytest", "unittest", "node"):
         return empty_summary(runner, read_tail(log_path, SUMMARY_BYTES)[0])
     text, cut = read_tail(log_path, WHOLE_LOG_BYTES)
-    if cut or CUT_MARKER in text:
+    if cut or capped_log.CUT in text:
         return None
     return empty_results(runner, text)
 

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from codex_orchestrator import safejson
+from codex_orchestrator.runs.layout import PLACEHOLDERS_ONLY
 
 TASKS_DIR = "tasks"
 SPECS_DIR = "tasks/specs"
@@ -231,7 +232,7 @@ def check(
         return {
             **report,
             "status": "nothing_to_check",
-            "reason": f"only placeholders written by `init codex` ({len(entries)}), none filled in yet",
+            "reason": f"{PLACEHOLDERS_ONLY} ({len(entries)}), none filled in yet",
             "checked": 0,
             "failed": 0,
             "counts": counts,

@@ -109,6 +109,9 @@ class RunPaths(NamedTuple):
 #: that reason, never as guardrail evidence. (pytest's and unittest's exit code 5, "no tests ran", means
 #: the same and is read the same way.)
 NOTHING_TO_CHECK_ENV = "CODEX_ORCHESTRATOR_NOTHING_TO_CHECK_FILE"
+#: How spec-guard's reason begins when it found only the placeholders `init codex` wrote: the run's next
+#: step then says to fill them in, not to run `init codex` again (runs/guardrails)
+PLACEHOLDERS_ONLY = "only placeholders written by `init codex`"
 
 
 def report_nothing_to_check(reason: str) -> bool:

@@ -16,6 +16,7 @@ from testkit import write_config
 
 from codex_orchestrator.capped_log import marker
 from codex_orchestrator.runs.testrunners import (
+    REASONS_BEGIN,
     empty_results,
     empty_summary,
     nothing_checked,
@@ -155,6 +156,7 @@ def test_cargo_and_go_results_tell_whether_anything_was_checked(
     runner: str, log: str, reason: str | None
 ) -> None:
     assert empty_results(runner, log) == reason
+    assert reason is None or reason.startswith(REASONS_BEGIN)  # what guardrails reads to ask for tests
 
 
 def test_a_log_whose_middle_was_cut_is_not_judged(tmp_path: Path) -> None:
@@ -277,3 +279,4 @@ def test_the_summary_a_test_runner_ends_with_tells_whether_it_checked_anything(
     runner: str, tail: str, reason: str | None
 ) -> None:
     assert empty_summary(runner, tail) == reason
+    assert reason is None or reason.startswith(REASONS_BEGIN)  # what guardrails reads to ask for tests

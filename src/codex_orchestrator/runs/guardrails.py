@@ -105,13 +105,14 @@ def _fill_hint(stage: Stage | None, sid: str, cmd: dict[str, Any]) -> str:
     """What would give the guardrail stage `sid`, which checked nothing, something to check."""
     from codex_orchestrator.pipelines.model import SELF
     from codex_orchestrator.runs.layout import PLACEHOLDERS_ONLY
+    from codex_orchestrator.runs.testrunners import REASONS_BEGIN
 
     why = str(cmd.get("summary") or "").removeprefix("nothing to check: ")
     if why.startswith(PLACEHOLDERS_ONLY):  # spec-guard right after init: fill in, don't init again
         return "fill in the spec `init codex` wrote (tasks/specs/*.md) and set `status: draft`"
     if stage is not None and stage.command[:2] == (SELF, "spec-guard"):
         return "add specs under tasks/ (`codex-orchestrator init codex` writes a starter)"
-    if why.startswith(("no tests", "every test")):  # a test runner that ran, or passed, no test
+    if why.startswith(REASONS_BEGIN):  # a test runner that ran, or passed, no test
         return f"add tests for {sid!r} to run, or stop skipping them"
     return f"give {sid!r} files or a config to check (it found: {why or 'nothing'})"
 

@@ -32,6 +32,8 @@ from codex_orchestrator import capped_log
 from codex_orchestrator.output import clean_text
 from codex_orchestrator.runs.store import read_tail
 
+#: Every reason given here begins with one of these (runs/guardrails reads them to ask for tests)
+REASONS_BEGIN = ("no tests", "every test")
 NO_TESTS_EXIT_CODE = 5  # pytest: "no tests collected"; unittest (3.12+): "no tests ran"
 SUMMARY_BYTES = 4096  # pytest's and unittest's closing summary is within the log's last 4 KiB
 WHOLE_LOG_BYTES = 4 << 20  # cargo's and go's logs are read whole up to this size, else not judged

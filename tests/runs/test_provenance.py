@@ -81,6 +81,31 @@ def test_the_changes_hash_covers_tracked_and_untracked_files_but_not_the_runs_ro
     assert provenance.tree_state(repo, exclude) == third
 
 
+def test_changes_inside_a_submodule_are_hashed(repo: Path, tmp_path: Path) -> None:
+    """git's diff shows a dirty submodule as one `-dirty` line whatever its changes are, and untracked
+    files in it not at all: each checked-out submodule's own changes are hashed in."""
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "f.txt").write_text("v1\n")
+    git(lib, "init", "-q", "-b", "main")
+    git(lib, "add", ".")
+    git(lib, "commit", "-q", "-m", "lib")
+    git(repo, "-c", "protocol.file.allow=always", "submodule", "add", "-q", str(lib), "vendor/lib")
+    git(repo, "commit", "-q", "-m", "with lib")
+    assert provenance.tree_state(repo)["dirty"] is False
+    seen = set()
+    for name, text in (("f.txt", "v2\n"), ("f.txt", "v3\n"), ("new.txt", "a"), ("new.txt", "b")):
+        (repo / "vendor" / "lib" / name).write_text(text)
+        state = provenance.tree_state(repo)
+        assert state["dirty"] is True and state["changes_sha256"] not in seen, (name, text)
+        seen.add(state["changes_sha256"])
+        assert provenance.tree_state(repo) == state
+        if name == "f.txt" and text == "v3\n":
+            (repo / "vendor" / "lib" / "f.txt").write_text("v1\n")
+    (repo / "vendor" / "lib" / "new.txt").unlink()
+    assert provenance.tree_state(repo)["dirty"] is False
+
+
 def test_outside_git_the_fields_say_so(tmp_path: Path) -> None:
     state = provenance.tree_state(tmp_path)
     assert state["vcs"] is None and state["reason"] == "not a git repository"

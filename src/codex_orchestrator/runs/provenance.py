@@ -15,7 +15,10 @@ ruff's): derived files that a run's own stages leave behind, which say nothing a
 untracked installed dependencies hashed (DEPENDENCY_FOLDERS anywhere, and a virtualenv, a top-level folder
 holding pyvenv.cfg): they are not the project's code (its lockfiles are), and hashing a `node_modules` or
 a `.venv` nobody ignored read tens of thousands of files on every `start` and `status`. Tracked files
-under them (vendored dependencies) are still changes. It is None when the tree is clean.
+under them (vendored dependencies) are still changes. A submodule's changes show in that diff only as
+`-dirty`, so for each checked-out submodule (`.gitmodules`) whose tree is not clean, in path order,
+`\\0submodule\\0<path>\\0<its changes_sha256>` follows, computed the same way (to MAX_SUBMODULE_DEPTH).
+It is None when the tree is clean.
 
 `pyz_sha256` is remembered in the runs root (`.pyz-sha256`) against the file's identity
 (`runtime.pyz_identity`), so that a run does not hash the 15 MB archive again while it is the same file.
@@ -47,6 +50,7 @@ STATUS_HEAD_BYTES = 64 * 1024
 PYZ_DIGESTS = ".pyz-sha256"  # in the runs root: one `<identity> <sha256>` line per .pyz, newest first
 PYZ_DIGESTS_KEPT = 8
 RACY_SECONDS = 2.0
+MAX_SUBMODULE_DEPTH = 8  # submodules of submodules ... hashed this deep
 _hashed: dict[str, str] = {}  # this process's .pyz digests, by the file's identity
 
 
@@ -89,9 +93,9 @@ def _unavailable(reason: str) -> dict[str, Any]:
     }
 
 
-def tree_state(repo: Path, exclude: Iterable[Path] = ()) -> dict[str, Any]:
+def tree_state(repo: Path, exclude: Iterable[Path] = (), *, depth: int = 0) -> dict[str, Any]:
     """The git facts of `repo` (commit, branch, dirty, changes_sha256, untracked_files), or why there
-    are none (`reason`)."""
+    are none (`reason`). `depth`: how deep in submodules `repo` is."""
     base = ["git", "--no-pager", "--no-optional-locks", "-c", "core.quotepath=off"]
     pathspec = _pathspec(repo, exclude)
     # One call answers for a clean tree (the common case): the commit, the branch and no entries.
@@ -157,6 +161,14 @@ def tree_state(repo: Path, exclude: Iterable[Path] = ()) -> dict[str, Any]:
         digest.update(b"\0untracked\0" + os.fsencode(rel) + b"\0")
         _hash_file(repo / rel, digest)
     dirty = size > 0 or bool(untracked)
+    if depth < MAX_SUBMODULE_DEPTH:
+        for rel in _submodules(repo, base):
+            inner = tree_state(repo / rel, exclude, depth=depth + 1)
+            if inner["vcs"] == "git" and inner["reason"] is None and not inner["dirty"]:
+                continue
+            state = inner["changes_sha256"] or f"<{inner['reason'] or 'unknown'}>"
+            digest.update(b"\0submodule\0" + os.fsencode(rel) + b"\0" + state.encode())
+            dirty = True  # (untracked files in a submodule leave no trace in the diff)
     return {
         "vcs": "git",
         "reason": None if commit else "no commit yet",
@@ -166,6 +178,27 @@ def tree_state(repo: Path, exclude: Iterable[Path] = ()) -> dict[str, Any]:
         "changes_sha256": digest.hexdigest() if dirty else None,
         "untracked_files": len(untracked),
     }
+
+
+def _submodules(repo: Path, base: list[str]) -> list[str]:
+    """The paths of the submodules `.gitmodules` declares that are checked out here (a folder holding
+    `.git`, inside `repo`), in order; none without that file."""
+    if not os.path.isfile(repo / ".gitmodules"):
+        return []
+    listed = run_probe(
+        [*base, "config", "-z", "--file", ".gitmodules", "--get-regexp", r"^submodule\..*\.path$"],
+        cwd=repo,
+    )
+    found = set()
+    for entry in listed.output.split("\0") if listed.ok else []:
+        rel = entry.partition("\n")[2]
+        parts = rel.split("/")
+        if not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            continue
+        folder = repo / rel
+        if not folder.is_symlink() and folder.is_dir() and os.path.lexists(folder / ".git"):
+            found.add(rel)
+    return sorted(found)
 
 
 def run_probe_stream_text(argv: list[str], cwd: Path) -> str | None:

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -116,6 +119,46 @@ def test_python_unittest_layouts(tmp_path: Path) -> None:
     assert commands(flat)["test"] == ["python3", "-m", "unittest", "discover", "-q"]
     bare = tree(tmp_path / "bare", {"pyproject.toml": ""})
     assert list(commands(bare)) == ["build", "spec-guard"]
+
+
+def test_python_tests_kept_inside_packages_are_found(tmp_path: Path) -> None:
+    """Without a top-level tests/ folder, a package's own tests/ (src/<pkg>/tests, <pkg>/tests) is the
+    suite: pytest when written for it, else unittest discovery that reaches it."""
+    written_for_pytest = {"src/pkg/__init__.py": "", "src/pkg/tests/test_a.py": "def test_a():\n    pass\n"}
+    assert commands(tree(tmp_path / "a", {"pyproject.toml": "", **written_for_pytest}))["test"] == [
+        "python3",
+        "-m",
+        "pytest",
+        "-q",
+    ]
+    flat = tree(
+        tmp_path / "b", {"setup.py": "", "pkg/__init__.py": "", "pkg/tests/test_a.py": "import pytest\n"}
+    )
+    assert commands(flat)["test"] == ["python3", "-m", "pytest", "-q"]
+    unittest_files = {
+        "pkg/__init__.py": "",
+        "pkg/tests/__init__.py": "",
+        "pkg/tests/test_a.py": UNITTEST_STYLE,
+    }
+    flat = tree(tmp_path / "c", {"setup.py": "", **unittest_files})
+    assert commands(flat)["test"] == ["python3", "-m", "unittest", "discover", "-q"]
+    src = tree(tmp_path / "d", {"pyproject.toml": "", **{f"src/{k}": v for k, v in unittest_files.items()}})
+    stage = next(s for s in adapters.diagnostics_pipeline(src)[0].stages if s.id == "test")
+    assert list(stage.command) == ["python3", "-m", "unittest", "discover", "-q", "-s", "src", "-t", "src"]
+    assert dict(stage.env) == {"PYTHONPATH": "src"}
+    for root in (flat, src):  # and discovery reaches the test
+        stage = next(s for s in adapters.diagnostics_pipeline(root)[0].stages if s.id == "test")
+        argv = [sys.executable, *stage.command[1:]]
+        env = {**os.environ, **dict(stage.env)}
+        ran = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, check=False)
+        assert "Ran 1 test" in ran.stderr and ran.returncode == 0, ran.stderr
+    elsewhere = {  # installed or generated copies are not the project's tests
+        "pyproject.toml": "",
+        "node_modules/x/tests/test_a.py": "def test_a():\n    pass\n",
+        ".venv/tests/test_a.py": "def test_a():\n    pass\n",
+        "build/tests/test_a.py": "def test_a():\n    pass\n",
+    }
+    assert "test" not in commands(tree(tmp_path / "e", elsewhere))
 
 
 def test_python_uses_the_projects_own_environment(tmp_path: Path) -> None:

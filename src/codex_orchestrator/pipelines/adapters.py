@@ -189,11 +189,28 @@ def _requirements_mention(root: Path, name: str) -> bool:
     return False
 
 
-def _pytest_style_tests(root: Path, test_dir: str | None) -> bool:
+_SKIPPED_FOLDERS = ("node_modules", "build", "dist", "venv", "site-packages")
+
+
+def _package_test_dirs(root: Path) -> list[str]:
+    """The test folders inside packages, for a project without a top-level tests/ or test/:
+    `src/<pkg>/tests` and `<pkg>/tests` (or `test`), as many projects keep them; at most 20."""
+    found: list[str] = []
+    for pattern in ("src/*/tests", "src/*/test", "*/tests", "*/test"):
+        for path in sorted(root.glob(pattern)):
+            rel = path.relative_to(root)
+            if any(p.startswith(".") or p in _SKIPPED_FOLDERS for p in rel.parts):
+                continue
+            if path.is_dir() and not path.is_symlink() and not path.parent.is_symlink():
+                found.append(rel.as_posix())
+    return list(dict.fromkeys(found))[:20]
+
+
+def _pytest_style_tests(root: Path, test_dirs: list[str]) -> bool:
     """Whether the tests are written for pytest: a test file imports pytest or defines a test function
     at module level (which unittest never collects). Reads at most _TEST_FILES_READ files."""
     files = sorted(root.glob("test_*.py"))
-    if test_dir is not None:
+    for test_dir in test_dirs:
         for dirpath, dirnames, filenames in os.walk(root / test_dir):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "__pycache__")
             files += [  # unittest's default pattern, and pytest's other one (`*_test.py`)
@@ -203,6 +220,8 @@ def _pytest_style_tests(root: Path, test_dir: str | None) -> bool:
             ]
             if len(files) >= _TEST_FILES_READ:
                 break
+        if len(files) >= _TEST_FILES_READ:
+            break
     return any(_PYTEST_STYLE.search(_read(path, _TEST_FILE_BYTES)) for path in files[:_TEST_FILES_READ])
 
 
@@ -235,6 +254,7 @@ def _python_stages(root: Path) -> list[Stage]:
     elif (root / ".flake8").is_file() or "flake8" in cfg_sections or "tox:flake8" in cfg_sections:
         stages.append(_stage("python", "lint", "Lint with flake8", [*python, "-m", "flake8"], True))
     test_dir = next((d for d in ("tests", "test") if (root / d).is_dir()), None)
+    package_tests = _package_test_dirs(root) if test_dir is None else []
     has_pytest = (
         "pytest" in tool
         or any((root / name).is_file() for name in ("pytest.ini", "conftest.py", "tests/conftest.py"))
@@ -242,19 +262,21 @@ def _python_stages(root: Path) -> list[Stage]:
         or "tox:pytest" in cfg_sections
         or any(_mentions(d, "pytest") for d in deps)
         or _requirements_mention(root, "pytest")
-        or _pytest_style_tests(root, test_dir)
+        or _pytest_style_tests(root, [test_dir] if test_dir else package_tests)
     )
     if has_pytest:
         stages.append(
             _stage("python", "test", "Run the tests (pytest)", [*python, "-m", "pytest", "-q"], True)
         )
     else:
-        if test_dir is not None or any(root.glob("test_*.py")):
+        if test_dir is not None or package_tests or any(root.glob("test_*.py")):
             argv = [*python, "-m", "unittest", "discover", "-q"]
             if test_dir is not None:
                 argv += ["-s", test_dir]
                 if (root / test_dir / "__init__.py").is_file():
                     argv += ["-t", "."]
+            elif package_tests and target == "src":  # (from `.`, discovery walks into the packages)
+                argv += ["-s", "src", "-t", "src"]
             # a src/ layout is importable by its tests without installing it
             extra = {"PYTHONPATH": "src"} if target == "src" else None
             stages.append(_stage("python", "test", "Run the tests (unittest)", argv, True, env=extra))
@@ -275,6 +297,11 @@ _PYTHON_RULES = (
         "requirements file, or a test file that imports pytest or defines a test function at module level",
     ),
     Rule("test", "python3 -m unittest discover -q -s tests", "otherwise, when tests/, test/ or test_*.py"),
+    Rule(
+        "test",
+        "python3 -m unittest discover -q [-s src -t src]",
+        "otherwise, when a package holds its tests (src/<pkg>/tests, <pkg>/tests, or test/)",
+    ),
     Rule("*", ".venv/bin/python | uv run | poetry run", "a local .venv/venv, uv.lock, poetry.lock"),
     Rule("*", "VIRTUAL_ENV=.venv, .venv/bin first on PATH", "every stage, when a local .venv/venv exists"),
 )

@@ -13,6 +13,8 @@ The peers are pinned below and installed with pip into their own venv (default
     python python_floor.py                               the CPython floor (below), ours' interpreter
     codex-orchestrator start five                        ours (venv): this venv's, or --ours CMD
     PYTHON X.pyz start five                              ours (.pyz), with --pyz; own SHIV_ROOT
+    PYTHON -S -I X.pyz start five                        the same without site
+    BARE X.pyz start five                                the same from a venv with nothing installed
     just five                                            justfile: recipe `five`, one line per stage
     task five                                            Taskfile.yml: task `five`, one cmd per stage
     poe five                                             [tool.poe.tasks]: a..e, five = sequence of them
@@ -25,6 +27,11 @@ the interpreter, the standard modules such a tool imports (subprocess, json, pat
 re; not hashlib: a run of a clean tree hashes nothing with OpenSSL), five `echo` processes with their
 output in log files, and the durable writes ours makes for five stages (11 atomic writes: temp file,
 fsync, rename, fsync of the folder). It runs with the interpreter of ours (venv).
+
+The three .pyz rows differ only in what the interpreter's `site` does before the archive runs: all the
+host's .pth files (a host may add costly ones: the interpreter of these machines imports certifi from one, about
+30 ms), none (-S -I), or those of an empty venv made from PYTHON (what a user's own interpreter does when
+nothing odd is installed into it).
 
 All commands are timed in turn, round after round, after one warm-up round (which also extracts the
 .pyz), so a noisy machine moves them together. The table gives each one's median, min and max wall time
@@ -90,6 +97,7 @@ for name in ("metrics", "state", "manifest"):
 OURS = "ours (venv)"
 OURS_PYZ = "ours (.pyz)"
 OURS_PYZ_ISOLATED = "ours (.pyz, -S -I)"  # without the interpreter's site (.pth files of the host)
+OURS_PYZ_BARE = "ours (.pyz, bare venv)"  # site runs, over an empty site-packages (see --help)
 # The real interpreter, never a pyenv shim (which adds ~100 ms to every start).
 BASE_PYTHON = os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
 DROPPED_PREFIXES = ("CODEX_ORCHESTRATOR_", "MCP_RUNNER_", "NOX", "POE_", "INVOKE_", "JUST_")
@@ -253,6 +261,9 @@ def main() -> int:
         if args.pyz:
             variants[OURS_PYZ] = ([args.python, str(args.pyz.absolute())], pyz_env)
             variants[OURS_PYZ_ISOLATED] = ([args.python, "-S", "-I", str(args.pyz.absolute())], pyz_env)
+            bare = work / "bare-venv"
+            subprocess.run([args.python, "-m", "venv", "--without-pip", str(bare)], check=True)
+            variants[OURS_PYZ_BARE] = ([str(bare / "bin" / "python"), str(args.pyz.absolute())], pyz_env)
 
         project = five_project(work / "five")
         jobs: dict[str, Job] = {

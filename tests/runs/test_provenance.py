@@ -104,6 +104,16 @@ def test_changes_inside_a_submodule_are_hashed(repo: Path, tmp_path: Path) -> No
             (repo / "vendor" / "lib" / "f.txt").write_text("v1\n")
     (repo / "vendor" / "lib" / "new.txt").unlink()
     assert provenance.tree_state(repo)["dirty"] is False
+    # a declared path through a symlink may lead out of the repository: not read
+    outside = tmp_path / "outside"
+    (outside / "lib").mkdir(parents=True)
+    git(outside / "lib", "init", "-q")
+    (repo / "via").symlink_to(outside)
+    with (repo / ".gitmodules").open("a") as gitmodules:
+        gitmodules.write('[submodule "x"]\n\tpath = via/lib\n\turl = ../x\n')
+    before = provenance.tree_state(repo)
+    (outside / "lib" / "secret.txt").write_text("s")
+    assert provenance.tree_state(repo) == before
 
 
 def test_outside_git_the_fields_say_so(tmp_path: Path) -> None:

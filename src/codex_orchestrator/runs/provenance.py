@@ -190,13 +190,16 @@ def _submodules(repo: Path, base: list[str]) -> list[str]:
         cwd=repo,
     )
     found = set()
+    inside = os.path.realpath(repo)
     for entry in listed.output.split("\0") if listed.ok else []:
         rel = entry.partition("\n")[2]
         parts = rel.split("/")
         if not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
             continue
-        folder = repo / rel
-        if not folder.is_symlink() and folder.is_dir() and os.path.lexists(folder / ".git"):
+        folder = os.path.join(inside, rel)
+        if os.path.realpath(folder) != folder:  # through a symlink: perhaps out of the repository
+            continue
+        if os.path.isdir(folder) and os.path.lexists(os.path.join(folder, ".git")):
             found.add(rel)
     return sorted(found)
 

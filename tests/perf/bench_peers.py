@@ -29,9 +29,9 @@ output in log files, and the durable writes ours makes for five stages (11 atomi
 fsync, rename, fsync of the folder). It runs with the interpreter of ours (venv).
 
 The three .pyz rows differ only in what the interpreter's `site` does before the archive runs: all the
-host's .pth files (a host may add costly ones: the interpreter of these machines imports certifi from one, about
-30 ms), none (-S -I), or those of an empty venv made from PYTHON (what a user's own interpreter does when
-nothing odd is installed into it).
+host's .pth files (a host may add costly ones: the interpreter of these machines imports certifi from
+one, about 30 ms), none (-S -I), or those of an empty venv made from PYTHON (what a user's own
+interpreter does when nothing odd is installed into it).
 
 All commands are timed in turn, round after round, after one warm-up round (which also extracts the
 .pyz), so a noisy machine moves them together. The table gives each one's median, min and max wall time

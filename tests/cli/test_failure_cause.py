@@ -65,3 +65,30 @@ def test_missing_command_says_install_it(tmp_path: Path) -> None:
     stage = run["commands"][0]
     assert "command not found: 'no-such-tool-xyz'" in stage["output_tail"]
     assert stage["next_step"].startswith("the command was not found: install it")
+
+
+def test_a_tool_not_found_in_a_node_project_without_node_modules_says_install_the_dependencies(
+    tmp_path: Path,
+) -> None:
+    """`npm test` of a fresh checkout fails with `sh: 1: xo: not found`: the fix is the project's own
+    install (the one doctor names), in the stage's folder, not installing xo."""
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "package.json").write_text('{"devDependencies": {"xo": "^1"}}')
+    stages = [{"id": "lint", "command": ["sh", "-c", "no-such-tool-xyz"], "cwd": "web"}]
+    write_config(tmp_path, {"pipelines": [{"id": "p", "stages": stages}]})
+    run = json.loads(invoke("start", "p", "--json", "--repo", str(tmp_path)).stdout)
+    stage = run["commands"][0]
+    assert stage["exit_code"] == 127
+    assert stage["next_step"].startswith(
+        f"the command was not found, and the project's dependencies are not installed (no node_modules): "
+        f"run `npm install` in {web.resolve()}, then `codex-orchestrator resume --run {run['run_id']}`"
+    )
+    error_file = json.loads(Path(stage["error_file"]).read_text())
+    assert error_file["hint"] == stage["next_step"]
+    (web / "package-lock.json").write_text("{}")  # status reads the folder as it is now
+    status = get_status(Roots.resolve(tmp_path), run["run_id"])
+    assert "run `npm ci` in" in status["commands"][0]["next_step"]
+    (web / "node_modules").mkdir()
+    status = get_status(Roots.resolve(tmp_path), run["run_id"])
+    assert status["commands"][0]["next_step"].startswith("the command was not found: install it")

@@ -233,22 +233,6 @@ def check_pipeline_tools(roots: Roots | None) -> Finding:
     return Finding("pipeline_tools", "Pipeline tools", "warning", "; ".join(details), fix=fix)
 
 
-_NODE_INSTALL = {
-    "npm": ("npm ci", "npm install"),
-    "pnpm": ("pnpm install --frozen-lockfile", "pnpm install"),
-    "yarn": ("yarn install --frozen-lockfile", "yarn install"),
-    "bun": ("bun install --frozen-lockfile", "bun install"),
-}
-_NODE_LOCKS = (
-    "package-lock.json",
-    "npm-shrinkwrap.json",
-    "pnpm-lock.yaml",
-    "yarn.lock",
-    "bun.lockb",
-    "bun.lock",
-)
-
-
 def check_dependencies(roots: Roots | None) -> Finding:
     """Are the project's own dependencies installed? (A Node project without node_modules fails every
     stage in a way that says nothing about the code.)"""
@@ -260,13 +244,8 @@ def check_dependencies(roots: Roots | None) -> Finding:
     root = roots.repo
     package = adapters.read_package_json(root)
     if package is not None:
-        declared = any(
-            isinstance(package.get(k), dict) and package[k] for k in ("dependencies", "devDependencies")
-        )
-        if declared and not (root / "node_modules").is_dir():
-            manager = adapters.node_manager(root, package)
-            locked = any((root / name).is_file() for name in _NODE_LOCKS)
-            fix = _NODE_INSTALL[manager][0 if locked else 1]
+        fix = adapters.missing_dependencies(root, package)
+        if fix is not None:
             return Finding(
                 "project_dependencies",
                 title,
@@ -278,7 +257,9 @@ def check_dependencies(roots: Roots | None) -> Finding:
             "project_dependencies",
             title,
             "ok",
-            "node_modules is installed" if declared else "no Node dependencies",
+            "node_modules is installed"
+            if adapters.declares_dependencies(package)
+            else "no Node dependencies",
         )
     venv = next((root / v for v in (".venv", "venv") if (root / v / "pyvenv.cfg").is_file()), None)
     if venv is not None:

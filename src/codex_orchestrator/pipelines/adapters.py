@@ -335,6 +335,36 @@ def node_manager(root: Path, package: dict[str, Any]) -> str:
     return _node_manager(root, package)
 
 
+_NODE_INSTALL = {  # manager -> (with a lockfile, without)
+    "npm": ("npm ci", "npm install"),
+    "pnpm": ("pnpm install --frozen-lockfile", "pnpm install"),
+    "yarn": ("yarn install --frozen-lockfile", "yarn install"),
+    "bun": ("bun install --frozen-lockfile", "bun install"),
+}
+_NODE_LOCKS = (
+    "package-lock.json",
+    "npm-shrinkwrap.json",
+    "pnpm-lock.yaml",
+    "yarn.lock",
+    "bun.lockb",
+    "bun.lock",
+)
+
+
+def declares_dependencies(package: dict[str, Any]) -> bool:
+    return any(isinstance(package.get(k), dict) and package[k] for k in ("dependencies", "devDependencies"))
+
+
+def missing_dependencies(root: Path, package: dict[str, Any] | None = None) -> str | None:
+    """The command that installs the dependencies a Node project in `root` declares, when node_modules
+    is missing there (every stage then fails in a way that says nothing about the code); else None."""
+    package = read_package_json(root) if package is None else package
+    if package is None or not declares_dependencies(package) or (root / "node_modules").is_dir():
+        return None
+    locked = any((root / name).is_file() for name in _NODE_LOCKS)
+    return _NODE_INSTALL[node_manager(root, package)][0 if locked else 1]
+
+
 def _node_manager(root: Path, package: dict[str, Any]) -> str:
     declared = package.get("packageManager")
     if isinstance(declared, str):

@@ -373,12 +373,24 @@ def is_stale(manifest: dict[str, Any], now: datetime) -> bool:
     return age is not None and age > limit
 
 
-def failure_next_step(run_id: str, log_path: object, *, exit_code: object, timed_out: bool) -> str:
-    """What to do about a failed stage: one sentence naming the fix, then how to continue."""
+def failure_next_step(
+    run_id: str, log_path: object, *, exit_code: object, timed_out: bool, folder: Path | None = None
+) -> str:
+    """What to do about a failed stage: one sentence naming the fix, then how to continue. `folder`: the
+    stage's working folder, read (only for a command not found) for dependencies not installed."""
     resume = f"`codex-orchestrator resume --run {run_id}`"
     if timed_out:
         return f"the stage passed its timeout: raise its timeout_seconds or speed it up, then {resume}"
     if exit_code == 127:
+        if folder is not None:
+            from codex_orchestrator.pipelines.adapters import missing_dependencies
+
+            install = missing_dependencies(folder)
+            if install is not None:
+                return (
+                    "the command was not found, and the project's dependencies are not installed (no "
+                    f"node_modules): run `{install}` in {folder}, then {resume}"
+                )
         return (
             "the command was not found: install it (`codex-orchestrator doctor` names the fix) "
             f"or fix the stage's command, then {resume}"
@@ -387,7 +399,23 @@ def failure_next_step(run_id: str, log_path: object, *, exit_code: object, timed
     return f"{where} for the full output, fix the problem, then {resume}"
 
 
-def _stage_view(c: dict[str, Any], run_id: str, tail_lines: int) -> StageView:
+def _stage_folder(manifest: dict[str, Any], stage_id: object) -> Path | None:
+    """The working folder of a stage of `manifest` (from its pipeline snapshot), when it lies in the
+    run's stage root."""
+    root = manifest.get("stage_root")
+    pipeline = manifest.get("pipeline")
+    stages = pipeline.get("stages") if isinstance(pipeline, dict) else None
+    if not isinstance(root, str) or not root or not isinstance(stages, list):
+        return None
+    cwd = next((s.get("cwd") for s in stages if isinstance(s, dict) and s.get("id") == stage_id), None)
+    if not isinstance(cwd, str):
+        return None
+    base = os.path.realpath(root)
+    folder = os.path.realpath(os.path.join(base, cwd))
+    return Path(folder) if folder == base or folder.startswith(base + os.sep) else None
+
+
+def _stage_view(c: dict[str, Any], run_id: str, tail_lines: int, manifest: dict[str, Any]) -> StageView:
     view = StageView(
         id=c.get("id"),
         title=c.get("title"),
@@ -405,8 +433,13 @@ def _stage_view(c: dict[str, Any], run_id: str, tail_lines: int) -> StageView:
         log = c.get("log_path")
         if tail_lines > 0 and isinstance(log, str) and log:
             view["output_tail"] = read_tail_lines(Path(log), tail_lines)
+        code = c.get("exit_code")
         view["next_step"] = failure_next_step(
-            run_id, log, exit_code=c.get("exit_code"), timed_out=bool(c.get("timed_out"))
+            run_id,
+            log,
+            exit_code=code,
+            timed_out=bool(c.get("timed_out")),
+            folder=_stage_folder(manifest, c.get("id")) if code == 127 else None,
         )
     return view
 
@@ -440,7 +473,7 @@ def status_view(
         "sandbox": sb if isinstance(sb := manifest.get("sandbox"), dict) else None,
         "manifest": str(manifest_path),
         "run_dir": str(manifest_path.parent),
-        "commands": [_stage_view(c, run_id, tail_lines) for c in commands_of(manifest)],
+        "commands": [_stage_view(c, run_id, tail_lines, manifest) for c in commands_of(manifest)],
     }
     _add_evidence(view, manifest)
     return view

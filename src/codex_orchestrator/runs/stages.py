@@ -4,6 +4,7 @@ sandbox's refusal, and the error file of a failed stage. The engine drives; this
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -151,8 +152,16 @@ class StageRunner:
                 "(`codex-orchestrator start`)"
             )
         else:
+            folder = None
+            if cmd["exit_code"] == 127:  # perhaps the project's dependencies are not installed
+                with contextlib.suppress(ValueError):
+                    folder = self.stage_cwd(stage)
             hint = mf.failure_next_step(
-                self.manifest["run_id"], log_path, exit_code=cmd["exit_code"], timed_out=timed_out
+                self.manifest["run_id"],
+                log_path,
+                exit_code=cmd["exit_code"],
+                timed_out=timed_out,
+                folder=folder,
             )
         try:  # the error file quotes the log: it is readable by no more users than the log
             mode = log_path.stat().st_mode & 0o777

@@ -9,10 +9,14 @@ from typing import Any
 
 from codex_orchestrator.clock import parse_iso
 from codex_orchestrator.output import clean_text
+from codex_orchestrator.reports import locations
+from codex_orchestrator.reports.locations import Location
 from codex_orchestrator.runs.layout import RunPaths
+from codex_orchestrator.runs.manifest import stage_folder
 from codex_orchestrator.runs.store import read_tail
 
 TAIL_BYTES = 4096
+LOCATE_BYTES = 64 * 1024  # of a failed stage's log, read for the locations it points at
 NOT_RUN = "not_run"  # shown for a stage still pending when its run ended
 TERMINAL_RUN = frozenset({"succeeded", "failed", "cancelled"})
 FAILED = frozenset({"failed", "cancelled"})
@@ -43,6 +47,7 @@ class StageReport:
     log_path: str | None = None
     tail: str | None = None  # cleaned tail of the output of a failed stage
     tail_truncated: bool = False
+    locations: tuple[Location, ...] = ()  # where a failed stage's output points in the project
 
     @property
     def failed(self) -> bool:
@@ -138,6 +143,15 @@ def _tail(paths: RunPaths, index: int, stage_id: str, max_bytes: int) -> tuple[s
     return clean_text(text), truncated
 
 
+def _locations(manifest: dict[str, Any], paths: RunPaths, index: int, stage_id: str) -> tuple[Location, ...]:
+    """Where the end of a failed stage's output points in the files of its stage root."""
+    root, cwd = manifest.get("stage_root"), stage_folder(manifest, stage_id)
+    if not isinstance(root, str) or cwd is None:
+        return ()
+    text, _ = _tail(paths, index, stage_id, LOCATE_BYTES)
+    return tuple(locations.find(text, cwd=cwd, root=Path(root))) if text else ()
+
+
 def run_report(manifest: dict[str, Any], manifest_path: Path, *, tail_bytes: int = TAIL_BYTES) -> RunReport:
     """The facts every report shows, from a manifest (as read by `runs.manifest.read`)."""
     paths = RunPaths(manifest_path.parent)
@@ -153,9 +167,11 @@ def run_report(manifest: dict[str, Any], manifest_path: Path, *, tail_bytes: int
         if status == "pending" and manifest.get("status") in TERMINAL_RUN:
             status = NOT_RUN  # the run ended before this stage
         allowed = bool(cmd.get("failure_allowed"))
-        tail, cut = (None, False)
+        tail, cut = None, False
+        located: tuple[Location, ...] = ()
         if status in FAILED and isinstance(cmd.get("id"), str):
             tail, cut = _tail(paths, index, stage_id, tail_bytes)
+            located = _locations(manifest, paths, index, stage_id)
         stages.append(
             StageReport(
                 index=index,
@@ -175,6 +191,7 @@ def run_report(manifest: dict[str, Any], manifest_path: Path, *, tail_bytes: int
                 log_path=_str(cmd.get("log_path")),
                 tail=tail,
                 tail_truncated=cut,
+                locations=located,
             )
         )
     tool = manifest.get("tool")

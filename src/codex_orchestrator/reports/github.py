@@ -7,6 +7,7 @@ Actions (`GITHUB_ACTIONS` is not `true`) there is nothing to write.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
@@ -22,8 +23,10 @@ from codex_orchestrator.reports.collect import (
     review_line,
     status_label,
 )
+from codex_orchestrator.reports.locations import Location
 
 MAX_ANNOTATION_CHARS = 4000  # GitHub shows the first part of a long annotation only
+MAX_LOCATED_ANNOTATIONS = 8  # GitHub shows 10 error annotations of a step: the stages' own come first
 
 
 def in_github_actions(env: Mapping[str, str]) -> bool:
@@ -47,10 +50,23 @@ def command(name: str, message: str, **properties: str) -> str:
     return f"::{name}{' ' + props if props else ''}::{escape_data(message)}"
 
 
-def error_annotations(report: RunReport) -> list[str]:
+def _annotated_file(location: Location, workspace: str | None) -> str:
+    """The file as GitHub names it: relative to the workspace (the checkout) when it lies there, else
+    relative to the stage root."""
+    if workspace:
+        base = os.path.realpath(workspace)
+        if location.absolute.startswith(base + os.sep):
+            return os.path.relpath(location.absolute, base).replace(os.sep, "/")
+    return location.path
+
+
+def error_annotations(report: RunReport, workspace: str | None = None) -> list[str]:
     """One `::error` line per failed stage: title names the run and stage, the message why and the end
-    of its output. A run that failed without a failed stage gets one line for the run."""
+    of its output; then one per place in the project its output points at (`file`, `line`: shown beside
+    that line of a pull request's diff), MAX_LOCATED_ANNOTATIONS at most in all. A run that failed without
+    a failed stage gets one line for the run. `workspace`: $GITHUB_WORKSPACE, what `file` is relative to."""
     lines = []
+    located: list[str] = []
     for stage in report.failed_stages:
         title = f"{report.pipeline_id}: stage {stage.id} {stage.status}"
         message = f"{stage.message()} (run {report.run_id})"
@@ -60,6 +76,12 @@ def error_annotations(report: RunReport) -> list[str]:
         if len(message) > MAX_ANNOTATION_CHARS:
             message = message[: MAX_ANNOTATION_CHARS - 1] + "…"
         lines.append(command("error", message, title=title))
+        for where in stage.locations[: max(0, MAX_LOCATED_ANNOTATIONS - len(located))]:
+            props = {"file": _annotated_file(where, workspace), "line": str(where.line)}
+            if where.column is not None:
+                props["col"] = str(where.column)
+            located.append(command("error", where.message, **props, title=title))
+    lines += located
     if not lines and report.status in ("failed", "cancelled"):
         # red without a failed stage (missing guardrails, cancelled between stages): say why, once
         why = report.status_detail or report.summary or report.status
@@ -195,7 +217,9 @@ def ci_outputs(reports: list[RunReport], env: Mapping[str, str], *, title: str |
     target = env.get("GITHUB_STEP_SUMMARY")
     summary = summary_of_runs(reports, title=title) if len(reports) > 1 or title else step_summary(reports[0])
     return CIOutputs(
-        Path(target) if target else None, summary, [a for r in reports for a in error_annotations(r)]
+        Path(target) if target else None,
+        summary,
+        [a for r in reports for a in error_annotations(r, env.get("GITHUB_WORKSPACE"))],
     )
 
 

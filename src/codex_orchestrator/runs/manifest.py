@@ -399,7 +399,7 @@ def failure_next_step(
     return f"{where} for the full output, fix the problem, then {resume}"
 
 
-def _stage_folder(manifest: dict[str, Any], stage_id: object) -> Path | None:
+def stage_folder(manifest: dict[str, Any], stage_id: object) -> Path | None:
     """The working folder of a stage of `manifest` (from its pipeline snapshot), when it lies in the
     run's stage root."""
     root = manifest.get("stage_root")
@@ -439,7 +439,7 @@ def _stage_view(c: dict[str, Any], run_id: str, tail_lines: int, manifest: dict[
             log,
             exit_code=code,
             timed_out=bool(c.get("timed_out")),
-            folder=_stage_folder(manifest, c.get("id")) if code == 127 else None,
+            folder=stage_folder(manifest, c.get("id")) if code == 127 else None,
         )
     return view
 

@@ -1,0 +1,232 @@
+"""Where a failed stage's output points: the `path:line` forms of the tools pipelines run (outputs as
+these tools print them), kept only for files of the project; and the GitHub annotations on those lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from clikit import invoke
+from testkit import py, write_config
+
+from codex_orchestrator.reports import locations
+
+
+def project(root: Path, *files: str) -> Path:
+    for rel in files:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("x\n")
+    return root
+
+
+def found(text: str, cwd: Path, root: Path | None = None) -> list[tuple[str, int, int | None, str]]:
+    return [(x.path, x.line, x.column, x.message) for x in locations.find(text, cwd=cwd, root=root or cwd)]
+
+
+PYTEST = """\
+___________________________________ test_one ___________________________________
+
+    def test_one():
+>       assert 1 == 2
+E       assert 1 == 2
+
+tests/test_a.py:5: AssertionError
+___________________________________ test_two ___________________________________
+
+    def test_two():
+>       check(1)
+
+tests/test_a.py:9:\x20
+_ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _
+
+    def check(x):
+>       assert x == 2, "x must be 2"
+E       AssertionError: x must be 2
+
+tests/helpers.py:2: AssertionError
+=========================== short test summary info ============================
+FAILED tests/test_a.py::test_one - assert 1 == 2
+"""
+
+UNITTEST = """\
+FAIL: test_decimal (pkg.tests.test_decode.TestDecode.test_decimal)
+----------------------------------------------------------------------
+Traceback (most recent call last):
+  File "{root}/pkg/tests/test_decode.py", line 86, in test_decimal
+    self.assertEqual(1, 2, "broken")
+  File "/usr/lib/python3.11/unittest/case.py", line 873, in assertEqual
+    assertion_func(first, second, msg=msg)
+AssertionError: 1 != 2 : broken
+"""
+
+LINTERS = """\
+src/mod.py:1:8: F401 [*] `os` imported but unused
+src/mod.py:5: error: Incompatible return value type (got "int", expected "str")  [return-value]
+src/mod.py:5: note: See https://mypy.readthedocs.io/en/stable/
+web/a.ts(3,7): error TS2322: Type 'string' is not assignable to type 'number'.
+./main.go:2:16: a declared but not used
+lib/dep.py:1:1: E501 line too long
+"""
+
+RUFF_FULL = """\
+F401 [*] `os` imported but unused
+ --> src/mod.py:1:8
+  |
+1 | import os
+  |        ^^
+help: Remove unused import: `os`
+"""
+
+RUST = """\
+warning: unused variable: `y`
+ --> src/lib.rs:3:9
+error[E0277]: cannot add `&str` to `i32`
+ --> src/lib.rs:1:39
+  |
+help: the following other types implement trait `Add<Rhs>`
+ --> /rustc/59807616/library/core/src/ops/arith.rs:99:8
+thread 'tests::it_adds' (9385) panicked at src/lib.rs:8:9:
+assertion `left == right` failed
+  left: 2
+"""
+
+GO_TEST = """\
+--- FAIL: TestAdd (0.00s)
+    x_test.go:7: got 2, want 3
+FAIL
+FAIL\texample.com/x\t0.006s
+--- FAIL: TestY (0.00s)
+    y_test.go:6: bad 1
+    y_test.go:9: worse 2
+FAIL
+FAIL\texample.com/x/sub\t0.002s
+"""
+
+NODE_TAP = """\
+not ok 1 - adds
+  ---
+  location: '{root}/test/a.test.js:3:1'
+  error: |-
+    Expected values to be strictly equal:
+
+    2 !== 3
+
+  code: 'ERR_ASSERTION'
+  name: 'AssertionError'
+  stack: |-
+    TestContext.<anonymous> ({root}/test/a.test.js:4:10)
+    Test.runInAsyncScope (node:async_hooks:206:9)
+"""
+
+JEST = """\
+  \u25cf sum \u203a adds
+
+    expect(received).toBe(expected) // Object.is equality
+
+    Expected: 3
+    Received: 2
+
+      3 | test('adds', () => {{
+    > 4 |   expect(sum(1, 1)).toBe(3);
+        |                     ^
+
+      at Object.toBe (test/sum.test.js:4:21)
+      at Promise.then.completed ({root}/node_modules/jest-circus/build/utils.js:298:28)
+"""
+
+
+def test_python_tracebacks_and_pytest(tmp_path: Path) -> None:
+    project(tmp_path, "tests/test_a.py", "tests/helpers.py", "pkg/tests/test_decode.py")
+    assert found(PYTEST, tmp_path) == [
+        ("tests/test_a.py", 5, None, "assert 1 == 2"),
+        ("tests/helpers.py", 2, None, "AssertionError: x must be 2"),
+    ]  # (line 9 is a caller: pytest says nothing there)
+    assert found(UNITTEST.format(root=tmp_path), tmp_path) == [
+        ("pkg/tests/test_decode.py", 86, None, "AssertionError: 1 != 2 : broken")  # innermost in the project
+    ]
+
+
+def test_linters_compilers_and_what_is_not_the_project(tmp_path: Path) -> None:
+    project(tmp_path, "src/mod.py", "web/a.ts", "main.go", "node_modules/x/lib/dep.py")
+    assert found(LINTERS, tmp_path) == [
+        ("src/mod.py", 1, 8, "F401 [*] `os` imported but unused"),
+        (
+            "src/mod.py",
+            5,
+            None,
+            'error: Incompatible return value type (got "int", expected "str") [return-value]',
+        ),
+        ("web/a.ts", 3, 7, "error TS2322: Type 'string' is not assignable to type 'number'."),
+        ("main.go", 2, 16, "a declared but not used"),
+    ]  # the note is no error; lib/dep.py does not exist here
+    assert found("x/lib/dep.py:1:1: E501\n", tmp_path / "node_modules", tmp_path) == []  # a dependency
+    assert found(RUFF_FULL, tmp_path) == [("src/mod.py", 1, 8, "F401 [*] `os` imported but unused")]
+
+
+def test_rust_go_and_node(tmp_path: Path) -> None:
+    rs = project(tmp_path / "rs", "src/lib.rs")
+    assert found(RUST, rs) == [
+        ("src/lib.rs", 1, 39, "error[E0277]: cannot add `&str` to `i32`"),
+        ("src/lib.rs", 8, 9, "assertion `left == right` failed"),
+    ]  # the warning's line is not an error; the standard library is not the project
+    go = project(tmp_path / "go", "x_test.go", "sub/y_test.go")
+    (go / "go.mod").write_text("module example.com/x\n\ngo 1.19\n")
+    assert found(GO_TEST, go) == [
+        ("x_test.go", 7, None, "got 2, want 3"),
+        ("sub/y_test.go", 6, None, "bad 1"),
+        ("sub/y_test.go", 9, None, "worse 2"),
+    ]
+    node = project(
+        tmp_path / "node", "test/a.test.js", "test/sum.test.js", "node_modules/jest-circus/build/utils.js"
+    )
+    assert found(NODE_TAP.format(root=node), node) == [
+        ("test/a.test.js", 4, 10, "Expected values to be strictly equal:")
+    ]
+    assert found(JEST.format(root=node), node) == [
+        ("test/sum.test.js", 4, 21, "expect(received).toBe(expected) // Object.is equality")
+    ]
+
+
+def test_paths_out_of_the_stage_root_or_through_links_out_of_it_are_not_read(tmp_path: Path) -> None:
+    root = project(tmp_path / "repo", "app.py")
+    outside = project(tmp_path / "outside", "secret.py")
+    (root / "link").symlink_to(outside)
+    text = (
+        f"{outside}/secret.py:1:1: E1 x\n../outside/secret.py:1:1: E1 x\n"
+        "link/secret.py:1:1: E1 x\napp.py:1:1: E1 x\n"
+    )
+    assert found(text, root) == [("app.py", 1, 1, "E1 x")]
+
+
+def test_bounded_whatever_the_output(tmp_path: Path) -> None:
+    root = project(tmp_path, "a.py")
+    many = "".join(f"a.py:{n}:1: E1 x\n" for n in range(1, 100))
+    assert len(found(many, root)) == locations.MAX_LOCATIONS
+    misses = "".join(f"missing{n}.py:1:1: E1 x\n" for n in range(10_000)) + "a.py:1:1: E1 x\n"
+    assert found(misses, root) == []  # MAX_CANDIDATES lookups at most
+
+
+@pytest.fixture
+def in_github(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path / "summary.md"))
+    monkeypatch.setenv("GITHUB_WORKSPACE", str(tmp_path))
+    return tmp_path
+
+
+def test_github_annotates_the_lines_a_failed_stage_points_at(in_github: Path) -> None:
+    repo = in_github / "service"  # the project is a folder of the checkout
+    (repo / "pkg").mkdir(parents=True)
+    (repo / "pkg" / "calc.py").write_text("def div(a, b):\n    return a / b\n")
+    code = "import sys; sys.path.insert(0, 'pkg'); import calc; calc.div(1, 0)"
+    write_config(repo, {"pipelines": [{"id": "p", "stages": [{"id": "test", "command": py(code)}]}]})
+    result = invoke("start", "p", "--json", "--repo", str(repo))
+    assert result.exit_code == 1
+    run_id = json.loads(result.stdout)["run_id"]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("::error")]
+    assert errors[0].startswith(f"::error title=p%3A stage test failed::exited with code 1 (run {run_id})%0A")
+    assert errors[1:] == [
+        "::error file=service/pkg/calc.py,line=2,title=p%3A stage test failed::"
+        "ZeroDivisionError: division by zero"
+    ]

@@ -49,6 +49,36 @@ def test_discovery_prefers_the_nearest_config_then_the_git_top(tmp_path: Path) -
     assert discover_repo(plain) == (plain, None)
 
 
+def test_in_a_monorepo_whose_top_holds_no_project_the_nearest_project_folder_is_the_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a config, a git top level with no project marker and no tasks/ could run nothing: a
+    command started inside `services/api` (go.mod) works on that project."""
+    top = tmp_path / "mono"
+    api = top / "services" / "api"
+    (api / "internal").mkdir(parents=True)
+    (api / "go.mod").write_text("module example.com/api\n")
+    git(top, "init", "-q")
+    why = f"the nearest project folder (go.mod); the git top level {top} holds none"
+    assert discover_repo(api / "internal") == (api, why)
+    assert discover_repo(api) == (api, why)
+    assert discover_repo(top / "services") == (top, "the git top level")  # no project on the way up
+    monkeypatch.chdir(api / "internal")
+    assert Roots.resolve().note == f"using repository {api} ({why})"
+    (top / "tasks").mkdir()  # the top runs spec-guard: it is the root again
+    assert discover_repo(api / "internal") == (top, "the git top level")
+    (top / "tasks").rmdir()
+    (top / "package.json").write_text("{}")  # a project at the top: the top, as before
+    assert discover_repo(api / "internal") == (top, "the git top level")
+
+
+def test_the_project_markers_are_the_adapters_markers() -> None:
+    from codex_orchestrator.pipelines.adapters import ADAPTERS
+    from codex_orchestrator.runs.layout import PROJECT_MARKERS
+
+    assert sorted(PROJECT_MARKERS) == sorted(m for a in ADAPTERS for m in a.markers)
+
+
 def test_discovery_never_climbs_above_the_git_top_level(tmp_path: Path) -> None:
     write_config(tmp_path, {})  # a config above the repository is not this repository's
     repo = tmp_path / "repo"

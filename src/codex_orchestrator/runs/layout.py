@@ -152,15 +152,51 @@ def _no_link_below(path: Path, root: Path) -> bool:
     return True
 
 
+#: The files that make a folder a project the built-in adapters detect (pipelines/adapters.py, each
+#: adapter's markers; the tests keep the two in step).
+PROJECT_MARKERS = (
+    "pyproject.toml",
+    "setup.py",
+    "setup.cfg",
+    "package.json",
+    "go.mod",
+    "Cargo.toml",
+    "pom.xml",
+    "build.gradle",
+    "build.gradle.kts",
+    "settings.gradle",
+    "settings.gradle.kts",
+)
+
+
+def project_marker(folder: Path) -> str | None:
+    """The first of PROJECT_MARKERS that `folder` holds, if any."""
+    return next((m for m in PROJECT_MARKERS if (folder / m).is_file()), None)
+
+
 def discover_repo(start: Path) -> tuple[Path, str | None]:
     """The repository root for a command started in `start` (absolute): the nearest folder upwards
     holding `codex.orchestrator.json`, else the git top level (a folder holding `.git`), else `start`.
-    The search never climbs above the git top level. Returns the root and why it was chosen."""
+    The search never climbs above the git top level. Returns the root and why it was chosen.
+
+    One exception, where the git top level could run nothing (no configuration, no project marker, no
+    `tasks/` folder: a monorepo's top): the nearest folder from `start` up that holds a project is the
+    root, as if it were its own repository."""
+    climbed: list[Path] = []
     for folder in (start, *start.parents):
         if (folder / CONFIG_FILE).is_file():
             return folder, f"found {CONFIG_FILE}"
         if is_git_top(folder):
+            if climbed and not project_marker(folder) and not (folder / "tasks").is_dir():
+                for inner in climbed:
+                    marker = project_marker(inner)
+                    if marker:
+                        return (
+                            inner,
+                            f"the nearest project folder ({marker}); the git top level {folder} holds none",
+                        )
             return folder, "the git top level"
+        climbed.append(folder)
     return start, None
 
 

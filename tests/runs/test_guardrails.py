@@ -264,6 +264,25 @@ def test_the_built_in_pipeline_refuses_a_folder_without_a_project(tmp_path: Path
     assert json.loads(as_json.stdout)["error"]["code"] == "config_invalid" and as_json.exit_code == 3
 
 
+def test_a_folder_whose_projects_lie_below_names_them(tmp_path: Path) -> None:
+    top = tmp_path / "mono"
+    for rel, marker in (
+        ("services/api", "go.mod"),
+        ("web", "package.json"),
+        ("node_modules/x", "package.json"),
+    ):
+        (top / rel).mkdir(parents=True)
+        (top / rel / marker).write_text("{}" if marker.endswith(".json") else "module x\n")
+    result = invoke("start", "--repo", str(top))
+    assert result.exit_code == 3
+    assert result.stderr == (
+        f"Error: no project detected in {top.resolve()}, but folders below hold one: services/api/ (go.mod), "
+        "web/ (package.json)\n"
+        f"Fix: run from one of them (`cd services/api`) or pass --repo {top.resolve() / 'services/api'}, or "
+        'declare them under "projects" in codex.orchestrator.json and pass --project NAME\n'
+    )
+
+
 def test_a_python_project_without_tests_does_not_pass(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\nversion = "0"\n')
     (tmp_path / "x.py").write_text("X = 1\n")

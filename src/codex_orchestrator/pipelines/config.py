@@ -6,6 +6,7 @@ the others stay visible).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 
 from codex_orchestrator import safejson
@@ -288,9 +289,54 @@ def check_runnable(pipeline: Pipeline, root: Path) -> None:
         return
     from codex_orchestrator.pipelines.adapters import ADAPTERS
 
+    below = projects_below(root)
+    if below:
+        shown = ", ".join(f"{rel}/ ({marker})" for rel, marker in below[:PROJECTS_SHOWN])
+        more = f" and {len(below) - PROJECTS_SHOWN} more" if len(below) > PROJECTS_SHOWN else ""
+        raise ConfigError(
+            f"no project detected in {root}, but folders below hold one: {shown}{more}",
+            hint=f"run from one of them (`cd {below[0][0]}`) or pass --repo {root / below[0][0]}, or declare "
+            f'them under "projects" in {CONFIG_FILE} and pass --project NAME',
+        )
     markers = ", ".join(dict.fromkeys(m for a in ADAPTERS for m in a.markers[:1]))
     raise ConfigError(
         f"no project detected in {root}: the built-in diagnostics pipeline would check nothing",
         hint=f"run from a project folder (one holding {markers}, ...) or pass --repo, "
         "or define a pipeline in codex.orchestrator.json (`codex-orchestrator init codex` writes a starter)",
     )
+
+
+PROJECTS_SHOWN = 5
+_FOLDERS_READ = 200  # at most, two levels down
+_NOT_PROJECTS = frozenset({"node_modules", "build", "dist", "target", "venv", "vendor", "site-packages"})
+
+
+def projects_below(root: Path) -> list[tuple[str, str]]:
+    """Folders one or two levels below `root` that hold a project (relative path, its marker), in path
+    order: where a monorepo's projects live. Reads at most _FOLDERS_READ folders."""
+    from codex_orchestrator.runs.layout import project_marker
+
+    found: list[tuple[str, str]] = []
+    queue, read = [(root, 0)], 0
+    while queue and read < _FOLDERS_READ:
+        folder, depth = queue.pop(0)
+        try:
+            with os.scandir(folder) as entries:
+                names = sorted(
+                    e.name
+                    for e in entries
+                    if e.is_dir(follow_symlinks=False)
+                    and not e.name.startswith(".")
+                    and e.name not in _NOT_PROJECTS
+                )
+        except OSError:
+            continue
+        for name in names:
+            read += 1
+            inner = folder / name
+            marker = project_marker(inner)
+            if marker:
+                found.append((inner.relative_to(root).as_posix(), marker))
+            elif depth == 0:
+                queue.append((inner, 1))
+    return sorted(found)

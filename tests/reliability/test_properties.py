@@ -164,3 +164,32 @@ def test_the_id_patterns_are_the_manifest_schemas() -> None:
     assert defs["id"]["pattern"] == ID_PATTERN
     assert defs["run_id"]["pattern"] == RUN_ID_PATTERN
     assert is_run_id(new_run_id())
+
+
+_location_lines = st.sampled_from(
+    [
+        "a.py:1:2: E1 msg",
+        "a.py:" + "1" * 5000 + ": msg",  # more digits than int() converts
+        '  File "a.py", line 3, in f',
+        "Traceback (most recent call last):",
+        "E       assert 1 == 2",
+        " --> a.py:1:1",
+        "thread 'x' panicked at a.py:2:3:",
+        "  error: |-",
+        "    at f (a.py:1:1)",
+        "FAIL\texample.com/x\t0.1s",
+        "a.py(1,2): error TS1: x",
+    ]
+) | st.text(max_size=80)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(st.lists(_location_lines, max_size=30))
+def test_reading_locations_from_any_output_never_fails(tmp_path: Path, lines: list[str]) -> None:
+    from codex_orchestrator.reports.locations import MAX_LOCATIONS, find
+
+    (tmp_path / "a.py").write_text("x\n")
+    (tmp_path / "go.mod").write_text("module example.com/x\n")
+    found = find("\n".join(lines), cwd=tmp_path, root=tmp_path)
+    assert len(found) <= MAX_LOCATIONS
+    assert all(x.path == "a.py" and 1 <= x.line <= 999_999_999 and x.message for x in found)

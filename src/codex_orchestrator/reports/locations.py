@@ -44,18 +44,18 @@ class Location(NamedTuple):
 
 
 _TRACEBACK = "Traceback (most recent call last):"
-_PY_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d+)')
+_PY_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d{1,9})')
 _PYTEST_E = re.compile(r"^E\s{1,8}(?P<text>\S.*)$")
-_TSC = re.compile(r"^(?P<path>[^\s()]+)\((?P<line>\d+),(?P<col>\d+)\): (?P<msg>\S.*)$")
+_TSC = re.compile(r"^(?P<path>[^\s()]+)\((?P<line>\d{1,9}),(?P<col>\d{1,9})\): (?P<msg>\S.*)$")
 _PLAIN = re.compile(
-    r"^\s*(?P<path>[^\s:()'\"<>]+\.[A-Za-z0-9]+):(?P<line>\d+)(?::(?P<col>\d+))?:\s*(?P<msg>\S.*)$"
+    r"^\s*(?P<path>[^\s:()'\"<>]+\.[A-Za-z0-9]+):(?P<line>\d{1,9})(?::(?P<col>\d{1,9}))?:\s*(?P<msg>\S.*)$"
 )
 _GO_PACKAGE = re.compile(r"^(?:FAIL|ok)\s+(?P<package>\S+)\s")
-_ARROW = re.compile(r"^\s*--> (?P<path>[^\s:]+):(?P<line>\d+):(?P<col>\d+)\s*$")
-_RUST_PANIC = re.compile(r"panicked at (?:'(?P<old>.*)', )?(?P<path>[^\s:]+):(?P<line>\d+):(?P<col>\d+):?$")
+_ARROW = re.compile(r"^\s*--> (?P<path>[^\s:]+):(?P<line>\d{1,9}):(?P<col>\d{1,9})\s*$")
+_RUST_PANIC = re.compile(r"panicked at (?:'(?P<old>.*)', )?(?P<path>[^\s:]+):(?P<line>\d{1,9}):(?P<col>\d{1,9}):?$")
 _FRAME = re.compile(
     r"^\s*(?:at\s+(?:file://)?(?P<bare>[^\s()]+?)|(?:at\s+)?\S.*?\((?:file://)?(?P<path>[^\s()]+?))"
-    r":(?P<line>\d+):(?P<col>\d+)\)?\s*$"
+    r":(?P<line>\d{1,9}):(?P<col>\d{1,9})\)?\s*$"
 )
 _NODE_ERROR = re.compile(r"\b(?:[A-Z]\w*Error|AssertionError)\b.*|\bexpect\(.*")
 _TAP_ERROR = re.compile(r"^\s+error: (?P<value>.*)$")

@@ -186,7 +186,7 @@ _location_lines = st.sampled_from(
 @settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
 @given(st.lists(_location_lines, max_size=30))
 def test_reading_locations_from_any_output_never_fails(tmp_path: Path, lines: list[str]) -> None:
-    from codex_orchestrator.reports.locations import MAX_LOCATIONS, find
+    from codex_orchestrator.runs.locations import MAX_LOCATIONS, find
 
     (tmp_path / "a.py").write_text("x\n")
     (tmp_path / "go.mod").write_text("module example.com/x\n")

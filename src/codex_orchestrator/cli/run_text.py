@@ -61,10 +61,16 @@ def render_status(view: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
+LOCATIONS_SHOWN = 3
+
+
 def _render_failure(cmd: Mapping[str, Any]) -> list[str]:
     """A failed stage's cause where a person looks: its log, its last lines, the next step."""
     lines = ["", f"stage {cmd['id']} failed: {cmd.get('summary') or 'failed'}"]
     lines.append(f"  log   {cmd.get('log_path') or '(none)'}")
+    for where in (cmd.get("locations") or [])[:LOCATIONS_SHOWN]:
+        column = f":{where['column']}" if where.get("column") else ""
+        lines.append(f"  at    {where['path']}:{where['line']}{column}: {where['message']}")
     tail = cmd.get("output_tail")
     if tail:
         count = len(tail.splitlines())

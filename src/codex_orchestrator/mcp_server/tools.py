@@ -75,6 +75,20 @@ _COMMAND_VIEW = {
         "summary": _NULL_STR,
         "output_tail": {"type": ["string", "null"], "description": "A failed stage's last output lines."},
         "next_step": {"type": ["string", "null"], "description": "What to do about a failed stage."},
+        "locations": {
+            "type": "array",
+            "description": "A failed stage: the lines of the project its output points at.",
+            "items": {
+                "type": "object",
+                "required": ["path", "line", "message"],
+                "properties": {
+                    "path": {"type": "string", "description": "Relative to the stage root."},
+                    "line": {"type": "integer"},
+                    "column": {"type": ["integer", "null"]},
+                    "message": {"type": "string"},
+                },
+            },
+        },
     },
 }
 

@@ -9,14 +9,13 @@ from typing import Any
 
 from codex_orchestrator.clock import parse_iso
 from codex_orchestrator.output import clean_text
-from codex_orchestrator.reports import locations
-from codex_orchestrator.reports.locations import Location
+from codex_orchestrator.runs import locations
 from codex_orchestrator.runs.layout import RunPaths
+from codex_orchestrator.runs.locations import Location
 from codex_orchestrator.runs.manifest import stage_folder
 from codex_orchestrator.runs.store import read_tail
 
 TAIL_BYTES = 4096
-LOCATE_BYTES = 64 * 1024  # of a failed stage's log, read for the locations it points at
 NOT_RUN = "not_run"  # shown for a stage still pending when its run ended
 TERMINAL_RUN = frozenset({"succeeded", "failed", "cancelled"})
 FAILED = frozenset({"failed", "cancelled"})
@@ -148,7 +147,7 @@ def _locations(manifest: dict[str, Any], paths: RunPaths, index: int, stage_id: 
     root, cwd = manifest.get("stage_root"), stage_folder(manifest, stage_id)
     if not isinstance(root, str) or cwd is None:
         return ()
-    text, _ = _tail(paths, index, stage_id, LOCATE_BYTES)
+    text, _ = _tail(paths, index, stage_id, locations.LOG_BYTES)
     return tuple(locations.find(text, cwd=cwd, root=Path(root))) if text else ()
 
 

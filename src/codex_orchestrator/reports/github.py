@@ -23,7 +23,7 @@ from codex_orchestrator.reports.collect import (
     review_line,
     status_label,
 )
-from codex_orchestrator.reports.locations import Location
+from codex_orchestrator.runs.locations import Location
 
 MAX_ANNOTATION_CHARS = 4000  # GitHub shows the first part of a long annotation only
 MAX_LOCATED_ANNOTATIONS = 8  # GitHub shows 10 error annotations of a step: the stages' own come first

@@ -84,6 +84,8 @@ class StageView(TypedDict):
     # a failed stage only (None otherwise): the last lines of its output and what to do next
     output_tail: NotRequired[str | None]
     next_step: NotRequired[str | None]
+    # a failed stage only: the lines of the project its output points at (path, line, column, message)
+    locations: NotRequired[list[dict[str, Any]]]
 
 
 class StatusView(TypedDict):
@@ -415,6 +417,20 @@ def stage_folder(manifest: dict[str, Any], stage_id: object) -> Path | None:
     return Path(folder) if folder == base or folder.startswith(base + os.sep) else None
 
 
+def _located(manifest: dict[str, Any], stage_id: object, log: Path) -> list[dict[str, Any]]:
+    """The lines of the project the end of a failed stage's log points at (runs/locations)."""
+    root, cwd = manifest.get("stage_root"), stage_folder(manifest, stage_id)
+    if not isinstance(root, str) or cwd is None:
+        return []
+    from codex_orchestrator.output import clean_text
+    from codex_orchestrator.runs import locations
+    from codex_orchestrator.runs.store import read_tail
+
+    text, _ = read_tail(log, locations.LOG_BYTES)
+    found = locations.find(clean_text(text), cwd=cwd, root=Path(root)) if text else []
+    return [{"path": x.path, "line": x.line, "column": x.column, "message": x.message} for x in found]
+
+
 def _stage_view(c: dict[str, Any], run_id: str, tail_lines: int, manifest: dict[str, Any]) -> StageView:
     view = StageView(
         id=c.get("id"),
@@ -433,6 +449,7 @@ def _stage_view(c: dict[str, Any], run_id: str, tail_lines: int, manifest: dict[
         log = c.get("log_path")
         if tail_lines > 0 and isinstance(log, str) and log:
             view["output_tail"] = read_tail_lines(Path(log), tail_lines)
+            view["locations"] = _located(manifest, c.get("id"), Path(log))
         code = c.get("exit_code")
         view["next_step"] = failure_next_step(
             run_id,

@@ -10,7 +10,7 @@ import pytest
 from clikit import invoke
 from testkit import py, write_config
 
-from codex_orchestrator.reports import locations
+from codex_orchestrator.runs import locations
 
 
 def project(root: Path, *files: str) -> Path:

@@ -27,6 +27,7 @@ from pathlib import Path
 from codex_orchestrator._typing import NamedTuple
 
 MAX_LOCATIONS = 10
+LOG_BYTES = 64 * 1024  # of the end of a stage's log, read for the locations it points at
 MAX_CANDIDATES = 400  # paths looked up at most (each costs a stat), whatever the output's size
 MAX_MESSAGE = 500
 NOT_THE_PROJECT = frozenset(
@@ -52,7 +53,9 @@ _PLAIN = re.compile(
 )
 _GO_PACKAGE = re.compile(r"^(?:FAIL|ok)\s+(?P<package>\S+)\s")
 _ARROW = re.compile(r"^\s*--> (?P<path>[^\s:]+):(?P<line>\d{1,9}):(?P<col>\d{1,9})\s*$")
-_RUST_PANIC = re.compile(r"panicked at (?:'(?P<old>.*)', )?(?P<path>[^\s:]+):(?P<line>\d{1,9}):(?P<col>\d{1,9}):?$")
+_RUST_PANIC = re.compile(
+    r"panicked at (?:'(?P<old>.*)', )?(?P<path>[^\s:]+):(?P<line>\d{1,9}):(?P<col>\d{1,9}):?$"
+)
 _FRAME = re.compile(
     r"^\s*(?:at\s+(?:file://)?(?P<bare>[^\s()]+?)|(?:at\s+)?\S.*?\((?:file://)?(?P<path>[^\s()]+?))"
     r":(?P<line>\d{1,9}):(?P<col>\d{1,9})\)?\s*$"

@@ -76,7 +76,7 @@ def test_the_project_markers_are_the_adapters_markers() -> None:
     from codex_orchestrator.pipelines.adapters import ADAPTERS
     from codex_orchestrator.runs.layout import PROJECT_MARKERS
 
-    assert sorted(PROJECT_MARKERS) == sorted(m for a in ADAPTERS for m in a.markers)
+    assert sorted(PROJECT_MARKERS) == sorted(m for a in ADAPTERS for m in (*a.markers, *a.fallback_markers))
 
 
 def test_discovery_never_climbs_above_the_git_top_level(tmp_path: Path) -> None:

@@ -161,6 +161,17 @@ def test_python_tests_kept_inside_packages_are_found(tmp_path: Path) -> None:
     assert "test" not in commands(tree(tmp_path / "e", elsewhere))
 
 
+def test_requirements_txt_makes_a_python_project_only_where_nothing_else_does(tmp_path: Path) -> None:
+    app = tree(
+        tmp_path / "app", {"requirements.txt": "flask\n", "app.py": "", "tests/test_app.py": UNITTEST_STYLE}
+    )
+    assert [a.name for a in adapters.detect(app)] == ["python"]
+    assert commands(app)["test"] == ["python3", "-m", "unittest", "discover", "-q", "-s", "tests"]
+    assert [a.name for a in adapters.detect(tree(tmp_path / "pipenv", {"Pipfile": ""}))] == ["python"]
+    web = tree(tmp_path / "web", {"requirements.txt": "mkdocs\n", "package.json": "{}"})  # docs tooling
+    assert [a.name for a in adapters.detect(web)] == ["node"]
+
+
 def test_python_uses_the_projects_own_environment(tmp_path: Path) -> None:
     venv = tree(
         tmp_path / "venv",

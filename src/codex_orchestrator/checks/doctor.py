@@ -189,8 +189,9 @@ def check_project(roots: Roots | None) -> Finding:
     configured = (roots.repo / CONFIG_FILE).is_file()
     if not found and not configured:
         problems.append(
-            "no project detected (no pyproject.toml, package.json, go.mod, Cargo.toml, pom.xml, "
-            f"build.gradle) and no {CONFIG_FILE}: the built-in diagnostics pipeline has nothing to check"
+            "no project detected (no pyproject.toml, requirements.txt, package.json, go.mod, "
+            f"Cargo.toml, pom.xml, build.gradle) and no {CONFIG_FILE}: the built-in diagnostics pipeline "
+            "has nothing to check"
         )
         fixes.append("run from your project's folder or pass --repo, or `codex-orchestrator init codex`")
     if problems:

@@ -24,7 +24,10 @@ def render(result: dict[str, Any]) -> str:
             state = "  [detected; supplies diagnostics]"
         elif item["detected"]:
             state = "  [detected]"
-        lines = [f"{item['name']} ({item['title']}){state}", f"  markers: {', '.join(item['markers'])}"]
+        markers = ", ".join(item["markers"])
+        if item.get("fallback_markers"):
+            markers += f"; where no adapter's markers are: {', '.join(item['fallback_markers'])}"
+        lines = [f"{item['name']} ({item['title']}){state}", f"  markers: {markers}"]
         rows = [[r["stage"], r["command"], r["when"]] for r in item["rules"]]
         table = output.table(rows, ["STAGE", "COMMAND", "WHEN"])
         lines.extend("  " + line for line in table.splitlines())

@@ -44,9 +44,15 @@ class Adapter(NamedTuple):
     markers: tuple[str, ...]
     stages: Callable[[Path], list[Stage]]
     rules: tuple[Rule, ...] = ()
+    #: files that make a project of this kind only where no adapter's markers are found (a Python
+    #: application with only requirements.txt; a Node project may keep one for its tooling)
+    fallback_markers: tuple[str, ...] = ()
 
     def detect(self, root: Path) -> bool:
         return any((root / marker).is_file() for marker in self.markers)
+
+    def detect_fallback(self, root: Path) -> bool:
+        return any((root / marker).is_file() for marker in self.fallback_markers)
 
 
 def _stage(
@@ -509,7 +515,14 @@ _GRADLE_RULES = (
 
 
 ADAPTERS: tuple[Adapter, ...] = (
-    Adapter("python", "Python", ("pyproject.toml", "setup.py", "setup.cfg"), _python_stages, _PYTHON_RULES),
+    Adapter(
+        "python",
+        "Python",
+        ("pyproject.toml", "setup.py", "setup.cfg"),
+        _python_stages,
+        _PYTHON_RULES,
+        fallback_markers=("requirements.txt", "Pipfile"),
+    ),
     Adapter("node", "Node.js", ("package.json",), _node_stages, _NODE_RULES),
     Adapter("go", "Go", ("go.mod",), _go_stages, _GO_RULES),
     Adapter("rust", "Rust", ("Cargo.toml",), _rust_stages, _RUST_RULES),
@@ -525,8 +538,9 @@ ADAPTERS: tuple[Adapter, ...] = (
 
 
 def detect(root: Path) -> list[Adapter]:
-    """The adapters whose marker files exist in `root`, in priority order."""
-    return [adapter for adapter in ADAPTERS if adapter.detect(root)]
+    """The adapters whose marker files exist in `root`, in priority order; without any, those whose
+    fallback markers do."""
+    return [a for a in ADAPTERS if a.detect(root)] or [a for a in ADAPTERS if a.detect_fallback(root)]
 
 
 def diagnostics_pipeline(root: Path) -> tuple[Pipeline, tuple[str, ...]]:
@@ -561,6 +575,7 @@ def describe(root: Path | None = None) -> dict[str, Any]:
             "name": adapter.name,
             "title": adapter.title,
             "markers": list(adapter.markers),
+            "fallback_markers": list(adapter.fallback_markers),
             "detected": detected,
             "used": bool(found) and found[0] is adapter,
             "rules": [{"stage": r.stage, "command": r.command, "when": r.when} for r in adapter.rules],

@@ -166,6 +166,8 @@ PROJECT_MARKERS = (
     "build.gradle.kts",
     "settings.gradle",
     "settings.gradle.kts",
+    "requirements.txt",  # (a fallback marker: Python where nothing else is)
+    "Pipfile",
 )
 
 

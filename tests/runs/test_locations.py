@@ -3,6 +3,7 @@ these tools print them), kept only for files of the project; and the GitHub anno
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -230,3 +231,25 @@ def test_github_annotates_the_lines_a_failed_stage_points_at(in_github: Path) ->
         "::error file=service/pkg/calc.py,line=2,title=p%3A stage test failed::"
         "ZeroDivisionError: division by zero"
     ]
+
+
+def test_every_failed_stage_keeps_its_own_annotation_before_the_located_ones(tmp_path: Path) -> None:
+    """GitHub shows a step's first 10 errors: each run's stage annotations come first, then at most
+    MAX_LOCATED_ANNOTATIONS located ones."""
+    from codex_orchestrator.reports import collect, github
+
+    root = project(tmp_path, "a.py")
+    many = [locations.Location("a.py", str(root / "a.py"), n, None, "E1 x") for n in range(1, 11)]
+    stage = collect.StageReport(
+        index=1, id="lint", title="lint", status="failed", exit_code=1, signal=None, started_at=None,
+        duration_seconds=None, offset_seconds=None, summary="exited with code 1", command="ruff",
+        locations=tuple(many),
+    )  # fmt: skip
+    report = collect.RunReport(
+        run_id="r", task_id="t", pipeline_id="p", pipeline_title="p", status="failed", status_detail=None,
+        summary=None, created_at=None, started_at=None, completed_at=None, duration_seconds=None,
+        manifest_path="m", tool_version=None, host=None, stages=[stage],
+    )  # fmt: skip
+    lines = github.all_annotations([report, dataclasses.replace(report, run_id="s")], str(tmp_path))
+    assert [line.startswith("::error title=") for line in lines] == [True, True] + [False] * 8
+    assert lines[2] == "::error file=a.py,line=1,title=p%3A stage lint failed::E1 x"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from codex_orchestrator.reports.collect import (
     RunReport,
+    StageReport,
     duration_text,
     guardrail_line,
     one_line,
@@ -60,28 +61,18 @@ def _annotated_file(location: Location, workspace: str | None) -> str:
     return location.path
 
 
-def error_annotations(report: RunReport, workspace: str | None = None) -> list[str]:
+def error_annotations(report: RunReport) -> list[str]:
     """One `::error` line per failed stage: title names the run and stage, the message why and the end
-    of its output; then one per place in the project its output points at (`file`, `line`: shown beside
-    that line of a pull request's diff), MAX_LOCATED_ANNOTATIONS at most in all. A run that failed without
-    a failed stage gets one line for the run. `workspace`: $GITHUB_WORKSPACE, what `file` is relative to."""
+    of its output. A run that failed without a failed stage gets one line for the run."""
     lines = []
-    located: list[str] = []
     for stage in report.failed_stages:
-        title = f"{report.pipeline_id}: stage {stage.id} {stage.status}"
         message = f"{stage.message()} (run {report.run_id})"
         if stage.tail:
             tail = stage.tail.strip()[-1500:]
             message += "\n" + tail
         if len(message) > MAX_ANNOTATION_CHARS:
             message = message[: MAX_ANNOTATION_CHARS - 1] + "…"
-        lines.append(command("error", message, title=title))
-        for where in stage.locations[: max(0, MAX_LOCATED_ANNOTATIONS - len(located))]:
-            props = {"file": _annotated_file(where, workspace), "line": str(where.line)}
-            if where.column is not None:
-                props["col"] = str(where.column)
-            located.append(command("error", where.message, **props, title=title))
-    lines += located
+        lines.append(command("error", message, title=_stage_title(report, stage)))
     if not lines and report.status in ("failed", "cancelled"):
         # red without a failed stage (missing guardrails, cancelled between stages): say why, once
         why = report.status_detail or report.summary or report.status
@@ -89,6 +80,24 @@ def error_annotations(report: RunReport, workspace: str | None = None) -> list[s
             command("error", f"{why} (run {report.run_id})", title=f"{report.pipeline_id}: {report.status}")
         )
     return lines
+
+
+def location_annotations(report: RunReport, workspace: str | None = None) -> list[str]:
+    """One `::error` line per place in the project a failed stage's output points at (`file`, `line`:
+    shown beside that line of a pull request's diff). `workspace`: $GITHUB_WORKSPACE, what `file` is
+    relative to."""
+    lines = []
+    for stage in report.failed_stages:
+        for where in stage.locations:
+            props = {"file": _annotated_file(where, workspace), "line": str(where.line)}
+            if where.column is not None:
+                props["col"] = str(where.column)
+            lines.append(command("error", where.message, **props, title=_stage_title(report, stage)))
+    return lines
+
+
+def _stage_title(report: RunReport, stage: StageReport) -> str:
+    return f"{report.pipeline_id}: stage {stage.id} {stage.status}"
 
 
 # Outside of a fold's own commands, a log line that *looks* like a workflow command would be acted on
@@ -210,6 +219,13 @@ class CIOutputs:
     annotations: list[str]
 
 
+def all_annotations(reports: list[RunReport], workspace: str | None) -> list[str]:
+    """Every run's stage annotations, then the located ones (MAX_LOCATED_ANNOTATIONS at most): GitHub
+    shows the first 10 errors of a step, and each failed stage's own comes first."""
+    located = [a for r in reports for a in location_annotations(r, workspace)]
+    return [a for r in reports for a in error_annotations(r)] + located[:MAX_LOCATED_ANNOTATIONS]
+
+
 def ci_outputs(reports: list[RunReport], env: Mapping[str, str], *, title: str | None = None) -> CIOutputs:
     """What a finished `start`/`resume`/`goals run` writes in GitHub Actions (nothing elsewhere)."""
     if not in_github_actions(env) or not reports:
@@ -219,7 +235,7 @@ def ci_outputs(reports: list[RunReport], env: Mapping[str, str], *, title: str |
     return CIOutputs(
         Path(target) if target else None,
         summary,
-        [a for r in reports for a in error_annotations(r, env.get("GITHUB_WORKSPACE"))],
+        all_annotations(reports, env.get("GITHUB_WORKSPACE")),
     )
 
 

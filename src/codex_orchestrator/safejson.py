@@ -27,6 +27,13 @@ def _refuse_constant(name: str) -> Any:
     raise JSONInputError(f"contains {name}, which is not valid JSON")
 
 
+def _float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # 1e400: strict writers refuse to write it back
+        raise JSONInputError(f"contains the number {text[:40]}, too large for a double")
+    return value
+
+
 def _check(value: Any, max_depth: int) -> None:
     """Nesting within `max_depth` and every string valid Unicode; fast when the document is fine, and
     on a problem walks again to name where it is."""
@@ -106,9 +113,13 @@ def loads(
         raise JSONInputError("is empty")
     try:
         hook = _unique_keys if unique_keys else None
-        value = json.loads(data, parse_constant=_refuse_constant, object_pairs_hook=hook)
+        value = json.loads(data, parse_constant=_refuse_constant, parse_float=_float, object_pairs_hook=hook)
+    except JSONInputError:
+        raise
     except json.JSONDecodeError as exc:
         raise JSONInputError(f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
+    except ValueError:  # int() refuses more than sys.get_int_max_str_digits() digits (4300)
+        raise JSONInputError("contains a number with too many digits to read") from None
     except RecursionError:
         raise JSONInputError(f"is nested deeper than {max_depth} levels") from None
     _check(value, max_depth)

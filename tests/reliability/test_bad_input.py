@@ -319,6 +319,25 @@ CLI_CASES: list[tuple[str, Setup, list[str], int, str, str]] = [
         "contains Infinity",
     ),
     (
+        "config-long-number",  # int() refuses more than 4300 digits: this was a traceback
+        _config_text('{"log_max_bytes": ' + "1" * 5000 + "}"),
+        ["start"],
+        3,
+        "config_invalid",
+        "contains a number with too many digits to read",
+    ),
+    (
+        "config-overflowing-number",  # 1e400 read as inf: a timeout no arithmetic can use
+        _config_text(
+            '{"pipelines": [{"id": "p", "stages": '
+            '[{"id": "a", "command": "true", "timeout_seconds": 1e400}]}]}'
+        ),
+        ["start"],
+        3,
+        "config_invalid",
+        "contains the number 1e400, too large for a double",
+    ),
+    (
         "config-deep",
         _config_text('{"x": ' + "[" * 5000 + "]" * 5000 + "}"),
         ["plan"],

@@ -193,3 +193,39 @@ def test_reading_locations_from_any_output_never_fails(tmp_path: Path, lines: li
     found = find("\n".join(lines), cwd=tmp_path, root=tmp_path)
     assert len(found) <= MAX_LOCATIONS
     assert all(x.path == "a.py" and 1 <= x.line <= 999_999_999 and x.message for x in found)
+
+
+_runner_lines = st.sampled_from(
+    [
+        "Ran " + "1" * 5000 + " tests in 0.1s",  # more digits than int() converts: not a runner's count
+        "Ran 0 tests in 0.000s",
+        "",
+        "OK",
+        "OK (skipped=" + "9" * 5000 + ")",
+        "===== " + "1" * 5000 + " skipped in 0.1s =====",
+        "test result: ok. " + "1" * 5000 + " passed; 0 failed; 0 ignored; 0 measured",
+        "# tests " + "1" * 5000,
+        "# duration_ms 1",
+        "  " + "1" * 5000 + " passing (1s)",
+        "Tests:       " + "1" * 5000 + " skipped, 1 total",
+        " Tests  1 skipped (" + "1" * 5000 + ")",
+        "Duration 1s",
+        "Time: 1 s",
+    ]
+) | st.text(max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["pytest", "unittest", "node", "cargo", "go", "jest", "vitest", "mocha"]),
+    st.lists(_runner_lines, max_size=12),
+)
+def test_reading_a_runners_summary_from_any_output_never_fails(runner: str, lines: list[str]) -> None:
+    from codex_orchestrator.runs.testrunners import REASONS_BEGIN, empty_results, empty_summary
+
+    text = "\n".join(lines)
+    for why in (
+        empty_summary(runner, text) if runner in ("pytest", "unittest", "node") else None,
+        empty_results(runner, text),
+    ):
+        assert why is None or why.startswith(REASONS_BEGIN)

@@ -37,24 +37,25 @@ REASONS_BEGIN = ("no tests", "every test")
 NO_TESTS_EXIT_CODE = 5  # pytest: "no tests collected"; unittest (3.12+): "no tests ran"
 SUMMARY_BYTES = 4096  # pytest's and unittest's closing summary is within the log's last 4 KiB
 WHOLE_LOG_BYTES = 4 << 20  # cargo's and go's logs are read whole up to this size, else not judged
+# (counts are read up to 9 digits: int() refuses more than 4300, and a longer one is no runner's)
 
 # unittest: "Ran 3 tests in 0.002s", a blank line, then "OK", "OK (skipped=3)" or "NO TESTS RAN".
-_UNITTEST_END = r"(?:\A|\n)Ran (\d+) tests? in \S+\n\n(?:OK|NO TESTS RAN)(?: \((.*)\))?\Z"
+_UNITTEST_END = r"(?:\A|\n)Ran (\d{1,9}) tests? in \S+\n\n(?:OK|NO TESTS RAN)(?: \((.*)\))?\Z"
 # pytest: "3 skipped, 1 warning in 0.12s" (-q), or between "=" rules; long runs add "(0:01:05)".
-_PYTEST_END = r"=* ?((?:\d+ \w+, )*\d+ \w+) in [\d.]+s(?: \([\d:]+\))? ?=*"
-_CARGO_RESULT = r"(?m)^test result: \w+\. (\d+) passed; \d+ failed; (\d+) ignored;"
+_PYTEST_END = r"=* ?((?:\d{1,9} \w+, )*\d{1,9} \w+) in [\d.]+s(?: \([\d:]+\))? ?=*"
+_CARGO_RESULT = r"(?m)^test result: \w+\. (\d{1,9}) passed; \d{1,9} failed; (\d{1,9}) ignored;"
 _GO_OK = r"(?m)^ok\s+\S+\s+(.*)$"
 _GO_NONE = r"(?m)^\?\s+\S+\s+\[no test files\]$"
 # node --test: "# tests 2" ... "# duration_ms 100.6" (TAP), or the same after U+2139 (the spec reporter).
-_NODE_COUNT = r"(?m)^(?:#|\u2139) (tests|pass|fail|cancelled|skipped|todo) (\d+)$"
+_NODE_COUNT = r"(?m)^(?:#|\u2139) (tests|pass|fail|cancelled|skipped|todo) (\d{1,9})$"
 _NODE_END = r"(?:#|\u2139) duration_ms \S+"
 # mocha: "  0 passing (5ms)", then "  2 pending" when some were.
-_MOCHA_END = r"(?:\A|\n) *(\d+) passing \(\S+\)(?:\n *(\d+) pending)?\Z"
+_MOCHA_END = r"(?:\A|\n) *(\d{1,9}) passing \(\S+\)(?:\n *(\d{1,9}) pending)?\Z"
 # jest: "Tests:       2 skipped, 1 todo, 3 total", then "Snapshots:", "Time:" and "Ran all test suites".
-_JEST_TESTS = r"Tests: +((?:\d+ \w+, )*)(\d+) total"
+_JEST_TESTS = r"Tests: +((?:\d{1,9} \w+, )*)(\d{1,9}) total"
 _JEST_AFTER = ("Snapshots:", "Time:", "Ran all test suites")
 # vitest: "Tests  1 skipped | 1 todo (2)", then "Start at" and "Duration".
-_VITEST_TESTS = r"Tests +((?:\d+ \w+ \| )*\d+ \w+) \((\d+)\)"
+_VITEST_TESTS = r"Tests +((?:\d{1,9} \w+ \| )*\d{1,9} \w+) \((\d{1,9})\)"
 _VITEST_AFTER = ("Start at", "Duration")
 _NONE_FOUND = ("No tests found, exiting with code 0", "No test files found, exiting with code 0")
 

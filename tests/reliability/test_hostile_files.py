@@ -9,6 +9,7 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from testkit import CLI, py, write_config
 
@@ -128,3 +129,22 @@ def test_files_under_the_runs_root_honour_the_umask(tmp_path: Path) -> None:
     log = next(repo.glob(".runs/*/cli/*/commands/01-s.log"))
     assert "secret" in json.loads(error_file.read_text())["output_tail"]
     assert stat.S_IMODE(error_file.stat().st_mode) & ~stat.S_IMODE(log.stat().st_mode) == 0
+
+
+def test_numbers_longer_than_int_converts_in_files_we_read_are_no_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """int() refuses more than 4300 digits: a pyproject.toml, an AGENTS.md templateVersion or Codex's
+    config.toml carrying such a number once ended these commands in a traceback."""
+    huge = "1" * 5000
+    (tmp_path / "pyproject.toml").write_text(f'[project]\nname = "x"\n[tool.x]\nn = {huge}\n')
+    (tmp_path / "AGENTS.md").write_text(f"<!-- codex-orchestrator templateVersion: {huge} -->\n")
+    (tmp_path / "home" / ".codex").mkdir(parents=True)
+    (tmp_path / "home" / ".codex" / "config.toml").write_text(f"x = {huge}\n")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CODEX_HOME", raising=False)
+    for argv in (["plan"], ["init", "codex"], ["doctor"]):
+        result = CliRunner().invoke(cli, [*argv, "--repo", str(tmp_path)], catch_exceptions=False)
+        assert result.exit_code in (0, 1), (argv, result.stdout, result.stderr)
+        assert "Traceback" not in result.stdout + result.stderr
+    assert "python3 -m compileall" in CliRunner().invoke(cli, ["plan", "--repo", str(tmp_path)]).stdout

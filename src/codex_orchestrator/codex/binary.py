@@ -165,7 +165,7 @@ def find_registrations(config: Path | None = None) -> RegistrationReport:
     try:
         with open(path, "rb") as fh:
             data: dict[str, Any] = tomllib.load(fh)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: TOMLDecodeError, or an integer int() refuses
         report.error = f"cannot parse {path}: {exc}"
         return report
     servers = data.get("mcp_servers")

@@ -28,7 +28,7 @@ from codex_orchestrator.pipelines.config import SCHEMA as CONFIG_SCHEMA
 from codex_orchestrator.pipelines.tools import Which, missing_tool
 from codex_orchestrator.runs.store import atomic_write_bytes
 
-VERSION_RE = re.compile(r"""templateVersion["']?\s*[:=]\s*["']?(\d+)""")
+VERSION_RE = re.compile(r"""templateVersion["']?\s*[:=]\s*["']?(\d{1,9})(?!\d)""")
 PLACEHOLDER_RE = re.compile(r"\{\{([a-z_]+)\}\}")
 GITIGNORE = ".gitignore"
 GITIGNORE_LINES = (".runs/", "out/")

@@ -104,7 +104,7 @@ def _toml(path: Path) -> dict[str, Any]:
 
     try:
         return tomllib.loads(_text(path))
-    except tomllib.TOMLDecodeError:
+    except ValueError:  # TOMLDecodeError, or an integer of more digits than int() converts
         return {}
 
 

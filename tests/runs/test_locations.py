@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from clikit import invoke
+from clikit import git, invoke
 from testkit import py, write_config
 
 from codex_orchestrator.runs import locations
@@ -253,3 +253,28 @@ def test_every_failed_stage_keeps_its_own_annotation_before_the_located_ones(tmp
     lines = github.all_annotations([report, dataclasses.replace(report, run_id="s")], str(tmp_path))
     assert [line.startswith("::error title=") for line in lines] == [True, True] + [False] * 8
     assert lines[2] == "::error file=a.py,line=1,title=p%3A stage lint failed::E1 x"
+
+
+def test_the_job_summary_links_each_location_to_its_line_at_the_tested_commit(
+    in_github: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.example")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/service")
+    (in_github / "pkg").mkdir()
+    (in_github / "pkg" / "calc.py").write_text(
+        "def div(a, b):\n    raise ValueError('[see](http://x) *now*')\n"
+    )
+    code = "import sys; sys.path.insert(0, 'pkg'); import calc; calc.div(1, 0)"
+    write_config(in_github, {"pipelines": [{"id": "p", "stages": [{"id": "test", "command": py(code)}]}]})
+    (in_github / ".gitignore").write_text("summary.md\n")
+    git(in_github, "init", "-q")
+    git(in_github, "add", ".")
+    git(in_github, "commit", "-q", "-m", "x")
+    commit = git(in_github, "rev-parse", "HEAD").strip()
+    assert invoke("start", "p", "--repo", str(in_github)).exit_code == 1
+    summary = (in_github / "summary.md").read_text()
+    assert (
+        "**Where `test` failed:**\n\n"
+        f"- [`pkg/calc.py:2`](https://github.example/acme/service/blob/{commit}/pkg/calc.py#L2) "
+        "ValueError: \\[see\\]\\(http://x\\) \\*now\\*\n"  # the stage's words make no link
+    ) in summary

@@ -13,7 +13,9 @@ import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
+from codex_orchestrator._typing import NamedTuple
 from codex_orchestrator.reports.collect import (
     RunReport,
     StageReport,
@@ -51,14 +53,19 @@ def command(name: str, message: str, **properties: str) -> str:
     return f"::{name}{' ' + props if props else ''}::{escape_data(message)}"
 
 
-def _annotated_file(location: Location, workspace: str | None) -> str:
-    """The file as GitHub names it: relative to the workspace (the checkout) when it lies there, else
-    relative to the stage root."""
+def _workspace_path(location: Location, workspace: str | None) -> str | None:
+    """The file relative to the workspace (the checkout), when it lies there."""
     if workspace:
         base = os.path.realpath(workspace)
         if location.absolute.startswith(base + os.sep):
             return os.path.relpath(location.absolute, base).replace(os.sep, "/")
-    return location.path
+    return None
+
+
+def _annotated_file(location: Location, workspace: str | None) -> str:
+    """The file as GitHub names it: relative to the workspace when it lies there, else relative to the
+    stage root."""
+    return _workspace_path(location, workspace) or location.path
 
 
 def error_annotations(report: RunReport) -> list[str]:
@@ -158,14 +165,55 @@ def _cell(text: str) -> str:
     return text
 
 
+_MARKDOWN_SIGNS = re.compile(r"([\\`*_\[\]()#+!~])")
+
+
+def _inert(text: str) -> str:
+    """One line of Markdown text (not a table cell) in which a stage's words make no link, emphasis,
+    code or HTML: Markdown's signs escaped, then HTML's."""
+    text = _MARKDOWN_SIGNS.sub(r"\\\1", one_line(text, 300))
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _fence(text: str) -> str:
     """A code fence longer than any run of backticks in `text`, so it cannot be closed from inside."""
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     return "`" * max(3, longest + 1)
 
 
-def step_summary(report: RunReport) -> str:
-    """The Markdown job summary of one run."""
+class Sources(NamedTuple):
+    """Where the project's files are: the checkout (`$GITHUB_WORKSPACE`, what paths are relative to) and
+    the repository's web address (`$GITHUB_SERVER_URL/$GITHUB_REPOSITORY`), for links to a line."""
+
+    workspace: str | None = None
+    repository_url: str | None = None
+
+    @classmethod
+    def of(cls, env: Mapping[str, str]) -> Sources:
+        server, repository = env.get("GITHUB_SERVER_URL"), env.get("GITHUB_REPOSITORY")
+        url = f"{server.rstrip('/')}/{repository}" if server and repository else None
+        return cls(env.get("GITHUB_WORKSPACE"), url)
+
+
+def _where_lines(report: RunReport, stage: StageReport, sources: Sources) -> list[str]:
+    """A failed stage's locations as a Markdown list, each linked to its line at the tested commit when
+    the file lies in the checkout."""
+    commit = (report.provenance or {}).get("commit")
+    out = []
+    for where in stage.locations:
+        in_checkout = _workspace_path(where, sources.workspace)
+        path = in_checkout or where.path
+        plain = path.replace("`", "'")
+        shown = f"`{plain}:{where.line}`"
+        if in_checkout and sources.repository_url and isinstance(commit, str):
+            shown = f"[{shown}]({sources.repository_url}/blob/{quote(commit)}/{quote(path)}#L{where.line})"
+        out.append(f"- {shown} {_inert(where.message)}")
+    return out
+
+
+def step_summary(report: RunReport, sources: Sources | None = None) -> str:
+    """The Markdown job summary of one run; with `sources`, a failed stage's locations link to their
+    lines."""
     icon = status_label(report.status)
     out = [
         f"### {_cell(icon)} · {_cell(report.pipeline_title)} (`{_cell(report.pipeline_id)}`)",
@@ -187,6 +235,14 @@ def step_summary(report: RunReport) -> str:
             f"{'' if s.exit_code is None else s.exit_code} | {duration_text(s.duration_seconds)} | "
             f"{_cell(s.summary or '')} |"
         )
+    for s in report.failed_stages if sources else []:
+        if s.locations:
+            out += [
+                "",
+                f"**Where `{_cell(s.id)}` failed:**",
+                "",
+                *_where_lines(report, s, sources or Sources()),
+            ]
     for s in report.stages:
         if not (s.status in ("failed", "cancelled") and s.tail):
             continue
@@ -206,10 +262,12 @@ def step_summary(report: RunReport) -> str:
     return "\n".join(out) + "\n"
 
 
-def summary_of_runs(reports: list[RunReport], *, title: str | None = None) -> str:
+def summary_of_runs(
+    reports: list[RunReport], *, title: str | None = None, sources: Sources | None = None
+) -> str:
     """The job summary of several runs (`goals run`): a heading, then each run's summary."""
     head = [f"## {_cell(title)}", ""] if title else []
-    return "\n".join(head) + "\n".join(step_summary(r) for r in reports)
+    return "\n".join(head) + "\n".join(step_summary(r, sources) for r in reports)
 
 
 @dataclass(frozen=True)
@@ -231,12 +289,12 @@ def ci_outputs(reports: list[RunReport], env: Mapping[str, str], *, title: str |
     if not in_github_actions(env) or not reports:
         return CIOutputs(None, "", [])
     target = env.get("GITHUB_STEP_SUMMARY")
-    summary = summary_of_runs(reports, title=title) if len(reports) > 1 or title else step_summary(reports[0])
-    return CIOutputs(
-        Path(target) if target else None,
-        summary,
-        all_annotations(reports, env.get("GITHUB_WORKSPACE")),
-    )
+    sources = Sources.of(env)
+    if len(reports) > 1 or title:
+        summary = summary_of_runs(reports, title=title, sources=sources)
+    else:
+        summary = step_summary(reports[0], sources)
+    return CIOutputs(Path(target) if target else None, summary, all_annotations(reports, sources.workspace))
 
 
 def append_summary(path: Path, text: str) -> None:

@@ -276,5 +276,5 @@ def test_the_job_summary_links_each_location_to_its_line_at_the_tested_commit(
     assert (
         "**Where `test` failed:**\n\n"
         f"- [`pkg/calc.py:2`](https://github.example/acme/service/blob/{commit}/pkg/calc.py#L2) "
-        "ValueError: \\[see\\]\\(http://x\\) \\*now\\*\n"  # the stage's words make no link
+        "ValueError: \\[see\\](http://x) \\*now\\*\n"  # the stage's words make no link
     ) in summary

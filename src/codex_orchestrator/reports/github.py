@@ -165,7 +165,7 @@ def _cell(text: str) -> str:
     return text
 
 
-_MARKDOWN_SIGNS = re.compile(r"([\\`*_\[\]()#+!~])")
+_MARKDOWN_SIGNS = re.compile(r"([\\`*_\[\]~])")  # (parentheses make a link only after `]`)
 
 
 def _inert(text: str) -> str:
@@ -212,8 +212,8 @@ def _where_lines(report: RunReport, stage: StageReport, sources: Sources) -> lis
 
 
 def step_summary(report: RunReport, sources: Sources | None = None) -> str:
-    """The Markdown job summary of one run; with `sources`, a failed stage's locations link to their
-    lines."""
+    """The Markdown job summary of one run (and `report --format markdown`); with `sources`, a failed
+    stage's locations are relative to the checkout and link to their lines."""
     icon = status_label(report.status)
     out = [
         f"### {_cell(icon)} · {_cell(report.pipeline_title)} (`{_cell(report.pipeline_id)}`)",
@@ -235,7 +235,7 @@ def step_summary(report: RunReport, sources: Sources | None = None) -> str:
             f"{'' if s.exit_code is None else s.exit_code} | {duration_text(s.duration_seconds)} | "
             f"{_cell(s.summary or '')} |"
         )
-    for s in report.failed_stages if sources else []:
+    for s in report.failed_stages:
         if s.locations:
             out += [
                 "",

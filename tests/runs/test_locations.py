@@ -278,3 +278,13 @@ def test_the_job_summary_links_each_location_to_its_line_at_the_tested_commit(
         f"- [`pkg/calc.py:2`](https://github.example/acme/service/blob/{commit}/pkg/calc.py#L2) "
         "ValueError: \\[see\\](http://x) \\*now\\*\n"  # the stage's words make no link
     ) in summary
+
+
+def test_the_html_report_lists_where_a_failed_stage_points(tmp_path: Path) -> None:
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "calc.py").write_text("def div(a, b):\n    raise ValueError('<b>bold</b>')\n")
+    code = "import sys; sys.path.insert(0, 'pkg'); import calc; calc.div(1, 0)"
+    write_config(tmp_path, {"pipelines": [{"id": "p", "stages": [{"id": "test", "command": py(code)}]}]})
+    run_id = json.loads(invoke("start", "p", "--json", "--repo", str(tmp_path)).stdout)["run_id"]
+    page = invoke("report", "--run", run_id, "--repo", str(tmp_path)).stdout
+    assert "<ul><li><code>pkg/calc.py:2</code> ValueError: &lt;b&gt;bold&lt;/b&gt;</li></ul>" in page

@@ -268,9 +268,13 @@ def run_page(report: RunReport, *, generated_at: str | None = None) -> str:
             cut = " (last part)" if s.tail_truncated else ""
             text = s.tail if s.tail else "(no output was recorded)"
             label = status_label(s.status, allowed=s.failure_allowed)
+            where = "".join(
+                f"<li><code>{_e(x.path)}:{x.line}</code> {_e(x.message)}</li>" for x in s.locations
+            )
+            where = f"<ul>{where}</ul>" if where else ""
             body.append(
                 f"<details open><summary>{_e(label)} · <code>{_e(s.id)}</code>{cut} — "
-                f"{_e(s.message())}</summary><pre>{_e(text)}</pre></details>"
+                f"{_e(s.message())}</summary>{where}<pre>{_e(text)}</pre></details>"
             )
     foot = f"manifest {_e(report.manifest_path)}"
     if report.tool_version:

@@ -9,10 +9,9 @@ from typing import Any
 
 from codex_orchestrator.clock import parse_iso
 from codex_orchestrator.output import clean_text
-from codex_orchestrator.runs import locations
 from codex_orchestrator.runs.layout import RunPaths
-from codex_orchestrator.runs.locations import Location
-from codex_orchestrator.runs.manifest import stage_folder
+from codex_orchestrator.runs.locations import LOG_BYTES, Location
+from codex_orchestrator.runs.manifest import stage_locations
 from codex_orchestrator.runs.store import read_tail
 
 TAIL_BYTES = 4096
@@ -144,11 +143,8 @@ def _tail(paths: RunPaths, index: int, stage_id: str, max_bytes: int) -> tuple[s
 
 def _locations(manifest: dict[str, Any], paths: RunPaths, index: int, stage_id: str) -> tuple[Location, ...]:
     """Where the end of a failed stage's output points in the files of its stage root."""
-    root, cwd = manifest.get("stage_root"), stage_folder(manifest, stage_id)
-    if not isinstance(root, str) or cwd is None:
-        return ()
-    text, _ = _tail(paths, index, stage_id, locations.LOG_BYTES)
-    return tuple(locations.find(text, cwd=cwd, root=Path(root))) if text else ()
+    text, _ = _tail(paths, index, stage_id, LOG_BYTES)
+    return tuple(stage_locations(manifest, stage_id, text or ""))
 
 
 def run_report(manifest: dict[str, Any], manifest_path: Path, *, tail_bytes: int = TAIL_BYTES) -> RunReport:

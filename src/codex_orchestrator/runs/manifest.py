@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from typing import Any, NotRequired
 
     from codex_orchestrator.pipelines.model import Pipeline
+    from codex_orchestrator.runs.locations import Location
     from codex_orchestrator.validation import Violation
 
 SCHEMA = "manifest.schema.json"
@@ -417,17 +418,23 @@ def stage_folder(manifest: dict[str, Any], stage_id: object) -> Path | None:
     return Path(folder) if folder == base or folder.startswith(base + os.sep) else None
 
 
-def _located(manifest: dict[str, Any], stage_id: object, log: Path) -> list[dict[str, Any]]:
-    """The lines of the project the end of a failed stage's log points at (runs/locations)."""
+def stage_locations(manifest: dict[str, Any], stage_id: object, text: str) -> list[Location]:
+    """The lines of the stage root that `text`, the end of a stage's output (escapes removed), points
+    at, read from that stage's folder (runs/locations)."""
     root, cwd = manifest.get("stage_root"), stage_folder(manifest, stage_id)
-    if not isinstance(root, str) or cwd is None:
+    if not isinstance(root, str) or cwd is None or not text:
         return []
-    from codex_orchestrator.output import clean_text
     from codex_orchestrator.runs import locations
+
+    return locations.find(text, cwd=cwd, root=Path(root))
+
+
+def _located(manifest: dict[str, Any], stage_id: object, log: Path) -> list[dict[str, Any]]:
+    from codex_orchestrator.output import clean_text
+    from codex_orchestrator.runs.locations import LOG_BYTES
     from codex_orchestrator.runs.store import read_tail
 
-    text, _ = read_tail(log, locations.LOG_BYTES)
-    found = locations.find(clean_text(text), cwd=cwd, root=Path(root)) if text else []
+    found = stage_locations(manifest, stage_id, clean_text(read_tail(log, LOG_BYTES)[0]))
     return [{"path": x.path, "line": x.line, "column": x.column, "message": x.message} for x in found]
 
 

@@ -137,6 +137,25 @@ JEST = """\
 """
 
 
+ESLINT = """\
+
+{root}/src/a.js
+  1:7   error    'x' is assigned a value but never used  no-unused-vars
+  2:10  warning  'f' is defined but never used           no-unused-vars
+  2:23  error    'y' is not defined                      no-undef
+
+\u2716 3 problems (2 errors, 1 warning)
+"""
+
+
+def test_eslint_default_output(tmp_path: Path) -> None:
+    root = project(tmp_path, "src/a.js")
+    assert found(ESLINT.format(root=root), root) == [
+        ("src/a.js", 1, 7, "'x' is assigned a value but never used (no-unused-vars)"),
+        ("src/a.js", 2, 23, "'y' is not defined (no-undef)"),  # a second problem on a line; no warning
+    ]
+
+
 def test_python_tracebacks_and_pytest(tmp_path: Path) -> None:
     project(tmp_path, "tests/test_a.py", "tests/helpers.py", "pkg/tests/test_decode.py")
     assert found(PYTEST, tmp_path) == [

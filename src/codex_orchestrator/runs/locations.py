@@ -5,7 +5,8 @@ line (GitHub shows the annotation beside the line in a pull request's diff). Rea
 - Python tracebacks (the innermost frame in the project, with the exception's line) and pytest's
   `path:line: Error` after its `E   ...` lines;
 - the `path:line[:col]: message` form of linters, type checkers and compilers (ruff, flake8, mypy, go,
-  gcc, eslint's unix format), TypeScript's `path(line,col): message`;
+  gcc, eslint's unix format), TypeScript's `path(line,col): message`, ESLint's default output (the file,
+  then its `line:col  error  message  rule` lines);
 - `go test`'s `file_test.go:line: message`, whose path is relative to the package named by the `FAIL`
   line that follows (found through go.mod's module path);
 - `--> path:line:col` under the line that says what is wrong (Rust's compiler, ruff), and Rust's
@@ -60,6 +61,10 @@ _FRAME = re.compile(
     r"^\s*(?:at\s+(?:file://)?(?P<bare>[^\s()]+?)|(?:at\s+)?\S.*?\((?:file://)?(?P<path>[^\s()]+?))"
     r":(?P<line>\d{1,9}):(?P<col>\d{1,9})\)?\s*$"
 )
+_ESLINT_FILE = re.compile(r"^(?P<path>[^\s:()'\"<>]+\.[A-Za-z0-9]+)$")
+_ESLINT_ITEM = re.compile(
+    r"^\s+(?P<line>\d{1,9}):(?P<col>\d{1,9})\s+(?P<level>error|warning)\s+(?P<msg>\S.*?)(?:\s{2,}(?P<rule>\S+))?\s*$"
+)
 _NODE_ERROR = re.compile(r"\b(?:[A-Z]\w*Error|AssertionError)\b.*|\bexpect\(.*")
 _TAP_ERROR = re.compile(r"^\s+error: (?P<value>.*)$")
 _TAP_FIELD = re.compile(r"^\s+[A-Za-z]+: ")
@@ -71,7 +76,7 @@ class _Reader:
         self.cwd = os.path.realpath(cwd)
         self.root = os.path.realpath(root)
         self.limit = limit
-        self.found: dict[tuple[str, int], Location] = {}
+        self.found: dict[tuple[str, int, int | None], Location] = {}
         self.lookups = 0
         self._go_module: str | None = None
 
@@ -97,9 +102,9 @@ class _Reader:
         named = self.file(raw, base)
         if named is None:
             return False
-        key = (named[0], int(line))
+        col = int(column) if column and int(column) > 0 else None
+        key = (named[0], int(line), col)
         if key not in self.found:
-            col = int(column) if column and int(column) > 0 else None
             self.found[key] = Location(named[0], named[1], int(line), col, message)
         return True
 
@@ -132,11 +137,23 @@ def find(text: str, *, cwd: Path, root: Path, limit: int = MAX_LOCATIONS) -> lis
     tap_error = False  # the next line is the message of a TAP `error: |-` block
     panic: tuple[str, str, str] | None = None  # a Rust panic, whose message is on the next line
     go_pending: list[tuple[str, str, str | None, str]] = []  # go test lines, until their package's line
+    eslint_file: str | None = None  # the file ESLint's `stylish` lines below name
     lines = text.splitlines()
     for i, line in enumerate(lines):
         if reader.full:
             break
         previous = lines[i - 1].strip() if i else ""
+        if eslint_file is not None:
+            item = _ESLINT_ITEM.match(line)
+            if item:
+                if item["level"] == "error":
+                    rule = f" ({item['rule']})" if item["rule"] else ""
+                    reader.add(eslint_file, item["line"], item["col"], item["msg"] + rule)
+                continue
+            eslint_file = None
+        if _ESLINT_FILE.match(line) and i + 1 < len(lines) and _ESLINT_ITEM.match(lines[i + 1]):
+            eslint_file = line  # ESLint's default (`stylish`) output: the file, then its problems
+            continue
         if panic is not None:
             reader.add(*panic, line)
             panic = None

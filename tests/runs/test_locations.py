@@ -167,6 +167,26 @@ def test_python_tracebacks_and_pytest(tmp_path: Path) -> None:
     ]
 
 
+def test_a_pytest_internal_error_points_at_the_projects_conftest(tmp_path: Path) -> None:
+    project(tmp_path, "tests/conftest.py")
+    text = (
+        "INTERNALERROR> Traceback (most recent call last):\n"
+        'INTERNALERROR>   File "/usr/lib/python3/site-packages/pluggy/_callers.py", line 121, in _multicall\n'
+        "INTERNALERROR>     res = hook_impl.function(*args)\n"
+        f'INTERNALERROR>   File "{tmp_path}/tests/conftest.py", line 20, in pytest_collection_modifyitems\n'
+        "INTERNALERROR>     item.add_marker(pytest.mark.no_cover)\n"
+        "INTERNALERROR> pytest.PytestUnknownMarkWarning: Unknown pytest.mark.no_cover - is this a typo?\n"
+    )
+    assert found(text, tmp_path) == [
+        (
+            "tests/conftest.py",
+            20,
+            None,
+            "pytest.PytestUnknownMarkWarning: Unknown pytest.mark.no_cover - is this a typo?",
+        )
+    ]
+
+
 def test_linters_compilers_and_what_is_not_the_project(tmp_path: Path) -> None:
     project(tmp_path, "src/mod.py", "web/a.ts", "main.go", "node_modules/x/lib/dep.py")
     assert found(LINTERS, tmp_path) == [

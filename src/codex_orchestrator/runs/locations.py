@@ -46,6 +46,7 @@ class Location(NamedTuple):
 
 
 _TRACEBACK = "Traceback (most recent call last):"
+_PYTEST_INTERNAL = "INTERNALERROR> "  # pytest's prefix of a traceback in its own machinery (a conftest)
 _PY_FRAME = re.compile(r'^\s*File "(?P<path>[^"]+)", line (?P<line>\d{1,9})')
 _PYTEST_E = re.compile(r"^E\s{1,8}(?P<text>\S.*)$")
 _TSC = re.compile(r"^(?P<path>[^\s()]+)\((?P<line>\d{1,9}),(?P<col>\d{1,9})\): (?P<msg>\S.*)$")
@@ -138,7 +139,7 @@ def find(text: str, *, cwd: Path, root: Path, limit: int = MAX_LOCATIONS) -> lis
     panic: tuple[str, str, str] | None = None  # a Rust panic, whose message is on the next line
     go_pending: list[tuple[str, str, str | None, str]] = []  # go test lines, until their package's line
     eslint_file: str | None = None  # the file ESLint's `stylish` lines below name
-    lines = text.splitlines()
+    lines = [line.removeprefix(_PYTEST_INTERNAL) for line in text.splitlines()]
     for i, line in enumerate(lines):
         if reader.full:
             break

@@ -179,6 +179,8 @@ _location_lines = st.sampled_from(
         "    at f (a.py:1:1)",
         "FAIL\texample.com/x\t0.1s",
         "a.py(1,2): error TS1: x",
+        '  File "a\x00.py", line 1, in f',  # a NUL byte: no path
+        "a" * 5000 + ".py:1:1: E1 x",  # a name too long for the file system
     ]
 ) | st.text(max_size=80)
 

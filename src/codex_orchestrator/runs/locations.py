@@ -88,7 +88,10 @@ class _Reader:
     def file(self, raw: str, base: str | None = None) -> tuple[str, str] | None:
         """(relative, real) path of `raw` when it names a file of the project, else None."""
         self.lookups += 1
-        path = os.path.realpath(os.path.join(base or self.cwd, raw))  # (an absolute `raw` stays itself)
+        try:
+            path = os.path.realpath(os.path.join(base or self.cwd, raw))  # (an absolute `raw` stays itself)
+        except (ValueError, OSError):  # a NUL byte, a name too long
+            return None
         if not path.startswith(self.root + os.sep) or not os.path.isfile(path):
             return None
         rel = os.path.relpath(path, self.root)

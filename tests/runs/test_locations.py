@@ -239,6 +239,15 @@ def test_paths_out_of_the_stage_root_or_through_links_out_of_it_are_not_read(tmp
     assert found(text, root) == [("app.py", 1, 1, "E1 x")]
 
 
+def test_paths_no_file_system_takes_are_no_location(tmp_path: Path) -> None:
+    text = (
+        'Traceback (most recent call last):\n  File "a\x00.py", line 1, in f\nValueError: x\n'
+        + "a" * 5000
+        + ".py:1:1: E1 x\n"
+    )
+    assert found(text, tmp_path) == []
+
+
 def test_bounded_whatever_the_output(tmp_path: Path) -> None:
     root = project(tmp_path, "a.py")
     many = "".join(f"a.py:{n}:1: E1 x\n" for n in range(1, 100))

@@ -148,3 +148,20 @@ def test_numbers_longer_than_int_converts_in_files_we_read_are_no_traceback(
         assert result.exit_code in (0, 1), (argv, result.stdout, result.stderr)
         assert "Traceback" not in result.stdout + result.stderr
     assert "python3 -m compileall" in CliRunner().invoke(cli, ["plan", "--repo", str(tmp_path)]).stdout
+
+
+def test_a_fifo_where_a_file_is_read_hangs_nothing(tmp_path: Path) -> None:
+    """A FIFO blocks open() until a writer comes: `init codex` over a FIFO AGENTS.md waited forever, and
+    go.mod is read for `go test` locations."""
+    from codex_orchestrator.runs.locations import find
+
+    os.mkfifo(tmp_path / "AGENTS.md")
+    result = CliRunner().invoke(cli, ["init", "codex", "--repo", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 3
+    assert result.stderr.startswith(
+        f"Error: {tmp_path.resolve() / 'AGENTS.md'} exists and is not a regular file"
+    )
+    os.mkfifo(tmp_path / "go.mod")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "y_test.go").write_text("package sub\n")
+    assert find("    y_test.go:6: bad\nFAIL\texample.com/x/sub\t0.1s\n", cwd=tmp_path, root=tmp_path) == []

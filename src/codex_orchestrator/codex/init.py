@@ -285,6 +285,10 @@ def _plan_template(root: Path, entry: TemplateEntry, content: bytes, force: bool
     bundled = template_version(content.decode("utf-8"))
     if not path.exists():
         return FileAction(entry.path, "create", entry.purpose, bundled, content=content)
+    if not path.is_file():  # a FIFO would hang the read below, a device never end it
+        raise RepoError(
+            f"{path} exists and is not a regular file", hint="move it away, then run `init codex` again"
+        )
     try:
         existing_bytes = path.read_bytes()
     except OSError as exc:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from codex_orchestrator.pipelines.model import (
     Stage,
     spec_guard_stage,
 )
+from codex_orchestrator.runs.store import read_regular
 
 if TYPE_CHECKING:
     from typing import Any
@@ -80,19 +80,7 @@ def _read(path: Path, limit: int = MAX_PROJECT_FILE_BYTES) -> bytes:
     """The first `limit` bytes of a project file; empty when it is missing or not a regular file. Every
     project file is read through here: a FIFO or a device in a repository must not hang detection, and a
     huge file must not fill memory."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError:
-        return b""
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return b""
-        with os.fdopen(fd, "rb", closefd=False) as fh:
-            return fh.read(limit)
-    except OSError:
-        return b""
-    finally:
-        os.close(fd)
+    return read_regular(path, limit)
 
 
 def _text(path: Path) -> str:

@@ -26,6 +26,7 @@ import re
 from pathlib import Path
 
 from codex_orchestrator._typing import NamedTuple
+from codex_orchestrator.runs.store import read_regular
 
 MAX_LOCATIONS = 10
 LOG_BYTES = 64 * 1024  # of the end of a stage's log, read for the locations it points at
@@ -117,14 +118,11 @@ class _Reader:
         folder; None when it is not in that module."""
         if self._go_module is None:
             self._go_module = ""
-            try:
-                with open(os.path.join(self.cwd, "go.mod"), encoding="utf-8", errors="replace") as fh:
-                    for text in fh.read(65536).splitlines():
-                        if text.startswith("module "):
-                            self._go_module = text.split()[1].strip('"') if len(text.split()) > 1 else ""
-                            break
-            except OSError:
-                pass
+            go_mod = read_regular(os.path.join(self.cwd, "go.mod"), 65536)  # (a FIFO must not hang us)
+            for text in go_mod.decode("utf-8", "replace").splitlines():
+                if text.startswith("module ") and len(text.split()) > 1:
+                    self._go_module = text.split()[1].strip('"')
+                    break
         module = self._go_module
         if not module or not (package == module or package.startswith(module + "/")):
             return None

@@ -254,6 +254,24 @@ def blocking_lock(path: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The first `limit` bytes of a file from outside (a project's or a user's); empty when it is missing
+    or not a regular file: a FIFO or a device must not hang a command, a huge file not fill memory."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return b""
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return b""
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(limit)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
+
+
 def read_tail(path: Path, max_bytes: int) -> tuple[str, bool]:
     """The last `max_bytes` of a file as text (invalid UTF-8 replaced), and whether it was cut."""
     try:

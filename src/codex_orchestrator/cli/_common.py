@@ -24,7 +24,8 @@ def repo_option(f: F) -> F:
         type=str,  # checked by Roots.resolve, so a bad path gets our error (and JSON under --format json)
         default=None,
         help="Repository root (default: $CODEX_ORCHESTRATOR_ROOT, else the nearest folder upwards holding "
-        "codex.orchestrator.json, else the git top level, else the current folder).",
+        "codex.orchestrator.json, else the git top level (where that holds no project, the nearest project "
+        "folder), else the current folder).",
     )(f)
 
 

@@ -47,7 +47,8 @@ def mcp() -> None:
     type=click.Path(file_okay=False, path_type=str),
     default=None,
     help="Repository the server is pinned to (default: $CODEX_ORCHESTRATOR_ROOT, else the repository found "
-    "from the current folder: nearest codex.orchestrator.json, else the git top level).",
+    "from the current folder: nearest codex.orchestrator.json, else the git top level, or where that holds "
+    "no project the nearest project folder).",
 )
 @click.option("--read-only", is_flag=True, help="Expose only the tools that change nothing.")
 @click.option(

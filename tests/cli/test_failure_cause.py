@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from clikit import invoke
 from testkit import py, write_config
 
@@ -94,19 +95,26 @@ def test_a_tool_not_found_in_a_node_project_without_node_modules_says_install_th
     assert status["commands"][0]["next_step"].startswith("the command was not found: install it")
 
 
-def test_a_failed_stage_says_where_in_the_project_its_output_points(tmp_path: Path) -> None:
+def test_a_failed_stage_says_where_in_the_project_its_output_points(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "calc.py").write_text("def div(a, b):\n    return a / b\n")
     code = "import sys; sys.path.insert(0, 'pkg'); import calc; calc.div(1, 0)"
     write_config(tmp_path, {"pipelines": [{"id": "p", "stages": [{"id": "test", "command": py(code)}]}]})
     run = json.loads(invoke("start", "p", "--json", "--repo", str(tmp_path)).stdout)
+    file = str((tmp_path / "pkg" / "calc.py").resolve())
     where = {
         "path": "pkg/calc.py",
+        "file": file,
         "line": 2,
         "column": None,
         "message": "ZeroDivisionError: division by zero",
     }
     assert run["commands"][0]["locations"] == [where]
-    text = invoke("status", "--run", run["run_id"], "--repo", str(tmp_path)).stdout
-    assert "\n  at    pkg/calc.py:2: ZeroDivisionError: division by zero\n" in text
     assert get_status(Roots.resolve(tmp_path), run["run_id"])["commands"][0]["locations"] == [where]
+    # the text names the file as the current folder reaches it, so a terminal opens it
+    for here, shown in ((tmp_path.parent, file), (tmp_path, "pkg/calc.py"), (tmp_path / "pkg", "calc.py")):
+        monkeypatch.chdir(here)
+        text = invoke("status", "--run", run["run_id"], "--repo", str(tmp_path)).stdout
+        assert f"\n  at    {shown}:2: ZeroDivisionError: division by zero\n" in text

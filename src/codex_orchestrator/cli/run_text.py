@@ -3,6 +3,7 @@ failed stage the cause where a person looks (log, last lines, next step)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 
 from codex_orchestrator import output
@@ -64,13 +65,29 @@ def render_status(view: Mapping[str, Any]) -> str:
 LOCATIONS_SHOWN = 3
 
 
+def _from_here(where: Mapping[str, Any]) -> str:
+    """A location's file as the current folder reaches it, so a terminal can open it: relative to here
+    when here lies in the file's stage root, else its absolute path."""
+    path, file = str(where.get("path")), where.get("file")
+    if not isinstance(file, str) or not file.endswith(path):
+        return path
+    root = file[: len(file) - len(path)].rstrip("/")
+    try:
+        here = os.path.realpath(os.getcwd())
+    except OSError:
+        return path
+    if here == root or here.startswith(root + "/"):
+        return os.path.relpath(file, here)
+    return file
+
+
 def _render_failure(cmd: Mapping[str, Any]) -> list[str]:
     """A failed stage's cause where a person looks: its log, its last lines, the next step."""
     lines = ["", f"stage {cmd['id']} failed: {cmd.get('summary') or 'failed'}"]
     lines.append(f"  log   {cmd.get('log_path') or '(none)'}")
     for where in (cmd.get("locations") or [])[:LOCATIONS_SHOWN]:
         column = f":{where['column']}" if where.get("column") else ""
-        lines.append(f"  at    {where['path']}:{where['line']}{column}: {where['message']}")
+        lines.append(f"  at    {_from_here(where)}:{where['line']}{column}: {where['message']}")
     tail = cmd.get("output_tail")
     if tail:
         count = len(tail.splitlines())

@@ -83,6 +83,7 @@ _COMMAND_VIEW = {
                 "required": ["path", "line", "message"],
                 "properties": {
                     "path": {"type": "string", "description": "Relative to the stage root."},
+                    "file": {"type": "string", "description": "The same file's absolute path."},
                     "line": {"type": "integer"},
                     "column": {"type": ["integer", "null"]},
                     "message": {"type": "string"},

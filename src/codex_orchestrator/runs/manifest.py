@@ -435,7 +435,10 @@ def _located(manifest: dict[str, Any], stage_id: object, log: Path) -> list[dict
     from codex_orchestrator.runs.store import read_tail
 
     found = stage_locations(manifest, stage_id, clean_text(read_tail(log, LOG_BYTES)[0]))
-    return [{"path": x.path, "line": x.line, "column": x.column, "message": x.message} for x in found]
+    return [
+        {"path": x.path, "file": x.absolute, "line": x.line, "column": x.column, "message": x.message}
+        for x in found
+    ]
 
 
 def _stage_view(c: dict[str, Any], run_id: str, tail_lines: int, manifest: dict[str, Any]) -> StageView:

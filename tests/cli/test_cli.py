@@ -128,6 +128,18 @@ def test_runs_prune_keeps_the_newest(repo: Path) -> None:
     assert nothing.exit_code == 2 and "--keep" in nothing.stderr
 
 
+def test_an_age_limit_no_date_can_say_is_refused_not_a_traceback(repo: Path) -> None:
+    """timedelta(days=1e308) overflows: `--older-than 99999999999` ended in a traceback."""
+    for days in ("99999999999", "inf", "nan"):
+        result = invoke("runs", "prune", "--older-than", days, "--dry-run", "--repo", str(repo))
+        assert result.exit_code == 2 and "Traceback" not in result.stderr, (days, result.stderr)
+        assert "36500" in result.stderr
+    config = json.loads((repo / "codex.orchestrator.json").read_text())
+    write_config(repo, {**config, "retention": {"max_age_days": 1e300}})
+    result = invoke("runs", "prune", "--repo", str(repo))
+    assert result.exit_code == 3 and "$.retention.max_age_days: expected a number <= 36500" in result.stderr
+
+
 def test_runs_migrate_moves_legacy_runs_and_leaves_pointers(repo: Path) -> None:
     legacy = repo / ".runs" / "local-mcp" / "2025-10-16T02-28-10Z"
     legacy.mkdir(parents=True)

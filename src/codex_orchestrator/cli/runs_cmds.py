@@ -57,7 +57,7 @@ def list_(
 @click.option(
     "--older-than",
     "older_than_days",
-    type=click.FloatRange(0),
+    type=click.FloatRange(0, retention.MAX_AGE_DAYS),
     default=None,
     metavar="DAYS",
     help="Remove runs older than DAYS.",

@@ -22,6 +22,7 @@ LEGACY_TASK = "local-mcp"
 LEGACY_SUBDIR = "mcp"
 # A run folder without a manifest is a creation that failed, unless it is this young (being created).
 INCOMPLETE_AFTER_SECONDS = 60.0
+MAX_AGE_DAYS = 36500  # a century: the age limit's bound (a date cannot go back 1e308 days)
 
 
 def prune_runs(
@@ -47,6 +48,11 @@ def prune_runs(
         raise UsageError("say what to prune", hint="pass --keep N and/or --older-than DAYS")
     if (keep_last is not None and keep_last < 0) or (older_than_days is not None and older_than_days < 0):
         raise UsageError("--keep and --older-than take non-negative numbers")
+    if older_than_days is not None and not older_than_days <= MAX_AGE_DAYS:  # (NaN too)
+        raise UsageError(
+            f"an age limit of {older_than_days:g} days is beyond what a date can say",
+            hint=f"pass --older-than (or set retention.max_age_days to) at most {MAX_AGE_DAYS} days",
+        )
     now = clock.now()
     cutoff = now - timedelta(days=older_than_days) if older_than_days is not None else None
     per_task: dict[str, int] = {}

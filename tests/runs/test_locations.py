@@ -254,6 +254,21 @@ def test_bounded_whatever_the_output(tmp_path: Path) -> None:
     assert len(found(many, root)) == locations.MAX_LOCATIONS
     misses = "".join(f"missing{n}.py:1:1: E1 x\n" for n in range(10_000)) + "a.py:1:1: E1 x\n"
     assert found(misses, root) == []  # MAX_CANDIDATES lookups at most
+    repeated = "".join(f"missing.py:{n}:1: E1 x\n" for n in range(1, 10_000)) + "a.py:1:1: E1 x\n"
+    assert found(repeated, root) == [("a.py", 1, 1, "E1 x")]  # one path, looked up once
+
+
+def test_a_list_of_runs_carries_no_locations(tmp_path: Path) -> None:
+    """`runs list` shows no locations, and reading them for every failed run made it slow."""
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "calc.py").write_text("def div(a, b):\n    return a / b\n")
+    code = "import sys; sys.path.insert(0, 'pkg'); import calc; calc.div(1, 0)"
+    write_config(tmp_path, {"pipelines": [{"id": "p", "stages": [{"id": "test", "command": py(code)}]}]})
+    run_id = json.loads(invoke("start", "p", "--json", "--repo", str(tmp_path)).stdout)["run_id"]
+    listed = json.loads(invoke("runs", "list", "--json", "--repo", str(tmp_path)).stdout)["runs"]
+    assert [r["run_id"] for r in listed] == [run_id] and "locations" not in listed[0]["commands"][0]
+    status = json.loads(invoke("status", "--json", "--repo", str(tmp_path)).stdout)
+    assert status["commands"][0]["locations"][0]["path"] == "pkg/calc.py"
 
 
 @pytest.fixture

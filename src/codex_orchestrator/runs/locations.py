@@ -30,7 +30,7 @@ from codex_orchestrator.runs.store import read_regular
 
 MAX_LOCATIONS = 10
 LOG_BYTES = 64 * 1024  # of the end of a stage's log, read for the locations it points at
-MAX_CANDIDATES = 400  # paths looked up at most (each costs a stat), whatever the output's size
+MAX_CANDIDATES = 100  # distinct paths looked up at most (each costs a realpath), whatever the output
 MAX_MESSAGE = 500
 NOT_THE_PROJECT = frozenset(
     {"node_modules", "site-packages", "dist-packages", ".venv", "venv", ".tox", ".nox", ".git"}
@@ -80,6 +80,7 @@ class _Reader:
         self.limit = limit
         self.found: dict[tuple[str, int, int | None], Location] = {}
         self.lookups = 0
+        self._named: dict[tuple[str | None, str], tuple[str, str] | None] = {}
         self._go_module: str | None = None
 
     @property
@@ -87,8 +88,15 @@ class _Reader:
         return len(self.found) >= self.limit or self.lookups >= MAX_CANDIDATES
 
     def file(self, raw: str, base: str | None = None) -> tuple[str, str] | None:
-        """(relative, real) path of `raw` when it names a file of the project, else None."""
-        self.lookups += 1
+        """(relative, real) path of `raw` when it names a file of the project, else None; each path is
+        looked up once (a linter names one file on many lines)."""
+        key = (base, raw)
+        if key not in self._named:
+            self.lookups += 1
+            self._named[key] = self._lookup(raw, base)
+        return self._named[key]
+
+    def _lookup(self, raw: str, base: str | None) -> tuple[str, str] | None:
         try:
             path = os.path.realpath(os.path.join(base or self.cwd, raw))  # (an absolute `raw` stays itself)
         except (ValueError, OSError):  # a NUL byte, a name too long

@@ -441,7 +441,9 @@ def _located(manifest: dict[str, Any], stage_id: object, log: Path) -> list[dict
     ]
 
 
-def _stage_view(c: dict[str, Any], run_id: str, tail_lines: int, manifest: dict[str, Any]) -> StageView:
+def _stage_view(
+    c: dict[str, Any], run_id: str, tail_lines: int, manifest: dict[str, Any], locate: bool
+) -> StageView:
     view = StageView(
         id=c.get("id"),
         title=c.get("title"),
@@ -459,7 +461,8 @@ def _stage_view(c: dict[str, Any], run_id: str, tail_lines: int, manifest: dict[
         log = c.get("log_path")
         if tail_lines > 0 and isinstance(log, str) and log:
             view["output_tail"] = read_tail_lines(Path(log), tail_lines)
-            view["locations"] = _located(manifest, c.get("id"), Path(log))
+            if locate:
+                view["locations"] = _located(manifest, c.get("id"), Path(log))
         code = c.get("exit_code")
         view["next_step"] = failure_next_step(
             run_id,
@@ -472,10 +475,16 @@ def _stage_view(c: dict[str, Any], run_id: str, tail_lines: int, manifest: dict[
 
 
 def status_view(
-    manifest: dict[str, Any], manifest_path: Path, now: datetime, *, tail_lines: int = TAIL_LINES
+    manifest: dict[str, Any],
+    manifest_path: Path,
+    now: datetime,
+    *,
+    tail_lines: int = TAIL_LINES,
+    locate: bool = True,
 ) -> StatusView:
     """The JSON contract of `status` (SPEC §3), derived from a manifest. A failed stage carries the
-    last `tail_lines` lines of its output and the next step."""
+    last `tail_lines` lines of its output and the next step, and with `locate` the lines of the project
+    its output points at (a list of runs leaves them out: reading them costs a few ms a run)."""
     age = heartbeat_age(manifest, now)
     run_id = str(manifest.get("run_id", ""))
     view: StatusView = {
@@ -500,7 +509,7 @@ def status_view(
         "sandbox": sb if isinstance(sb := manifest.get("sandbox"), dict) else None,
         "manifest": str(manifest_path),
         "run_dir": str(manifest_path.parent),
-        "commands": [_stage_view(c, run_id, tail_lines, manifest) for c in commands_of(manifest)],
+        "commands": [_stage_view(c, run_id, tail_lines, manifest, locate) for c in commands_of(manifest)],
     }
     _add_evidence(view, manifest)
     return view

@@ -197,7 +197,7 @@ def run_list(
             continue
         if pipeline_id and manifest.get("pipeline_id") != pipeline_id:
             continue
-        found.append(mf.status_view(manifest, paths.manifest, now))
+        found.append(mf.status_view(manifest, paths.manifest, now, locate=False))
         if limit is not None and len(found) >= limit:
             break
     return RunList(runs=found, damaged=damaged)

@@ -72,6 +72,15 @@ def py(code: str) -> list[str]:
     return [sys.executable, "-c", code]
 
 
+def failing_in_project(root: Path, body: str = "return a / b") -> None:
+    """A project whose pipeline `p` has one stage, `test`, that fails inside `pkg/calc.py` line 2 (`body`
+    is that line; the default raises ZeroDivisionError): where its output points is that line."""
+    (root / "pkg").mkdir(parents=True, exist_ok=True)
+    (root / "pkg" / "calc.py").write_text(f"def div(a, b):\n    {body}\n")
+    code = "import sys; sys.path.insert(0, 'pkg'); import calc; calc.div(1, 0)"
+    write_config(root, {"pipelines": [{"id": "p", "stages": [{"id": "test", "command": py(code)}]}]})
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     """An empty repository with a small config of three quick stages."""

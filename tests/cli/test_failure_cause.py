@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from clikit import invoke
-from testkit import py, write_config
+from testkit import failing_in_project, py, write_config
 
 from codex_orchestrator.runs.layout import Roots
 from codex_orchestrator.runs.queries import get_status
@@ -98,10 +98,7 @@ def test_a_tool_not_found_in_a_node_project_without_node_modules_says_install_th
 def test_a_failed_stage_says_where_in_the_project_its_output_points(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "calc.py").write_text("def div(a, b):\n    return a / b\n")
-    code = "import sys; sys.path.insert(0, 'pkg'); import calc; calc.div(1, 0)"
-    write_config(tmp_path, {"pipelines": [{"id": "p", "stages": [{"id": "test", "command": py(code)}]}]})
+    failing_in_project(tmp_path)
     run = json.loads(invoke("start", "p", "--json", "--repo", str(tmp_path)).stdout)
     file = str((tmp_path / "pkg" / "calc.py").resolve())
     where = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from clikit import git, invoke
-from testkit import py, write_config
+from testkit import failing_in_project
 
 from codex_orchestrator.runs import locations
 
@@ -260,10 +260,7 @@ def test_bounded_whatever_the_output(tmp_path: Path) -> None:
 
 def test_a_list_of_runs_carries_no_locations(tmp_path: Path) -> None:
     """`runs list` shows no locations, and reading them for every failed run made it slow."""
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "calc.py").write_text("def div(a, b):\n    return a / b\n")
-    code = "import sys; sys.path.insert(0, 'pkg'); import calc; calc.div(1, 0)"
-    write_config(tmp_path, {"pipelines": [{"id": "p", "stages": [{"id": "test", "command": py(code)}]}]})
+    failing_in_project(tmp_path)
     run_id = json.loads(invoke("start", "p", "--json", "--repo", str(tmp_path)).stdout)["run_id"]
     listed = json.loads(invoke("runs", "list", "--json", "--repo", str(tmp_path)).stdout)["runs"]
     assert [r["run_id"] for r in listed] == [run_id] and "locations" not in listed[0]["commands"][0]
@@ -281,10 +278,7 @@ def in_github(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 def test_github_annotates_the_lines_a_failed_stage_points_at(in_github: Path) -> None:
     repo = in_github / "service"  # the project is a folder of the checkout
-    (repo / "pkg").mkdir(parents=True)
-    (repo / "pkg" / "calc.py").write_text("def div(a, b):\n    return a / b\n")
-    code = "import sys; sys.path.insert(0, 'pkg'); import calc; calc.div(1, 0)"
-    write_config(repo, {"pipelines": [{"id": "p", "stages": [{"id": "test", "command": py(code)}]}]})
+    failing_in_project(repo)
     result = invoke("start", "p", "--json", "--repo", str(repo))
     assert result.exit_code == 1
     run_id = json.loads(result.stdout)["run_id"]
@@ -323,12 +317,7 @@ def test_the_job_summary_links_each_location_to_its_line_at_the_tested_commit(
 ) -> None:
     monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.example")
     monkeypatch.setenv("GITHUB_REPOSITORY", "acme/service")
-    (in_github / "pkg").mkdir()
-    (in_github / "pkg" / "calc.py").write_text(
-        "def div(a, b):\n    raise ValueError('[see](http://x) *now*')\n"
-    )
-    code = "import sys; sys.path.insert(0, 'pkg'); import calc; calc.div(1, 0)"
-    write_config(in_github, {"pipelines": [{"id": "p", "stages": [{"id": "test", "command": py(code)}]}]})
+    failing_in_project(in_github, "raise ValueError('[see](http://x) *now*')")
     (in_github / ".gitignore").write_text("summary.md\n")
     git(in_github, "init", "-q")
     git(in_github, "add", ".")
@@ -344,10 +333,7 @@ def test_the_job_summary_links_each_location_to_its_line_at_the_tested_commit(
 
 
 def test_the_html_report_lists_where_a_failed_stage_points(tmp_path: Path) -> None:
-    (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "calc.py").write_text("def div(a, b):\n    raise ValueError('<b>bold</b>')\n")
-    code = "import sys; sys.path.insert(0, 'pkg'); import calc; calc.div(1, 0)"
-    write_config(tmp_path, {"pipelines": [{"id": "p", "stages": [{"id": "test", "command": py(code)}]}]})
+    failing_in_project(tmp_path, "raise ValueError('<b>bold</b>')")
     run_id = json.loads(invoke("start", "p", "--json", "--repo", str(tmp_path)).stdout)["run_id"]
     page = invoke("report", "--run", run_id, "--repo", str(tmp_path)).stdout
     assert "<ul><li><code>pkg/calc.py:2</code> ValueError: &lt;b&gt;bold&lt;/b&gt;</li></ul>" in page

@@ -26,10 +26,10 @@ import re
 from pathlib import Path
 
 from codex_orchestrator._typing import NamedTuple
-from codex_orchestrator.runs.store import read_regular
+from codex_orchestrator.runs.store import TAIL_READ_BYTES, read_regular
 
 MAX_LOCATIONS = 10
-LOG_BYTES = 64 * 1024  # of the end of a stage's log, read for the locations it points at
+LOG_BYTES = TAIL_READ_BYTES  # of the end of a stage's log, read for the locations it points at
 MAX_CANDIDATES = 100  # distinct paths looked up at most (each costs a realpath), whatever the output
 MAX_MESSAGE = 500
 NOT_THE_PROJECT = frozenset(

@@ -26,7 +26,7 @@ from codex_orchestrator.errors import ManifestError
 from codex_orchestrator.runs.guardrails import describe_guardrails as describe_guardrails
 from codex_orchestrator.runs.guardrails import guardrail_status as guardrail_status
 from codex_orchestrator.runs.layout import MANIFEST as MANIFEST
-from codex_orchestrator.runs.store import atomic_write_bytes, read_tail_lines
+from codex_orchestrator.runs.store import TAIL_READ_BYTES, atomic_write_bytes, last_lines, read_tail
 
 if TYPE_CHECKING:
     from typing import Any, NotRequired
@@ -429,12 +429,11 @@ def stage_locations(manifest: dict[str, Any], stage_id: object, text: str) -> li
     return locations.find(text, cwd=cwd, root=Path(root))
 
 
-def _located(manifest: dict[str, Any], stage_id: object, log: Path) -> list[dict[str, Any]]:
+def _located(manifest: dict[str, Any], stage_id: object, log_end: str) -> list[dict[str, Any]]:
+    """`stage_locations` of the end of a stage's log, as the status view's JSON."""
     from codex_orchestrator.output import clean_text
-    from codex_orchestrator.runs.locations import LOG_BYTES
-    from codex_orchestrator.runs.store import read_tail
 
-    found = stage_locations(manifest, stage_id, clean_text(read_tail(log, LOG_BYTES)[0]))
+    found = stage_locations(manifest, stage_id, clean_text(log_end))
     return [
         {"path": x.path, "file": x.absolute, "line": x.line, "column": x.column, "message": x.message}
         for x in found
@@ -460,9 +459,10 @@ def _stage_view(
     if c.get("status") == StageStatus.FAILED:
         log = c.get("log_path")
         if tail_lines > 0 and isinstance(log, str) and log:
-            view["output_tail"] = read_tail_lines(Path(log), tail_lines)
+            log_end, _ = read_tail(Path(log), TAIL_READ_BYTES)  # read once for the tail and locations
+            view["output_tail"] = last_lines(log_end, tail_lines)
             if locate:
-                view["locations"] = _located(manifest, c.get("id"), Path(log))
+                view["locations"] = _located(manifest, c.get("id"), log_end)
         code = c.get("exit_code")
         view["next_step"] = failure_next_step(
             run_id,

@@ -289,7 +289,9 @@ def read_tail(path: Path, max_bytes: int) -> tuple[str, bool]:
     return data.decode("utf-8", errors="replace"), size > max_bytes
 
 
-def read_tail_lines(path: Path, lines: int, *, max_bytes: int = 65536) -> str:
-    """The last `lines` lines of a text file (at most `max_bytes` read); empty when it cannot be read."""
-    text, _ = read_tail(path, max_bytes)
+TAIL_READ_BYTES = 64 * 1024  # of the end of a log, read for its last lines (and what they point at)
+
+
+def last_lines(text: str, lines: int) -> str:
+    """The last `lines` lines of `text`."""
     return "\n".join(text.rstrip("\n").splitlines()[-lines:]) if lines > 0 else ""

@@ -72,6 +72,15 @@ def py(code: str) -> list[str]:
     return [sys.executable, "-c", code]
 
 
+def write_files(root: Path, files: dict[str, str]) -> Path:
+    """`root` holding `files` (relative path -> text), with the folders they need; returns `root`."""
+    root.mkdir(parents=True, exist_ok=True)
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
 def failing_in_project(root: Path, body: str = "return a / b") -> None:
     """A project whose pipeline `p` has one stage, `test`, that fails inside `pkg/calc.py` line 2 (`body`
     is that line; the default raises ZeroDivisionError): where its output points is that line."""

@@ -13,6 +13,7 @@ import _build
 import _pyzlib as lib
 import pytest
 from pyz_helpers import REPO, Built, do_build, snapshot_source
+from testkit import write_files
 
 # ------------------------------------------------------------------------------------------ targets
 
@@ -223,16 +224,8 @@ def test_native_table_and_namespace_dirs(tmp_path: Path) -> None:
         "site-packages/rpds/rpds.cpython-311-x86_64-linux-gnu.so",
         "site-packages/cffi.libs/libffi-1234.so.8",
     ]
-    site = tmp_path / "site"
-    for rel in (
-        "ns/sub/mod.py",
-        "ns/sub/__init__.py",
-        "ns2/mod.py",
-        "pkg/__init__.py",
-        "x-1.dist-info/RECORD",
-    ):
-        (site / rel).parent.mkdir(parents=True, exist_ok=True)
-        (site / rel).write_text("")
+    rels = ("ns/sub/mod.py", "ns/sub/__init__.py", "ns2/mod.py", "pkg/__init__.py", "x-1.dist-info/RECORD")
+    site = write_files(tmp_path / "site", dict.fromkeys(rels, ""))
     assert arc.namespace_dirs(site) == ["ns", "ns2"]
 
 

@@ -9,16 +9,13 @@ from pathlib import Path
 
 import pytest
 from clikit import git, invoke
-from testkit import failing_in_project
+from testkit import failing_in_project, write_files
 
 from codex_orchestrator.runs import locations
 
 
 def project(root: Path, *files: str) -> Path:
-    for rel in files:
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text("x\n")
-    return root
+    return write_files(root, dict.fromkeys(files, "x\n"))
 
 
 def found(text: str, cwd: Path, root: Path | None = None) -> list[tuple[str, int, int | None, str]]:

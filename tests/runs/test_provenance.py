@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from clikit import git, invoke
-from testkit import assert_valid_manifest, py, write_config
+from testkit import assert_valid_manifest, py, write_config, write_files
 
 from codex_orchestrator import __version__
 from codex_orchestrator.runs import provenance
@@ -262,14 +262,8 @@ def test_caches_python_tools_write_are_not_changes(repo: Path) -> None:
 def test_untracked_installed_dependencies_are_not_hashed_but_vendored_ones_count(repo: Path) -> None:
     """A node_modules or a virtualenv nobody ignored is not the project's code, and hashing it read every
     file of it on each start and status; a tracked (vendored) dependency that changes is a change."""
-    for rel in (
-        "node_modules/left-pad/index.js",
-        "web/node_modules/x/y.js",
-        ".venv/lib/site.py",
-        "env/bin/a",
-    ):
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        (repo / rel).write_text("x\n")
+    rels = ("node_modules/left-pad/index.js", "web/node_modules/x/y.js", ".venv/lib/site.py", "env/bin/a")
+    write_files(repo, dict.fromkeys(rels, "x\n"))
     (repo / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
     (repo / "env" / "pyvenv.cfg").write_text("home = /usr/bin\n")
     state = provenance.tree_state(repo)

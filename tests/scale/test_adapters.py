@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from testkit import write_files
 
 from codex_orchestrator.cli import cli
 from codex_orchestrator.pipelines import adapters
@@ -19,13 +20,7 @@ from codex_orchestrator.pipelines.model import SELF
 EVAL = Path(__file__).resolve().parent.parent / "fixtures" / "eval"
 
 
-def tree(root: Path, files: dict[str, str]) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
+tree = write_files
 
 
 def commands(root: Path) -> dict[str, list[str]]:
